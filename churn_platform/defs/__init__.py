@@ -1,0 +1,44 @@
+"""Thin Dagster adapters over the pure core: assets, checks, resources, automation."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from churn_platform.settings import EXPERIMENT_NAME, REGISTERED_MODEL_NAME, Settings
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """The platform's one Definitions object, wired to the locations in ``settings``."""
+    from churn_platform.defs.automation import build_retrain_on_drift, daily_pipeline_job, daily_schedule, retrain_job
+    from churn_platform.defs.dbt import build_dbt_assets, dbt_project
+    from churn_platform.defs.ml import churn_model
+    from churn_platform.defs.monitoring import feature_drift_report
+    from churn_platform.defs.resources import MLflowResource, ReportStore, SourceResource, WarehouseResource
+    from churn_platform.defs.sources import source_assets
+
+    project = dbt_project(settings.dbt_target)
+    return dg.Definitions(
+        assets=[*source_assets, build_dbt_assets(project), churn_model, feature_drift_report],
+        jobs=[daily_pipeline_job, retrain_job],
+        schedules=[daily_schedule],
+        sensors=[build_retrain_on_drift(settings.drift_threshold)],
+        resources={
+            "source": SourceResource(
+                sources_dir=str(settings.sources_dir) if settings.sources_dir else None,
+                landing_dir=str(settings.landing_dir),
+                customers=settings.customers,
+                days=settings.days,
+                seed=settings.seed,
+            ),
+            "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
+            "mlflow_store": MLflowResource(
+                tracking_uri=settings.mlflow_tracking_uri,
+                experiment_name=EXPERIMENT_NAME,
+                artifact_location=settings.mlflow_artifact_location,
+                registered_model_name=REGISTERED_MODEL_NAME,
+            ),
+            "reports": ReportStore(reports_dir=str(settings.reports_dir)),
+            "dbt": DbtCliResource(project_dir=project),
+        },
+    )

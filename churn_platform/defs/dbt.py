@@ -1,0 +1,70 @@
+"""The dbt project as Dagster assets: one asset per model, dbt tests as asset checks."""
+
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+
+from churn_platform.defs.policies import freshness_for
+from churn_platform.defs.resources import WarehouseResource
+from churn_platform.settings import DBT_PROJECT_DIR
+
+
+class ManifestMissingError(RuntimeError):
+    pass
+
+
+def dbt_project(target: str = "duckdb") -> DbtProject:
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=target)
+
+
+def prepare_manifest(project: DbtProject) -> Path:
+    """Parse the dbt project into target/manifest.json (what `make prepare` runs)."""
+    project.preparer.prepare(project)
+    return project.manifest_path
+
+
+class ChurnDbtTranslator(DagsterDbtTranslator):
+    """Keys models by name, groups them by folder (staging → staging, marts → features),
+    and gives them freshness policies and automation."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props.get("resource_type") == "model":
+            return dg.AssetKey([dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id) or {}
+        if node.get("resource_type") != "model":
+            return spec
+        group = "staging" if "staging" in node.get("fqn", []) else "features"
+        return spec.replace_attributes(
+            group_name=group,
+            freshness_policy=freshness_for(group),
+            automation_condition=dg.AutomationCondition.eager(),
+        )
+
+
+def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
+    if not project.manifest_path.exists():
+        raise ManifestMissingError(
+            f"dbt manifest not found at {project.manifest_path}. "
+            "Run `make prepare` (or `churn-platform prepare`) to parse the dbt project."
+        )
+    translator = ChurnDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+    @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=translator, name="dbt_models")
+    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+        # dbt's profile reads the warehouse location from the environment of its process;
+        # the warehouse resource is the one place that decides it.
+        os.environ["CHURN_PLATFORM_WAREHOUSE"] = warehouse.path
+        # The DuckDB file is held by the dbt process while it builds, so row counts
+        # are not fetched from a second connection here.
+        yield from dbt.cli(["build"], context=context).stream()
+
+    return dbt_models

@@ -1,0 +1,86 @@
+"""Dagster resources: the only place that knows where data and models live."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from churn_platform.ml.registry import MLflowLocation
+from churn_platform.sources.generator import GeneratorConfig
+from churn_platform.sources.readers import ensure_generated, read_source_file
+
+
+class SourceResource(dg.ConfigurableResource):
+    """Where raw sources come from: a folder of files, or the built-in generator."""
+
+    sources_dir: str | None = None
+    landing_dir: str
+    customers: int = 2_000
+    days: int = 365
+    seed: int = 7
+
+    @property
+    def origin(self) -> str:
+        return f"files:{self.sources_dir}" if self.sources_dir else f"generator(customers={self.customers}, days={self.days}, seed={self.seed})"
+
+    def load(self, name: str) -> pd.DataFrame:
+        if self.sources_dir:
+            return read_source_file(Path(self.sources_dir), name)
+        config = GeneratorConfig(customers=self.customers, days=self.days, seed=self.seed)
+        return read_source_file(ensure_generated(Path(self.landing_dir), config), name)
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The analytical warehouse (a DuckDB file) that dbt builds on."""
+
+    path: str
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821
+        import duckdb
+
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(self.path, read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
+        with self.connect() as con:
+            con.execute(f'create schema if not exists "{schema}"')
+            con.register("incoming_frame", frame)
+            con.execute(f'create or replace table "{schema}"."{table}" as select * from incoming_frame')
+            con.unregister("incoming_frame")
+
+    def read_table(self, schema: str, table: str) -> pd.DataFrame:
+        with self.connect(read_only=True) as con:
+            return con.execute(f'select * from "{schema}"."{table}"').df()
+
+
+class MLflowResource(dg.ConfigurableResource):
+    """The MLflow tracking server and model registry."""
+
+    tracking_uri: str
+    experiment_name: str
+    artifact_location: str | None = None
+    registered_model_name: str = "churn_model"
+
+    @property
+    def location(self) -> MLflowLocation:
+        return MLflowLocation(self.tracking_uri, self.experiment_name, self.artifact_location)
+
+
+class ReportStore(dg.ConfigurableResource):
+    """Where HTML reports are written."""
+
+    reports_dir: str
+
+    def path_for(self, name: str) -> Path:
+        path = Path(self.reports_dir) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path

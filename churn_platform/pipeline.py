@@ -1,0 +1,143 @@
+"""Materialize the whole asset graph on a real Dagster instance kept under the home folder.
+
+The run report is read back from the instance's event log (the same metadata the
+Dagster UI shows), not from values passed around in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from churn_platform.settings import Settings
+
+SOURCE_KEYS = ("crm_customers", "usage_events", "billing_invoices", "support_tickets")
+TABLE_KEYS = ("customer_features", "churn_labels", "training_set", "scoring_features")
+
+
+class PipelineFailed(RuntimeError):
+    pass
+
+
+@dataclasses.dataclass
+class RunReport:
+    dagster_run_id: str
+    status: str
+    seconds: float
+    sources: dict[str, int]
+    tables: dict[str, int]
+    model: dict[str, Any]
+    drift: dict[str, Any]
+    checks: dict[str, int]
+    failed_checks: list[str]
+    home: str
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=str)
+
+
+def prepare(settings: Settings) -> None:
+    """Create the home folders, export the settings and make sure the dbt manifest exists."""
+    from churn_platform.defs.dbt import dbt_project, prepare_manifest
+
+    settings.ensure_dirs()
+    settings.export()
+    project = dbt_project(settings.dbt_target)
+    if not project.manifest_path.exists():
+        prepare_manifest(project)
+
+
+def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
+    import dagster as dg
+
+    from churn_platform.defs import build_definitions
+
+    prepare(settings)
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("daily_pipeline")
+    started = time.monotonic()
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            tags={"churn_platform/trigger": "cli"},
+        )
+        seconds = time.monotonic() - started
+        checks = result.get_asset_check_evaluations()
+        failed_checks = sorted(
+            f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed
+        )
+        if not result.success:
+            failures = [
+                f"{e.step_key}: {e.event_specific_data.error.message.strip()}"  # type: ignore[union-attr]
+                for e in result.all_events
+                if e.is_step_failure and e.event_specific_data is not None
+            ]
+            raise PipelineFailed(
+                f"Dagster run {result.run_id} failed:\n  " + "\n  ".join(failures or ["(no step failure recorded)"])
+            )
+        report = RunReport(
+            dagster_run_id=result.run_id,
+            status="SUCCESS",
+            seconds=round(seconds, 1),
+            sources={k: int(_meta(instance, k, "dagster/row_count")) for k in SOURCE_KEYS},
+            tables={k: int(_meta(instance, k, "dagster/row_count", default=-1)) for k in TABLE_KEYS},
+            model={
+                k: _meta(instance, "churn_model", k)
+                for k in (
+                    "registered_model",
+                    "model_version",
+                    "alias",
+                    "candidate",
+                    "roc_auc",
+                    "pr_auc",
+                    "brier",
+                    "top_decile_lift",
+                    "mlflow_run_id",
+                    "test_snapshot",
+                )
+            },
+            drift={
+                "drift_share": _meta(instance, "feature_drift_report", "drift_share"),
+                "drifted_columns": _meta(instance, "feature_drift_report", "drifted_columns"),
+                "total_columns": _meta(instance, "feature_drift_report", "total_columns"),
+                "report_path": _meta(instance, "feature_drift_report", "report_path"),
+            },
+            checks={"passed": sum(c.passed for c in checks), "failed": len(failed_checks)},
+            failed_checks=failed_checks,
+            home=str(settings.home),
+        )
+    if report.tables and any(v < 0 for v in report.tables.values()):
+        report.tables = _count_tables(settings, TABLE_KEYS)
+    return report
+
+
+def _meta(instance, key: str, name: str, default: Any = None) -> Any:
+    import dagster as dg
+
+    event = instance.get_latest_materialization_event(dg.AssetKey(key))
+    if event is None or event.asset_materialization is None:
+        if default is not None:
+            return default
+        raise PipelineFailed(f"asset {key} has no materialization in the instance")
+    entry = event.asset_materialization.metadata.get(name)
+    if entry is None:
+        return default
+    return entry.value
+
+
+def _count_tables(settings: Settings, tables: tuple[str, ...]) -> dict[str, int]:
+    import duckdb
+
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        return {t: int(con.execute(f"select count(*) from marts.{t}").fetchone()[0]) for t in tables}
+
+
+def write_report(report: RunReport, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report.to_json() + "\n")

@@ -1,0 +1,128 @@
+"""Where the platform keeps its state, resolved from the environment in one place.
+
+Every piece of state (the warehouse, the Dagster instance, the MLflow store, the
+raw landing zone and the reports) lives under one *home* folder, so that a run is
+reproducible and a home can be thrown away. Assets never ask which environment
+they run in: they receive resources built from these settings.
+
+Environment variables:
+
+``CHURN_PLATFORM_HOME``
+    The home folder (default ``.churn_home`` in the working directory).
+``CHURN_PLATFORM_SOURCES``
+    A folder of source files (Parquet or CSV) to read. When unset, the built-in
+    generator produces the sources, with ``CHURN_PLATFORM_CUSTOMERS``,
+    ``CHURN_PLATFORM_DAYS`` and ``CHURN_PLATFORM_SEED``.
+``CHURN_PLATFORM_DRIFT_THRESHOLD``
+    The share of drifted features above which the drift sensor asks for retraining
+    (default 0.3).
+``CHURN_PLATFORM_TARGET``
+    The dbt target (``duckdb`` by default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+DBT_PROJECT_DIR = Path(os.environ.get("CHURN_PLATFORM_DBT_PROJECT_DIR", REPO_DIR / "dbt_project"))
+
+REGISTERED_MODEL_NAME = "churn_model"
+EXPERIMENT_NAME = "churn_platform"
+CHAMPION_ALIAS = "champion"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    home: Path
+    sources_dir: Path | None = None
+    customers: int = 2_000
+    days: int = 365
+    seed: int = 7
+    drift_threshold: float = 0.3
+    dbt_target: str = "duckdb"
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        sources = os.environ.get("CHURN_PLATFORM_SOURCES")
+        return cls(
+            home=Path(os.environ.get("CHURN_PLATFORM_HOME", ".churn_home")).resolve(),
+            sources_dir=Path(sources).resolve() if sources else None,
+            customers=_env_int("CHURN_PLATFORM_CUSTOMERS", cls.customers),
+            days=_env_int("CHURN_PLATFORM_DAYS", cls.days),
+            seed=_env_int("CHURN_PLATFORM_SEED", cls.seed),
+            drift_threshold=_env_float("CHURN_PLATFORM_DRIFT_THRESHOLD", cls.drift_threshold),
+            dbt_target=os.environ.get("CHURN_PLATFORM_TARGET", cls.dbt_target),
+        )
+
+    def export(self) -> None:
+        """Put these settings into the environment, for child processes (dbt, Ray, Dagster)."""
+        os.environ["CHURN_PLATFORM_HOME"] = str(self.home)
+        os.environ["DAGSTER_HOME"] = str(self.dagster_home)
+        os.environ["CHURN_PLATFORM_WAREHOUSE"] = str(self.warehouse_path)
+        os.environ["CHURN_PLATFORM_TARGET"] = self.dbt_target
+        if self.sources_dir is not None:
+            os.environ["CHURN_PLATFORM_SOURCES"] = str(self.sources_dir)
+        else:
+            os.environ.pop("CHURN_PLATFORM_SOURCES", None)
+        os.environ["CHURN_PLATFORM_CUSTOMERS"] = str(self.customers)
+        os.environ["CHURN_PLATFORM_DAYS"] = str(self.days)
+        os.environ["CHURN_PLATFORM_SEED"] = str(self.seed)
+        os.environ["CHURN_PLATFORM_DRIFT_THRESHOLD"] = str(self.drift_threshold)
+
+    # ---- locations under the home -------------------------------------------------------
+    @property
+    def warehouse_path(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def landing_dir(self) -> Path:
+        """Where generated sources land when no source folder is given."""
+        return self.home / "landing"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_location(self) -> str:
+        return (self.mlflow_dir / "artifacts").as_uri()
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.home, self.dagster_home, self.mlflow_dir, self.reports_dir):
+            d.mkdir(parents=True, exist_ok=True)

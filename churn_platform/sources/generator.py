@@ -1,0 +1,375 @@
+"""A seeded simulation of a subscription business.
+
+The simulation runs day by day over a window, vectorised over customers: every
+day it updates each active customer's latent satisfaction, draws product usage,
+support tickets and (on the billing day) an invoice, and then draws churn from
+a hazard. Churned customers stop producing data.
+
+Churn depends on behaviour that the sources reveal:
+
+* latent satisfaction drives usage (declining usage precedes churn) and the
+  number and tone of support tickets;
+* failed payments and unresolved tickets lower satisfaction and raise the hazard;
+* monthly contracts churn more than annual ones, long tenure protects, and a
+  higher price per seat raises the hazard.
+
+The true churn date is written to the ground truth (not to the sources), along
+with the hazard-implied probability of churning within 30 days at each month
+start, so that model quality can be compared with the best achievable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SOURCE_NAMES = ("crm_customers", "usage_events", "billing_invoices", "support_tickets")
+
+PLANS = np.array(["basic", "pro", "enterprise"])
+PLAN_SHARE = np.array([0.55, 0.35, 0.10])
+PRICE_PER_SEAT = np.array([15.0, 40.0, 90.0])
+CONTRACT_TYPES = np.array(["monthly", "annual"])
+REGIONS = np.array(["na", "emea", "apac", "latam"])
+REGION_SHARE = np.array([0.45, 0.30, 0.17, 0.08])
+CHANNELS = np.array(["organic", "paid_search", "partner", "sales", "referral"])
+CHANNEL_SHARE = np.array([0.35, 0.25, 0.12, 0.18, 0.10])
+TICKET_CATEGORIES = np.array(["billing", "bug", "how_to", "feature_request", "outage"])
+TICKET_PRIORITIES = np.array(["low", "medium", "high", "urgent"])
+# Mean hours to resolve, by priority.
+RESOLUTION_HOURS = np.array([72.0, 36.0, 12.0, 4.0])
+
+DEFAULT_START = dt.date(2025, 1, 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorConfig:
+    customers: int = 2_000
+    days: int = 365
+    seed: int = 7
+    start_date: dt.date = DEFAULT_START
+    # Share of customers who signed up before the window starts.
+    existing_share: float = 0.65
+
+    def __post_init__(self) -> None:
+        if self.customers < 1:
+            raise ValueError(f"customers must be at least 1, got {self.customers}")
+        if self.days < 60:
+            raise ValueError(f"days must be at least 60 (features look back 30 days and labels 30 ahead), got {self.days}")
+
+    @property
+    def end_date(self) -> dt.date:
+        """The last simulated day (inclusive)."""
+        return self.start_date + dt.timedelta(days=self.days - 1)
+
+    def as_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["start_date"] = self.start_date.isoformat()
+        return d
+
+
+@dataclasses.dataclass
+class GeneratedData:
+    crm_customers: pd.DataFrame
+    usage_events: pd.DataFrame
+    billing_invoices: pd.DataFrame
+    support_tickets: pd.DataFrame
+    churn_truth: pd.DataFrame
+    churn_probability_truth: pd.DataFrame
+
+    def sources(self) -> dict[str, pd.DataFrame]:
+        return {name: getattr(self, name) for name in SOURCE_NAMES}
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def generate(
+    config: GeneratorConfig,
+    progress: Callable[[int, int], None] | None = None,
+) -> GeneratedData:
+    """Simulate the business. Deterministic for a given config."""
+    rng = np.random.default_rng(config.seed)
+    n, days = config.customers, config.days
+    start = np.datetime64(config.start_date, "D")
+
+    # ---- static customer attributes -------------------------------------------------
+    customer_id = np.arange(1, n + 1, dtype=np.int64)
+    plan_idx = rng.choice(3, size=n, p=PLAN_SHARE)
+    seat_median = np.array([2.0, 8.0, 60.0])[plan_idx]
+    seats = np.maximum(1, np.round(rng.lognormal(np.log(seat_median), 0.6))).astype(np.int64)
+    monthly_share = np.array([0.75, 0.5, 0.2])[plan_idx]
+    contract_idx = (rng.random(n) >= monthly_share).astype(np.int64)  # 0 monthly, 1 annual
+    region_idx = rng.choice(len(REGIONS), size=n, p=REGION_SHARE)
+    channel_idx = rng.choice(len(CHANNELS), size=n, p=CHANNEL_SHARE)
+    segment = np.where(seats >= 50, "enterprise", np.where(seats >= 10, "mid_market", "smb"))
+    # Existing customers signed up up to four years before the window; new ones during it.
+    existing = rng.random(n) < config.existing_share
+    signup_offset = np.where(
+        existing,
+        -rng.integers(1, 4 * 365, size=n),
+        rng.integers(0, max(1, days - 30), size=n),
+    ).astype(np.int64)
+    signup_date = start + signup_offset.astype("timedelta64[D]")
+    # Invoices fall on the signup day of the month (the 28th at the latest).
+    day_of_month_signup = (signup_date - signup_date.astype("datetime64[M]")).astype(np.int64) + 1
+    billing_day = np.minimum(day_of_month_signup, 28)
+    price_per_seat = PRICE_PER_SEAT[plan_idx] * np.where(contract_idx == 1, 0.85, 1.0)
+    price_index = np.log(price_per_seat / 30.0)
+
+    # ---- latent state -----------------------------------------------------------------
+    base_usage = rng.lognormal(np.log(1.2 + 0.25 * np.log1p(seats)), 0.35)
+    mu_satisfaction = rng.normal(0.0, 0.6, size=n)
+    # Days left in a disengagement episode: satisfaction slides and usage declines.
+    disengaging = np.zeros(n, dtype=np.int64)
+    satisfaction = mu_satisfaction + rng.normal(0.0, 0.4, size=n)
+    payment_risk = rng.beta(1.2, 30.0, size=n)  # per-invoice failure propensity
+    failed_pressure = np.zeros(n)  # decaying count of recent failed payments
+    open_ticket_hours = np.zeros(n)  # hours of unresolved tickets outstanding (decays)
+    churned = np.zeros(n, dtype=bool)
+    churn_day = np.full(n, -1, dtype=np.int64)
+
+    usage_parts: list[tuple[np.ndarray, ...]] = []
+    invoice_parts: list[tuple[np.ndarray, ...]] = []
+    ticket_parts: list[tuple[np.ndarray, ...]] = []
+    truth_parts: list[tuple[np.ndarray, ...]] = []
+
+    start_day_num = int(start.astype("int64"))
+    for t in range(days):
+        day = start + np.timedelta64(t, "D")
+        active = (signup_offset <= t) & ~churned
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            if progress:
+                progress(t + 1, days)
+            continue
+        m = idx.size
+        s = satisfaction[idx]
+        tenure_days = (t - signup_offset[idx]).astype(np.float64)
+
+        # Disengagement episodes start at random and pull satisfaction down for 60 days.
+        starting = (disengaging[idx] == 0) & (rng.random(m) < 0.0025)
+        disengaging[idx[starting]] = 60
+        sliding = disengaging[idx] > 0
+        mu_satisfaction[idx[sliding]] -= 0.03
+        disengaging[idx[sliding]] -= 1
+
+        # Satisfaction: mean-reverting random walk with shocks.
+        s = s + 0.05 * (mu_satisfaction[idx] - s) + rng.normal(0.0, 0.08, size=m)
+        s -= 0.004 * np.minimum(open_ticket_hours[idx], 200.0) / 24.0
+
+        # Usage: sessions scale with satisfaction and seats; weekends are quieter.
+        weekday = (start_day_num + t + 3) % 7  # 0 = Monday
+        weekend_factor = 0.35 if weekday >= 5 else 1.0
+        lam = base_usage[idx] * np.exp(1.0 * s) * weekend_factor * (1.0 + 0.15 * np.log1p(seats[idx]))
+        sessions = rng.poisson(lam)
+        used = sessions > 0
+        if used.any():
+            u_idx = idx[used]
+            u_sessions = sessions[used]
+            minutes = np.round(u_sessions * rng.gamma(3.0, 4.0, size=u_sessions.size), 1)
+            feature_uses = rng.poisson(u_sessions * 1.6 * np.exp(0.35 * s[used]))
+            usage_parts.append(
+                (
+                    customer_id[u_idx],
+                    np.full(u_idx.size, t, dtype=np.int32),
+                    u_sessions.astype(np.int32),
+                    minutes,
+                    feature_uses.astype(np.int32),
+                )
+            )
+
+        # Support tickets: dissatisfied and larger customers open more.
+        ticket_rate = 0.012 * np.power(seats[idx], 0.3) * np.exp(-0.7 * s)
+        opened = rng.random(m) < ticket_rate
+        open_ticket_hours[idx] *= 0.9
+        if opened.any():
+            k = int(opened.sum())
+            t_idx = idx[opened]
+            s_t = s[opened]
+            priority = np.minimum(rng.poisson(np.exp(-0.4 * s_t) * 0.9, size=k), 3)
+            category = rng.choice(len(TICKET_CATEGORIES), size=k, p=[0.18, 0.32, 0.25, 0.15, 0.10])
+            created_seconds = rng.integers(0, 86_400, size=k)
+            hours = rng.exponential(RESOLUTION_HOURS[priority] * np.exp(-0.3 * s_t))
+            csat = np.clip(np.round(3.4 + 0.9 * s_t - 0.004 * hours + rng.normal(0, 0.7, size=k)), 1, 5)
+            # Some tickets are still open when the window closes.
+            ticket_parts.append(
+                (
+                    customer_id[t_idx],
+                    np.full(k, t, dtype=np.int32),
+                    created_seconds,
+                    hours,
+                    category,
+                    priority,
+                    csat,
+                )
+            )
+            open_ticket_hours[t_idx] += hours
+            s[opened] -= 0.05 + 0.05 * (csat <= 2)
+
+        # Billing: one invoice a month on the customer's billing day.
+        day_of_month = int(str(day)[8:10])
+        billed = (billing_day[idx] == day_of_month) & (tenure_days > 0)
+        if billed.any():
+            b_idx = idx[billed]
+            k = b_idx.size
+            amount = np.round(price_per_seat[b_idx] * seats[b_idx], 2)
+            p_fail = _sigmoid(np.log(payment_risk[b_idx] / (1 - payment_risk[b_idx])) - 0.8 * s[billed])
+            u = rng.random(k)
+            status = np.where(u < p_fail, 2, np.where(u < p_fail + 0.08, 1, 0))  # 0 paid, 1 late, 2 failed
+            pay_delay = np.where(status == 0, rng.integers(0, 4, size=k), rng.integers(8, 35, size=k))
+            invoice_parts.append((b_idx, np.full(k, t, dtype=np.int32), amount, status, pay_delay))
+            failed = status == 2
+            failed_pressure[b_idx[failed]] += 1.0
+            s[billed] -= 0.12 * failed
+        failed_pressure[idx] *= 0.985
+
+        satisfaction[idx] = s
+
+        # Churn hazard.
+        tenure_months = tenure_days / 30.4
+        logit = (
+            -7.9
+            - 1.5 * s
+            + 0.75 * failed_pressure[idx]
+            + 0.12 * np.minimum(open_ticket_hours[idx], 240.0) / 24.0
+            + 1.1 * (contract_idx[idx] == 0)
+            - 0.3 * np.log1p(tenure_months)
+            + 0.35 * price_index[idx]
+        )
+        hazard = _sigmoid(logit)
+        if str(day)[8:10] == "01":
+            truth_parts.append(
+                (customer_id[idx], np.full(m, t, dtype=np.int32), 1.0 - np.power(1.0 - hazard, 30))
+            )
+        leaving = rng.random(m) < hazard
+        if leaving.any():
+            l_idx = idx[leaving]
+            churned[l_idx] = True
+            churn_day[l_idx] = t
+        if progress:
+            progress(t + 1, days)
+
+    # ---- assemble tables --------------------------------------------------------------
+    def cat(parts: list[tuple[np.ndarray, ...]], i: int, dtype) -> np.ndarray:
+        if not parts:
+            return np.array([], dtype=dtype)
+        return np.concatenate([p[i] for p in parts]).astype(dtype, copy=False)
+
+    churn_date = np.where(churn_day >= 0, start + churn_day.astype("timedelta64[D]"), np.datetime64("NaT"))
+    window_end = np.datetime64(config.end_date, "D")
+    # Customers who signed up after the window are never seen.
+    seen = signup_offset < days
+    crm = pd.DataFrame(
+        {
+            "customer_id": customer_id,
+            "signup_date": signup_date.astype("datetime64[s]"),
+            "plan": PLANS[plan_idx],
+            "contract_type": CONTRACT_TYPES[contract_idx],
+            "region": REGIONS[region_idx],
+            "segment": segment,
+            "seats": seats,
+            "acquisition_channel": CHANNELS[channel_idx],
+            "cancelled_at": pd.to_datetime(churn_date).astype("datetime64[us]"),
+            # The CRM row is last touched at signup or, for churned customers, at cancellation.
+            "updated_at": pd.to_datetime(
+                np.where(churn_day >= 0, churn_date, np.maximum(signup_date, start))
+            ).astype("datetime64[us]"),
+        }
+    )[seen].reset_index(drop=True)
+
+    u_day = cat(usage_parts, 1, np.int32)
+    usage = pd.DataFrame(
+        {
+            "customer_id": cat(usage_parts, 0, np.int64),
+            "event_date": (start + u_day.astype("timedelta64[D]")).astype("datetime64[s]"),
+            "sessions": cat(usage_parts, 2, np.int32),
+            "minutes": cat(usage_parts, 3, np.float64),
+            "feature_uses": cat(usage_parts, 4, np.int32),
+        }
+    )
+
+    i_cust = cat(invoice_parts, 0, np.int64)
+    i_day = cat(invoice_parts, 1, np.int32)
+    i_status = cat(invoice_parts, 3, np.int64)
+    i_delay = cat(invoice_parts, 4, np.int64)
+    invoice_date = start + i_day.astype("timedelta64[D]")
+    paid_at = np.where(i_status == 2, np.datetime64("NaT"), invoice_date + i_delay.astype("timedelta64[D]"))
+    # A payment that lands after the window closes is not known yet.
+    paid_at = np.where(paid_at > window_end, np.datetime64("NaT"), paid_at)
+    status_names = np.array(["paid", "late", "failed"])[i_status]
+    status_names = np.where((i_status != 2) & np.isnat(paid_at), "open", status_names)
+    invoices = pd.DataFrame(
+        {
+            "invoice_id": np.arange(1, i_cust.size + 1, dtype=np.int64),
+            "customer_id": customer_id[i_cust] if i_cust.size else np.array([], dtype=np.int64),
+            "invoice_date": invoice_date.astype("datetime64[s]"),
+            "amount": cat(invoice_parts, 2, np.float64),
+            "status": status_names,
+            "paid_at": pd.to_datetime(paid_at).astype("datetime64[us]"),
+        }
+    )
+
+    t_day = cat(ticket_parts, 1, np.int64)
+    created = (start + t_day.astype("timedelta64[D]")).astype("datetime64[s]") + cat(ticket_parts, 2, np.int64).astype(
+        "timedelta64[s]"
+    )
+    resolved = created + (cat(ticket_parts, 3, np.float64) * 3600).astype(np.int64).astype("timedelta64[s]")
+    window_close = (window_end + np.timedelta64(1, "D")).astype("datetime64[s]")
+    still_open = resolved >= window_close
+    resolved = np.where(still_open, np.datetime64("NaT"), resolved)
+    csat = cat(ticket_parts, 6, np.float64)
+    tickets = pd.DataFrame(
+        {
+            "ticket_id": np.arange(1, created.size + 1, dtype=np.int64),
+            "customer_id": cat(ticket_parts, 0, np.int64),
+            "created_at": pd.to_datetime(created).astype("datetime64[us]"),
+            "resolved_at": pd.to_datetime(resolved).astype("datetime64[us]"),
+            "category": TICKET_CATEGORIES[cat(ticket_parts, 4, np.int64)],
+            "priority": TICKET_PRIORITIES[cat(ticket_parts, 5, np.int64)],
+            # Satisfaction is only asked once a ticket is resolved.
+            "satisfaction_score": pd.array(np.where(still_open, np.nan, csat), dtype="Int64"),
+        }
+    )
+
+    churn_truth = pd.DataFrame(
+        {
+            "customer_id": customer_id,
+            "churn_date": pd.to_datetime(churn_date).astype("datetime64[us]"),
+        }
+    )[seen].reset_index(drop=True)
+    p_day = cat(truth_parts, 1, np.int64)
+    probability_truth = pd.DataFrame(
+        {
+            "customer_id": cat(truth_parts, 0, np.int64),
+            "snapshot_date": (start + p_day.astype("timedelta64[D]")).astype("datetime64[s]"),
+            "churn_probability_30d": cat(truth_parts, 2, np.float64),
+        }
+    )
+    return GeneratedData(crm, usage, invoices, tickets, churn_truth, probability_truth)
+
+
+def write_sources(data: GeneratedData, out: Path, fmt: str = "parquet") -> dict[str, int]:
+    """Write the four sources under ``out`` and the ground truth under ``out/_ground_truth``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    for name, frame in data.sources().items():
+        path = out / f"{name}.{fmt}"
+        if fmt == "parquet":
+            frame.to_parquet(path, index=False)
+        elif fmt == "csv":
+            frame.to_csv(path, index=False)
+        else:
+            raise ValueError(f"unknown format {fmt!r}: use 'parquet' or 'csv'")
+        counts[name] = len(frame)
+    truth = out / "_ground_truth"
+    truth.mkdir(exist_ok=True)
+    data.churn_truth.to_parquet(truth / "churn_truth.parquet", index=False)
+    data.churn_probability_truth.to_parquet(truth / "churn_probability_truth.parquet", index=False)
+    return counts

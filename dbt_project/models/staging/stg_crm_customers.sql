@@ -1,0 +1,21 @@
+-- One row per customer: the latest CRM version.
+with ranked as (
+    select
+        cast(customer_id as bigint) as customer_id,
+        cast(signup_date as date) as signup_date,
+        lower(plan) as plan,
+        lower(contract_type) as contract_type,
+        lower(region) as region,
+        lower(segment) as segment,
+        cast(seats as integer) as seats,
+        lower(acquisition_channel) as acquisition_channel,
+        cast(cancelled_at as date) as cancelled_at,
+        cast(updated_at as timestamp) as updated_at,
+        row_number() over (partition by customer_id order by updated_at desc) as version_rank
+    from {{ source('raw', 'crm_customers') }}
+)
+select
+    customer_id, signup_date, plan, contract_type, region, segment, seats,
+    acquisition_channel, cancelled_at, updated_at
+from ranked
+where version_rank = 1
