@@ -33,28 +33,39 @@ def drift_share_of(event: dg.EventLogEntry) -> float | None:
     return float(materialization.metadata["drift_share"].value)
 
 
+DRIFT_REPORT_KEY = dg.AssetKey("feature_drift_report")
+
+
 def build_retrain_on_drift(threshold: float) -> dg.SensorDefinition:
+    """A sensor that reads new drift reports after its cursor (a storage id) and asks for one
+    retraining when the latest report over the threshold is new; the run key is that
+    report's storage id, so a report never triggers twice."""
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"the drift threshold is a share between 0 and 1, got {threshold}")
 
-    @dg.asset_sensor(
+    @dg.sensor(
         name="retrain_on_drift",
-        asset_key=dg.AssetKey("feature_drift_report"),
         job=retrain_job,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Retrains the churn model when a drift report's drift share exceeds {threshold:.2f}.",
     )
-    def retrain_on_drift(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
-        share = drift_share_of(asset_event)
-        if share is None:
-            return dg.SkipReason("the latest feature_drift_report has no drift_share metadata")
-        if share <= threshold:
-            return dg.SkipReason(f"drift share {share:.2f} is within the threshold {threshold:.2f}")
+    def retrain_on_drift(context: dg.SensorEvaluationContext):
+        after = int(context.cursor) if context.cursor else None
+        records = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=DRIFT_REPORT_KEY, after_storage_id=after), limit=1000, ascending=True
+        ).records
+        if not records:
+            return dg.SkipReason("no new feature_drift_report since the last evaluation")
+        context.update_cursor(str(records[-1].storage_id))
+        over = [(r, share) for r in records if (share := drift_share_of(r.event_log_entry)) is not None and share > threshold]
+        if not over:
+            shares = ", ".join(f"{drift_share_of(r.event_log_entry)}" for r in records)
+            return dg.SkipReason(f"{len(records)} new drift report(s), drift share(s) {shares} within {threshold:.2f}")
+        record, share = over[-1]
         context.log.info(f"drift share {share:.2f} exceeds {threshold:.2f}: requesting retraining")
-        # One drift report (one run that materialized it) triggers one retraining.
         return dg.RunRequest(
-            run_key=f"feature_drift_report:{asset_event.run_id}",
+            run_key=f"feature_drift_report:{record.storage_id}",
             tags={"churn_platform/trigger": "drift", "churn_platform/drift_share": f"{share:.4f}"},
         )
 

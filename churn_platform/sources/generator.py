@@ -268,7 +268,7 @@ def generate(
     crm = pd.DataFrame(
         {
             "customer_id": customer_id,
-            "signup_date": signup_date.astype("datetime64[s]"),
+            "signup_date": signup_date.astype("datetime64[us]"),
             "plan": PLANS[plan_idx],
             "contract_type": CONTRACT_TYPES[contract_idx],
             "region": REGIONS[region_idx],
@@ -287,7 +287,7 @@ def generate(
     usage = pd.DataFrame(
         {
             "customer_id": cat(usage_parts, 0, np.int64),
-            "event_date": (start + u_day.astype("timedelta64[D]")).astype("datetime64[s]"),
+            "event_date": (start + u_day.astype("timedelta64[D]")).astype("datetime64[us]"),
             "sessions": cat(usage_parts, 2, np.int32),
             "minutes": cat(usage_parts, 3, np.float64),
             "feature_uses": cat(usage_parts, 4, np.int32),
@@ -308,7 +308,7 @@ def generate(
         {
             "invoice_id": np.arange(1, i_cust.size + 1, dtype=np.int64),
             "customer_id": customer_id[i_cust] if i_cust.size else np.array([], dtype=np.int64),
-            "invoice_date": invoice_date.astype("datetime64[s]"),
+            "invoice_date": invoice_date.astype("datetime64[us]"),
             "amount": cat(invoice_parts, 2, np.float64),
             "status": status_names,
             "paid_at": pd.to_datetime(paid_at).astype("datetime64[us]"),
@@ -316,11 +316,11 @@ def generate(
     )
 
     t_day = cat(ticket_parts, 1, np.int64)
-    created = (start + t_day.astype("timedelta64[D]")).astype("datetime64[s]") + cat(ticket_parts, 2, np.int64).astype(
+    created = (start + t_day.astype("timedelta64[D]")).astype("datetime64[us]") + cat(ticket_parts, 2, np.int64).astype(
         "timedelta64[s]"
     )
     resolved = created + (cat(ticket_parts, 3, np.float64) * 3600).astype(np.int64).astype("timedelta64[s]")
-    window_close = (window_end + np.timedelta64(1, "D")).astype("datetime64[s]")
+    window_close = (window_end + np.timedelta64(1, "D")).astype("datetime64[us]")
     still_open = resolved >= window_close
     resolved = np.where(still_open, np.datetime64("NaT"), resolved)
     csat = cat(ticket_parts, 6, np.float64)
@@ -347,7 +347,7 @@ def generate(
     probability_truth = pd.DataFrame(
         {
             "customer_id": cat(truth_parts, 0, np.int64),
-            "snapshot_date": (start + p_day.astype("timedelta64[D]")).astype("datetime64[s]"),
+            "snapshot_date": (start + p_day.astype("timedelta64[D]")).astype("datetime64[us]"),
             "churn_probability_30d": cat(truth_parts, 2, np.float64),
         }
     )

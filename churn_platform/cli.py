@@ -1,0 +1,236 @@
+"""The `churn-platform` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from churn_platform.settings import Settings
+
+
+def _progress_printer(label: str):
+    state = {"last": -1}
+
+    def report(done: int, total: int) -> None:
+        pct = int(100 * done / total)
+        if pct // 10 != state["last"] // 10 or done == total:
+            state["last"] = pct
+            print(f"  {label}: {pct:3d}% ({done}/{total} days)", flush=True)
+
+    return report
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from churn_platform.defs.dbt import dbt_project, prepare_manifest
+
+    path = prepare_manifest(dbt_project(args.target))
+    print(f"dbt manifest written to {path}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from churn_platform.sources.generator import GeneratorConfig, generate, write_sources
+
+    config = GeneratorConfig(customers=args.customers, days=args.days, seed=args.seed)
+    print(
+        f"Generating {config.customers:,} customers over {config.days} days "
+        f"({config.start_date} .. {config.end_date}), seed {config.seed}",
+        flush=True,
+    )
+    started = time.monotonic()
+    data = generate(config, progress=_progress_printer("simulating"))
+    counts = write_sources(data, Path(args.out), fmt=args.format)
+    for name, rows in counts.items():
+        print(f"  {name:<17} {rows:>12,} rows")
+    print(f"Wrote {args.out} in {time.monotonic() - started:.1f}s (ground truth in {Path(args.out) / '_ground_truth'})")
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    base = Settings.from_env()
+    return Settings(
+        home=Path(args.home).resolve(),
+        sources_dir=Path(args.sources).resolve() if getattr(args, "sources", None) else None,
+        customers=base.customers,
+        days=base.days,
+        seed=base.seed,
+        drift_threshold=base.drift_threshold,
+        dbt_target=base.dbt_target,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from churn_platform.pipeline import PipelineFailed, run_pipeline, write_report
+
+    settings = _settings(args)
+    if settings.sources_dir is not None and not settings.sources_dir.is_dir():
+        print(f"error: --sources {settings.sources_dir} is not a folder", file=sys.stderr)
+        return 2
+    print(f"Materializing the asset graph into {settings.home}", flush=True)
+    try:
+        report = run_pipeline(settings, log_level=args.log_level)
+    except PipelineFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    report_path = Path(args.report_json) if args.report_json else settings.home / "run_report.json"
+    write_report(report, report_path)
+    print(_summary(report))
+    print(f"Run report: {report_path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from churn_platform.serving import runner
+
+    settings = _settings(args)
+    settings.export()
+    url = runner.start(settings, args.host, args.port)
+    print(f"Serving models:/churn_model@champion at {url} (POST /predict, GET /health, docs at /docs). Ctrl-C stops.")
+    stop = {"now": False}
+
+    def _stop(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stop["now"]:
+            time.sleep(0.5)
+    finally:
+        print("Stopping Ray Serve ...")
+        runner.stop()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import httpx
+
+    from churn_platform.features import FEATURE_NAMES
+    from churn_platform.pipeline import PipelineFailed, run_pipeline, write_report
+    from churn_platform.serving import runner
+    from churn_platform.sources.generator import GeneratorConfig, generate, write_sources
+
+    home = Path(args.home).resolve()
+    if home.exists() and not args.keep_home:
+        print(f"Resetting the demo home {home}")
+        shutil.rmtree(home)
+    sources = home / "sources"
+    started = time.monotonic()
+
+    print(f"\n[1/4] Generating sources: {args.customers:,} customers over {args.days} days, seed {args.seed}", flush=True)
+    data = generate(
+        GeneratorConfig(customers=args.customers, days=args.days, seed=args.seed),
+        progress=_progress_printer("simulating"),
+    )
+    write_sources(data, sources)
+
+    print("\n[2/4] Materializing the asset graph with Dagster (sources → dbt → model → drift)", flush=True)
+    settings = Settings(home=home, sources_dir=sources, seed=args.seed)
+    try:
+        report = run_pipeline(settings, log_level="WARNING")
+    except PipelineFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    write_report(report, home / "run_report.json")
+
+    print("\n[3/4] Serving models:/churn_model@champion with Ray Serve", flush=True)
+    import duckdb
+
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        row = con.execute(
+            "select * from marts.scoring_features order by customer_id limit 1"
+        ).df()
+    record = json.loads(row[list(FEATURE_NAMES)].to_json(orient="records"))[0]
+    customer_id = int(row["customer_id"].iloc[0])
+    with runner.serving(settings, port=args.port) as url:
+        print(f"\n[4/4] POST {url}/predict for customer {customer_id}", flush=True)
+        response = httpx.post(f"{url}/predict", json=record, timeout=30)
+        response.raise_for_status()
+        prediction = response.json()
+    print("\nStopped Ray Serve.")
+    if prediction["model_version"] != str(report.model["model_version"]):
+        print(
+            f"error: served version {prediction['model_version']} is not the version this run registered "
+            f"({report.model['model_version']})",
+            file=sys.stderr,
+        )
+        return 1
+    print("\n" + _summary(report))
+    print(f"  live prediction (customer {customer_id}): {json.dumps(prediction)}")
+    print(f"\nDemo finished in {time.monotonic() - started:.0f}s. State and reports are in {home}")
+    return 0
+
+
+def _summary(report) -> str:
+    lines = ["Summary", f"  Dagster run {report.dagster_run_id}: {report.status} in {report.seconds:.0f}s"]
+    lines.append("  rows per source: " + ", ".join(f"{k} {v:,}" for k, v in report.sources.items()))
+    m = report.model
+    lines.append(
+        f"  model: {m['registered_model']} version {m['model_version']} (@{m['alias']}, {m['candidate']}), "
+        f"holdout ROC-AUC {m['roc_auc']:.3f} on snapshot {str(m['test_snapshot']).split(' ')[0]}"
+    )
+    d = report.drift
+    lines.append(
+        f"  feature drift share: {d['drift_share']:.2f} ({d['drifted_columns']}/{d['total_columns']} features), "
+        f"report {d['report_path']}"
+    )
+    lines.append(f"  dbt tests: {report.checks['passed']} passed, {report.checks['failed']} failed")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="churn-platform", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="parse the dbt project into its manifest")
+    p.add_argument("--target", default="duckdb")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("generate", help="write the four raw sources as files")
+    p.add_argument("--customers", type=int, default=2_000)
+    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", required=True, help="folder to write the sources to")
+    p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("run", help="materialize the whole asset graph on source files")
+    p.add_argument("--sources", help="folder with the source files (default: the built-in generator)")
+    p.add_argument("--home", required=True, help="folder for all state: warehouse, Dagster, MLflow, reports")
+    p.add_argument("--report-json", help="where to write the run report (default HOME/run_report.json)")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("serve", help="serve the home's champion model with Ray Serve until interrupted")
+    p.add_argument("--home", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="generate, run, serve and query: the whole loop end to end")
+    p.add_argument("--home", default=".churn_home/demo")
+    p.add_argument("--customers", type=int, default=2_000)
+    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--keep-home", action="store_true", help="reuse the demo home instead of starting afresh")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Shared fixtures. The end-to-end fixture runs the real CLI once per session:
+generate → `churn-platform run` (a real Dagster run on a real instance, dbt, MLflow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from churn_platform.settings import Settings
+
+E2E_CUSTOMERS = 1_500
+E2E_DAYS = 365
+E2E_SEED = 11
+
+
+@pytest.fixture(autouse=True)
+def _offline_env(monkeypatch):
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "churn_platform.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})},
+    )
+
+
+class E2E:
+    def __init__(self, root: Path):
+        self.root = root
+        self.sources = root / "sources"
+        self.home = root / "home"
+        self.report_path = root / "report.json"
+        self.report: dict = {}
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(home=self.home, sources_dir=self.sources, seed=E2E_SEED)
+
+
+@pytest.fixture(scope="session")
+def e2e(tmp_path_factory) -> E2E:
+    """A home built by the real CLI from generated source files."""
+    run = E2E(tmp_path_factory.mktemp("e2e"))
+    gen = run_cli(
+        "generate", "--customers", str(E2E_CUSTOMERS), "--days", str(E2E_DAYS),
+        "--seed", str(E2E_SEED), "--out", str(run.sources),
+    )
+    assert gen.returncode == 0, gen.stdout + gen.stderr
+    result = run_cli(
+        "run", "--sources", str(run.sources), "--home", str(run.home),
+        "--report-json", str(run.report_path), "--log-level", "WARNING",
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    run.report = json.loads(run.report_path.read_text())
+    return run

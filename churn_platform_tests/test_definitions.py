@@ -1,0 +1,93 @@
+"""The Definitions: the asset graph, freshness on every asset, automation, and validation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from churn_platform.defs import build_definitions
+from churn_platform.settings import REPO_DIR, Settings
+
+EXPECTED_GROUPS = {
+    "crm_customers": "sources",
+    "usage_events": "sources",
+    "billing_invoices": "sources",
+    "support_tickets": "sources",
+    "stg_crm_customers": "staging",
+    "stg_usage_events": "staging",
+    "stg_billing_invoices": "staging",
+    "stg_support_tickets": "staging",
+    "snapshot_dates": "features",
+    "customer_features": "features",
+    "churn_labels": "features",
+    "training_set": "features",
+    "scoring_features": "features",
+    "churn_model": "ml",
+    "feature_drift_report": "monitoring",
+}
+
+
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory) -> dg.Definitions:
+    return build_definitions(Settings(home=tmp_path_factory.mktemp("home")))
+
+
+@pytest.fixture(scope="module")
+def graph(defs):
+    return defs.resolve_asset_graph()
+
+
+def test_asset_graph_has_every_asset_in_its_group(graph):
+    groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
+    assert groups == EXPECTED_GROUPS
+
+
+def test_every_asset_has_a_freshness_policy(graph):
+    missing = [k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).freshness_policy is None]
+    assert missing == []
+
+
+def test_lineage_runs_from_sources_to_model_and_drift(graph):
+    def parents(name: str) -> set[str]:
+        return {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}
+
+    assert parents("stg_usage_events") == {"usage_events"}
+    assert parents("churn_model") == {"training_set"}
+    assert parents("feature_drift_report") == {"training_set", "scoring_features"}
+    assert {"customer_features", "churn_labels"} <= parents("training_set")
+
+
+def test_dbt_tests_are_asset_checks(defs):
+    check_keys = defs.resolve_asset_graph().asset_check_keys
+    checked_assets = {k.asset_key.to_user_string() for k in check_keys}
+    assert {"stg_crm_customers", "customer_features", "churn_labels", "scoring_features"} <= checked_assets
+    assert len(check_keys) >= 30
+
+
+def test_daily_schedule_and_drift_sensor(defs):
+    schedule = defs.resolve_schedule_def("daily_pipeline_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "UTC"
+    sensor = defs.resolve_sensor_def("retrain_on_drift")
+    assert sensor.job_name == "retrain_churn_model"
+
+
+def test_invalid_drift_threshold_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        build_definitions(Settings(home=tmp_path, drift_threshold=1.5))
+
+
+def test_dagster_definitions_validate_passes(tmp_path):
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "CHURN_PLATFORM_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

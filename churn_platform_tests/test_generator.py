@@ -1,0 +1,110 @@
+"""The generator: deterministic, realistic, and with churn that behaviour explains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn_platform.sources.generator import SOURCE_NAMES, GeneratorConfig, generate, write_sources
+from churn_platform.sources.readers import REQUIRED_COLUMNS, read_source_file
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate(GeneratorConfig(customers=3_000, days=365, seed=3))
+
+
+def test_same_seed_gives_identical_sources():
+    a = generate(GeneratorConfig(customers=300, days=120, seed=5))
+    b = generate(GeneratorConfig(customers=300, days=120, seed=5))
+    for name in SOURCE_NAMES:
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
+    pd.testing.assert_frame_equal(a.churn_truth, b.churn_truth)
+
+
+def test_another_seed_gives_other_sources():
+    a = generate(GeneratorConfig(customers=300, days=120, seed=5))
+    b = generate(GeneratorConfig(customers=300, days=120, seed=6))
+    assert not a.usage_events.equals(b.usage_events)
+
+
+def test_sources_have_their_contract_columns_and_keys(data):
+    for name in SOURCE_NAMES:
+        frame = getattr(data, name)
+        assert list(frame.columns) == list(REQUIRED_COLUMNS[name])
+        assert len(frame) > 0
+    assert data.crm_customers.customer_id.is_unique
+    assert data.billing_invoices.invoice_id.is_unique
+    assert data.support_tickets.ticket_id.is_unique
+    assert not data.usage_events.duplicated(["customer_id", "event_date"]).any()
+    known = set(data.crm_customers.customer_id)
+    for name in ("usage_events", "billing_invoices", "support_tickets"):
+        assert set(getattr(data, name).customer_id) <= known
+
+
+def test_churned_customers_stop_producing_data(data):
+    churn = data.churn_truth.dropna(subset=["churn_date"]).set_index("customer_id").churn_date
+    usage = data.usage_events.join(churn.rename("churn_date"), on="customer_id", how="inner")
+    assert len(usage) > 0
+    # Usage is drawn before churn on the day of churn, never after it.
+    assert (usage.event_date <= usage.churn_date).all()
+    invoices = data.billing_invoices.join(churn.rename("churn_date"), on="customer_id", how="inner")
+    assert (invoices.invoice_date <= invoices.churn_date).all()
+
+
+def test_churn_rate_is_plausible_for_a_subscription_business(data):
+    share = data.churn_truth.churn_date.notna().mean()
+    assert 0.15 < share < 0.6, share
+
+
+def test_usage_declines_before_churn(data):
+    """Sessions in the 30 days before churn are clearly below the 30 days before those."""
+    churn = data.churn_truth.dropna(subset=["churn_date"]).set_index("customer_id").churn_date
+    u = data.usage_events.join(churn.rename("churn_date"), on="customer_id", how="inner")
+    days_before = (u.churn_date - u.event_date).dt.days
+    last = u[days_before.between(0, 29)].groupby("customer_id").sessions.sum()
+    prior = u[days_before.between(30, 59)].groupby("customer_id").sessions.sum()
+    both = pd.concat([last, prior], axis=1, keys=["last", "prior"]).fillna(0)
+    both = both[both.prior > 0]
+    assert len(both) > 100
+    assert both["last"].sum() / both["prior"].sum() < 0.85
+
+
+def test_failed_payments_and_monthly_contracts_raise_churn(data):
+    crm = data.crm_customers.set_index("customer_id")
+    churned = data.churn_truth.set_index("customer_id").churn_date.notna()
+    failed = data.billing_invoices.assign(failed=lambda d: d.status == "failed").groupby("customer_id").failed.any()
+    frame = pd.DataFrame({"churned": churned, "failed": failed.reindex(churned.index, fill_value=False)})
+    frame["contract"] = crm.contract_type
+    assert frame[frame.failed].churned.mean() > frame[~frame.failed].churned.mean() + 0.05
+    by_contract = frame.groupby("contract").churned.mean()
+    assert by_contract["monthly"] > by_contract["annual"] + 0.05
+
+
+def test_ground_truth_probabilities_are_probabilities(data):
+    p = data.churn_probability_truth.churn_probability_30d
+    assert p.between(0, 1).all()
+    assert 0.01 < p.mean() < 0.2
+
+
+def test_written_files_read_back_identically(tmp_path, data):
+    counts = write_sources(data, tmp_path / "parquet")
+    assert counts == {name: len(getattr(data, name)) for name in SOURCE_NAMES}
+    for name in SOURCE_NAMES:
+        pd.testing.assert_frame_equal(read_source_file(tmp_path / "parquet", name), getattr(data, name))
+    assert (tmp_path / "parquet" / "_ground_truth" / "churn_truth.parquet").exists()
+
+
+def test_csv_sources_are_readable(tmp_path):
+    small = generate(GeneratorConfig(customers=50, days=90, seed=1))
+    write_sources(small, tmp_path, fmt="csv")
+    frame = read_source_file(tmp_path, "billing_invoices")
+    assert len(frame) == len(small.billing_invoices)
+    assert np.allclose(frame.amount, small.billing_invoices.amount)
+
+
+@pytest.mark.parametrize("kwargs", [{"customers": 0}, {"days": 30}])
+def test_invalid_config_is_refused_with_the_reason(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        GeneratorConfig(**kwargs)

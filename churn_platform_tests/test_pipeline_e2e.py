@@ -1,0 +1,96 @@
+"""End to end: the real CLI materialized the whole graph; check what it left behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from churn_platform.features import FEATURE_NAMES
+from churn_platform.ml.registry import MLflowLocation, load_by_alias
+from churn_platform.settings import CHAMPION_ALIAS, EXPERIMENT_NAME, REGISTERED_MODEL_NAME
+from churn_platform.sources.generator import SOURCE_NAMES
+
+pytestmark = pytest.mark.slow
+
+
+def test_report_counts_match_the_source_files(e2e):
+    for name in SOURCE_NAMES:
+        assert e2e.report["sources"][name] == len(pd.read_parquet(e2e.sources / f"{name}.parquet"))
+    assert e2e.report["status"] == "SUCCESS"
+
+
+def test_warehouse_holds_raw_and_feature_tables(e2e):
+    with duckdb.connect(str(e2e.settings.warehouse_path), read_only=True) as con:
+        for name in SOURCE_NAMES:
+            assert con.execute(f"select count(*) from raw.{name}").fetchone()[0] == e2e.report["sources"][name]
+        for table, rows in e2e.report["tables"].items():
+            assert rows > 0
+            assert con.execute(f"select count(*) from marts.{table}").fetchone()[0] == rows
+        columns = {r[0] for r in con.execute("describe marts.scoring_features").fetchall()}
+        assert set(FEATURE_NAMES) <= columns
+        # The scored population is active at the latest snapshot.
+        cancelled_before = con.execute(
+            """select count(*) from marts.scoring_features f join staging.stg_crm_customers c using (customer_id)
+               where c.cancelled_at < f.snapshot_date"""
+        ).fetchone()[0]
+        assert cancelled_before == 0
+        label_rate = con.execute("select avg(churned_within_horizon) from marts.training_set").fetchone()[0]
+        assert 0.01 < label_rate < 0.3
+
+
+def test_dbt_tests_ran_as_asset_checks_and_passed(e2e):
+    assert e2e.report["checks"]["failed"] == 0, e2e.report["failed_checks"]
+    assert e2e.report["checks"]["passed"] >= 30
+
+
+def test_champion_in_the_registry_is_the_version_the_run_registered(e2e):
+    location = MLflowLocation(e2e.settings.mlflow_tracking_uri, EXPERIMENT_NAME)
+    loaded = load_by_alias(location, REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
+    assert loaded.version == str(e2e.report["model"]["model_version"])
+    assert e2e.report["model"]["registered_model"] == REGISTERED_MODEL_NAME
+    # The model learned the generator's signal on the time-based holdout.
+    assert e2e.report["model"]["roc_auc"] > 0.7
+    with duckdb.connect(str(e2e.settings.warehouse_path), read_only=True) as con:
+        scoring = con.execute("select * from marts.scoring_features").df()
+    proba = loaded.predict_proba(scoring)
+    assert len(proba) == len(scoring)
+    assert ((proba >= 0) & (proba <= 1)).all()
+    assert proba.std() > 0.01
+
+
+def test_mlflow_has_a_parent_run_with_one_child_per_candidate(e2e):
+    import mlflow
+
+    MLflowLocation(e2e.settings.mlflow_tracking_uri, EXPERIMENT_NAME).activate()
+    runs = mlflow.search_runs(experiment_names=[EXPERIMENT_NAME])
+    children = runs[runs["tags.mlflow.parentRunId"].notna()]
+    assert set(children["params.candidate"]) == {"lightgbm", "logistic_regression"}
+    assert children["metrics.test_roc_auc"].notna().all()
+
+
+def test_drift_report_is_saved_and_its_share_is_metadata(e2e):
+    drift = e2e.report["drift"]
+    path = Path(drift["report_path"])
+    assert path.exists() and path.stat().st_size > 10_000
+    assert "<html" in path.read_text(errors="ignore")[:2000].lower()
+    assert 0.0 <= drift["drift_share"] <= 1.0
+    assert drift["total_columns"] == len(FEATURE_NAMES)
+
+
+def test_every_asset_was_materialized_in_the_instance(e2e):
+    from churn_platform.defs import build_definitions
+
+    graph = build_definitions(e2e.settings).resolve_asset_graph()
+    with dg.DagsterInstance.from_config(str(e2e.settings.dagster_home)) as instance:
+        missing = [
+            k.to_user_string()
+            for k in graph.get_all_asset_keys()
+            if instance.get_latest_materialization_event(k) is None
+        ]
+        run = instance.get_run_by_id(e2e.report["dagster_run_id"])
+    assert missing == []
+    assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
