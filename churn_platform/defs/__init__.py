@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from churn_platform.settings import EXPERIMENT_NAME, REGISTERED_MODEL_NAME, Settings
 
@@ -11,7 +10,7 @@ from churn_platform.settings import EXPERIMENT_NAME, REGISTERED_MODEL_NAME, Sett
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The platform's one Definitions object, wired to the locations in ``settings``."""
     from churn_platform.defs.automation import build_retrain_on_drift, daily_pipeline_job, daily_schedule, retrain_job
-    from churn_platform.defs.dbt import build_dbt_assets, dbt_project
+    from churn_platform.defs.dbt import build_dbt_assets, dbt_project, dbt_resource
     from churn_platform.defs.ml import churn_model
     from churn_platform.defs.monitoring import feature_drift_report
     from churn_platform.defs.resources import MLflowResource, ReportStore, SourceResource, WarehouseResource
@@ -39,6 +38,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 registered_model_name=REGISTERED_MODEL_NAME,
             ),
             "reports": ReportStore(reports_dir=str(settings.reports_dir)),
-            "dbt": DbtCliResource(project_dir=project),
+            "dbt": dbt_resource(project),
         },
     )

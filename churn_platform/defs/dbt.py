@@ -2,6 +2,7 @@
 
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,19 @@ def dbt_project(target: str = "duckdb") -> DbtProject:
     return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=target)
 
 
+def dbt_executable() -> str:
+    """The dbt installed beside this Python (a virtual environment need not be on PATH)."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else "dbt"
+
+
+def dbt_resource(project: DbtProject) -> DbtCliResource:
+    return DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
+
+
 def prepare_manifest(project: DbtProject) -> Path:
     """Parse the dbt project into target/manifest.json (what `make prepare` runs)."""
-    project.preparer.prepare(project)
+    dbt_resource(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()
     return project.manifest_path
 
 
