@@ -51,6 +51,7 @@ validate: prepare
 
 dev: prepare
 	@mkdir -p $(DEV_HOME)/dagster $(DEV_HOME)/mlflow
+	@test -f $(DEV_HOME)/dagster/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DEV_HOME)/dagster/dagster.yaml
 	@echo "Dagster UI: http://localhost:3000    MLflow UI: http://localhost:5000    (Ctrl-C stops both)"
 	@trap 'kill 0' INT TERM EXIT; \
 	CHURN_PLATFORM_HOME=$(DEV_HOME) DAGSTER_HOME=$(DEV_HOME)/dagster \

@@ -225,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Progress should appear as it happens, also when the output goes to a pipe or a file.
+    sys.stdout.reconfigure(line_buffering=True)
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError) as exc:

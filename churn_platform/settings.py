@@ -126,3 +126,7 @@ class Settings:
     def ensure_dirs(self) -> None:
         for d in (self.home, self.dagster_home, self.mlflow_dir, self.reports_dir):
             d.mkdir(parents=True, exist_ok=True)
+        instance_yaml = self.dagster_home / "dagster.yaml"
+        if not instance_yaml.exists():
+            # SQLite storage under the home (Dagster's default); no usage statistics leave the machine.
+            instance_yaml.write_text("telemetry:\n  enabled: false\n")

@@ -11,7 +11,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import WarehouseResource
+from churn_platform.defs.resources import ReportStore, WarehouseResource
 from churn_platform.settings import DBT_PROJECT_DIR
 
 
@@ -70,12 +70,17 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
     translator = ChurnDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
     @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=translator, name="dbt_models")
-    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    def dbt_models(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, reports: ReportStore
+    ):
         # dbt's profile reads the warehouse location from the environment of its process;
         # the warehouse resource is the one place that decides it.
         os.environ["CHURN_PLATFORM_WAREHOUSE"] = warehouse.path
+        # dbt's artifacts (run_results.json, compiled SQL) and logs stay with the run's other state.
+        artifacts = reports.path_for(f"dbt/{context.run_id}")
+        os.environ["DBT_LOG_PATH"] = str(artifacts)
         # The DuckDB file is held by the dbt process while it builds, so row counts
         # are not fetched from a second connection here.
-        yield from dbt.cli(["build"], context=context).stream()
+        yield from dbt.cli(["build"], context=context, target_path=artifacts).stream()
 
     return dbt_models
