@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from churn_platform.settings import Settings
+from churn_platform.sources.generator import DRIFT_SCENARIOS
 
 
 def _progress_printer(label: str):
@@ -36,7 +37,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from churn_platform.sources.generator import GeneratorConfig, generate, write_sources
 
-    config = GeneratorConfig(customers=args.customers, days=args.days, seed=args.seed)
+    config = GeneratorConfig(
+        customers=args.customers,
+        days=args.days,
+        seed=args.seed,
+        drift_scenario=args.drift_scenario,
+        drift_start_day=args.drift_start_day,
+        fault_rate=args.fault_rate,
+    )
     print(
         f"Generating {config.customers:,} customers over {config.days} days "
         f"({config.start_date} .. {config.end_date}), seed {config.seed}",
@@ -47,6 +55,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     counts = write_sources(data, Path(args.out), fmt=args.format)
     for name, rows in counts.items():
         print(f"  {name:<17} {rows:>12,} rows")
+    if config.fault_rate:
+        print(f"  faults injected: {len(data.faults):,} ({data.faults.fault.value_counts().to_dict()})")
+    if config.drift_scenario != "none":
+        print(f"  drift scenario {config.drift_scenario} from day {config.drift_start}")
     print(f"Wrote {args.out} in {time.monotonic() - started:.1f}s (ground truth in {Path(args.out) / '_ground_truth'})")
     return 0
 
@@ -169,6 +181,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _summary(report) -> str:
     lines = ["Summary", f"  Dagster run {report.dagster_run_id}: {report.status} in {report.seconds:.0f}s"]
     lines.append("  rows per source: " + ", ".join(f"{k} {v:,}" for k, v in report.sources.items()))
+    quarantined = {k: c["quarantined"] for k, c in report.contracts.items() if c["quarantined"]}
+    lines.append(
+        "  quarantined by the data contracts: "
+        + (", ".join(f"{k} {v:,}" for k, v in quarantined.items()) if quarantined else "none")
+    )
     m = report.model
     lines.append(
         f"  model: {m['registered_model']} version {m['model_version']} (@{m['alias']}, {m['candidate']}), "
@@ -179,7 +196,12 @@ def _summary(report) -> str:
         f"  feature drift share: {d['drift_share']:.2f} ({d['drifted_columns']}/{d['total_columns']} features), "
         f"report {d['report_path']}"
     )
-    lines.append(f"  dbt tests: {report.checks['passed']} passed, {report.checks['failed']} failed")
+    lines.append(
+        f"  asset checks (dbt tests, contracts): {report.checks['passed']} passed, "
+        f"{report.checks['warned']} warned, {report.checks['failed']} failed"
+    )
+    for name in report.warned_checks:
+        lines.append(f"    warning: {name}")
     return "\n".join(lines)
 
 
@@ -197,6 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", required=True, help="folder to write the sources to")
     p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    p.add_argument(
+        "--drift-scenario",
+        choices=list(DRIFT_SCENARIOS),
+        default="none",
+        help="a change in the business: prices rise 25%% (price_increase) or usage shifts (usage_shift)",
+    )
+    p.add_argument("--drift-start-day", type=int, help="day of the window the drift starts (default: 45 days before the end)")
+    p.add_argument("--fault-rate", type=float, default=0.0, help="share of rows given faults (recorded in _ground_truth/faults.parquet)")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("run", help="materialize the whole asset graph on source files")

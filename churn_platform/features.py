@@ -17,6 +17,8 @@ class Feature:
     description: str
     categories: tuple[str, ...] = ()
     example: float | str = 0.0
+    minimum: float | None = 0.0  # for numeric features; None when negative values are valid
+    nullable: bool = False
 
 
 FEATURES: tuple[Feature, ...] = (
@@ -55,6 +57,16 @@ FEATURES: tuple[Feature, ...] = (
         "numeric",
         "Mean satisfaction score (1-5) of tickets resolved in the 90 days before the snapshot; empty when none.",
         example=4.0,
+        minimum=1.0,
+        nullable=True,
+    ),
+    Feature("plan_changes_90d", "numeric", "Plan changes recorded in the CRM in the 90 days before the snapshot.", example=0),
+    Feature(
+        "seat_change_90d",
+        "numeric",
+        "Net change in licensed seats over the 90 days before the snapshot (negative for a downgrade).",
+        example=0,
+        minimum=None,
     ),
 )
 

@@ -28,11 +28,13 @@ class RunReport:
     status: str
     seconds: float
     sources: dict[str, int]
+    contracts: dict[str, dict[str, Any]]
     tables: dict[str, int]
     model: dict[str, Any]
     drift: dict[str, Any]
     checks: dict[str, int]
     failed_checks: list[str]
+    warned_checks: list[str]
     home: str
 
     def to_json(self) -> str:
@@ -69,7 +71,14 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
         seconds = time.monotonic() - started
         checks = result.get_asset_check_evaluations()
         failed_checks = sorted(
-            f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed
+            f"{c.asset_key.to_user_string()}:{c.check_name}"
+            for c in checks
+            if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
+        )
+        warned_checks = sorted(
+            f"{c.asset_key.to_user_string()}:{c.check_name}"
+            for c in checks
+            if not c.passed and c.severity == dg.AssetCheckSeverity.WARN
         )
         if not result.success:
             failures = [
@@ -84,7 +93,17 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
             dagster_run_id=result.run_id,
             status="SUCCESS",
             seconds=round(seconds, 1),
-            sources={k: int(_meta(instance, k, "dagster/row_count")) for k in SOURCE_KEYS},
+            sources={k: int(_meta(instance, k, "received_rows")) for k in SOURCE_KEYS},
+            contracts={
+                k: {
+                    "received": int(_meta(instance, k, "received_rows")),
+                    "accepted": int(_meta(instance, k, "accepted_rows")),
+                    "quarantined": int(_meta(instance, k, "quarantined_rows")),
+                    "quarantine_share": float(_meta(instance, k, "quarantine_share")),
+                    "reasons": _meta(instance, k, "quarantine_reasons", default={}),
+                }
+                for k in SOURCE_KEYS
+            },
             tables={k: int(_meta(instance, k, "dagster/row_count", default=-1)) for k in TABLE_KEYS},
             model={
                 k: _meta(instance, "churn_model", k)
@@ -107,8 +126,9 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
                 "total_columns": _meta(instance, "feature_drift_report", "total_columns"),
                 "report_path": _meta(instance, "feature_drift_report", "report_path"),
             },
-            checks={"passed": sum(c.passed for c in checks), "failed": len(failed_checks)},
+            checks={"passed": sum(c.passed for c in checks), "warned": len(warned_checks), "failed": len(failed_checks)},
             failed_checks=failed_checks,
+            warned_checks=warned_checks,
             home=str(settings.home),
         )
     if report.tables and any(v < 0 for v in report.tables.values()):

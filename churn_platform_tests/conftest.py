@@ -16,6 +16,7 @@ from churn_platform.settings import Settings
 E2E_CUSTOMERS = 1_500
 E2E_DAYS = 365
 E2E_SEED = 11
+E2E_FAULT_RATE = 0.01
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +55,7 @@ def e2e(tmp_path_factory) -> E2E:
     run = E2E(tmp_path_factory.mktemp("e2e"))
     gen = run_cli(
         "generate", "--customers", str(E2E_CUSTOMERS), "--days", str(E2E_DAYS),
-        "--seed", str(E2E_SEED), "--out", str(run.sources),
+        "--seed", str(E2E_SEED), "--out", str(run.sources), "--fault-rate", str(E2E_FAULT_RATE),
     )
     assert gen.returncode == 0, gen.stdout + gen.stderr
     result = run_cli(

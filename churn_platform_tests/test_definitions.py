@@ -21,6 +21,11 @@ EXPECTED_GROUPS = {
     "stg_usage_events": "staging",
     "stg_billing_invoices": "staging",
     "stg_support_tickets": "staging",
+    "int_customer_versions": "features",
+    "int_customer_churn": "features",
+    "int_daily_usage": "features",
+    "int_billing_events": "features",
+    "int_ticket_events": "features",
     "snapshot_dates": "features",
     "customer_features": "features",
     "churn_labels": "features",
@@ -56,6 +61,7 @@ def test_lineage_runs_from_sources_to_model_and_drift(graph):
         return {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}
 
     assert parents("stg_usage_events") == {"usage_events"}
+    assert parents("int_daily_usage") == {"stg_usage_events"}
     assert parents("churn_model") == {"training_set"}
     assert parents("feature_drift_report") == {"training_set", "scoring_features"}
     assert {"customer_features", "churn_labels"} <= parents("training_set")

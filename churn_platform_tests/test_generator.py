@@ -34,13 +34,66 @@ def test_sources_have_their_contract_columns_and_keys(data):
         frame = getattr(data, name)
         assert list(frame.columns) == list(REQUIRED_COLUMNS[name])
         assert len(frame) > 0
-    assert data.crm_customers.customer_id.is_unique
+    assert not data.crm_customers.duplicated(["customer_id", "updated_at"]).any()
     assert data.billing_invoices.invoice_id.is_unique
     assert data.support_tickets.ticket_id.is_unique
     assert not data.usage_events.duplicated(["customer_id", "event_date"]).any()
     known = set(data.crm_customers.customer_id)
     for name in ("usage_events", "billing_invoices", "support_tickets"):
         assert set(getattr(data, name).customer_id) <= known
+
+
+def test_crm_keeps_a_history_of_versions(data):
+    crm = data.crm_customers
+    versions = crm.groupby("customer_id").size()
+    assert versions.max() > 2  # signup state, changes, cancellation
+    assert crm.groupby("customer_id").updated_at.is_monotonic_increasing.all()
+    # Cancellation is written on the last version only, at the end of the day it happened.
+    cancelled = crm[crm.cancelled_at.notna()]
+    assert cancelled.customer_id.is_unique
+    last = crm.groupby("customer_id").tail(1).set_index("customer_id")
+    assert last.loc[cancelled.customer_id, "cancelled_at"].notna().all()
+    assert (cancelled.updated_at.dt.normalize() == cancelled.cancelled_at).all()
+    # Both upgrades and downgrades happen.
+    crm = crm.assign(previous=crm.groupby("customer_id").seats.shift())
+    changes = crm.dropna(subset=["previous"])
+    assert (changes.seats > changes.previous).any() and (changes.seats < changes.previous).any()
+
+
+def test_faults_are_recorded_and_the_contracts_quarantine_exactly_them():
+    import datetime as dt
+
+    from churn_platform.sources.contracts import CONTRACTS, apply_contract
+
+    faulty = generate(GeneratorConfig(customers=400, days=120, seed=8, fault_rate=0.03))
+    assert set(faulty.faults.fault) == {"duplicate", "null_key", "negative_value", "unknown_category", "future_timestamp", "wrong_type"}
+    for name in SOURCE_NAMES:
+        frame = getattr(faulty, name)
+        result = apply_contract(frame, CONTRACTS[name], now=dt.datetime(2026, 6, 1))
+        injected = faulty.faults[faulty.faults.source == name]
+        assert len(result.quarantined) == len(injected), name
+        assert len(result.accepted) + len(result.quarantined) == len(frame)
+
+
+def test_price_increase_scenario_raises_invoice_amounts_from_its_start_day():
+    base = generate(GeneratorConfig(customers=500, days=120, seed=9))
+    drifted = generate(GeneratorConfig(customers=500, days=120, seed=9, drift_scenario="price_increase", drift_start_day=60))
+    start = pd.Timestamp("2025-01-01") + pd.Timedelta(days=60)
+
+    def mean_amount(d, after):
+        inv = d.billing_invoices
+        return inv[(inv.invoice_date >= start) == after].amount.mean()
+
+    assert mean_amount(drifted, False) == pytest.approx(mean_amount(base, False))
+    assert mean_amount(drifted, True) > 1.15 * mean_amount(base, True)
+
+
+def test_usage_shift_scenario_lowers_sessions_after_its_start_day():
+    base = generate(GeneratorConfig(customers=500, days=120, seed=9))
+    drifted = generate(GeneratorConfig(customers=500, days=120, seed=9, drift_scenario="usage_shift", drift_start_day=60))
+    start = pd.Timestamp("2025-01-01") + pd.Timedelta(days=60)
+    after = lambda d: d.usage_events[d.usage_events.event_date >= start].sessions.sum()  # noqa: E731
+    assert after(drifted) < 0.85 * after(base)
 
 
 def test_churned_customers_stop_producing_data(data):
@@ -72,7 +125,7 @@ def test_usage_declines_before_churn(data):
 
 
 def test_failed_payments_and_monthly_contracts_raise_churn(data):
-    crm = data.crm_customers.set_index("customer_id")
+    crm = data.crm_customers.groupby("customer_id").first()
     churned = data.churn_truth.set_index("customer_id").churn_date.notna()
     failed = data.billing_invoices.assign(failed=lambda d: d.status == "failed").groupby("customer_id").failed.any()
     frame = pd.DataFrame({"churned": churned, "failed": failed.reindex(churned.index, fill_value=False)})
@@ -104,7 +157,10 @@ def test_csv_sources_are_readable(tmp_path):
     assert np.allclose(frame.amount, small.billing_invoices.amount)
 
 
-@pytest.mark.parametrize("kwargs", [{"customers": 0}, {"days": 30}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"customers": 0}, {"days": 30}, {"drift_scenario": "meteor"}, {"fault_rate": 0.7}, {"drift_start_day": 400}],
+)
 def test_invalid_config_is_refused_with_the_reason(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         GeneratorConfig(**kwargs)

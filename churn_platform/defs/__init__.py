@@ -22,6 +22,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs=[daily_pipeline_job, retrain_job],
         schedules=[daily_schedule],
         sensors=[build_retrain_on_drift(settings.drift_threshold)],
+        # The local warehouse is one DuckDB file with a single writer: run each job's steps
+        # in one process (which is also faster than a process per step on a laptop).
+        executor=dg.in_process_executor,
         resources={
             "source": SourceResource(
                 sources_dir=str(settings.sources_dir) if settings.sources_dir else None,

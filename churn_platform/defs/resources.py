@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,17 +35,44 @@ class SourceResource(dg.ConfigurableResource):
         return read_source_file(ensure_generated(Path(self.landing_dir), config), name)
 
 
+class WarehouseLockedError(RuntimeError):
+    pass
+
+
 class WarehouseResource(dg.ConfigurableResource):
-    """The analytical warehouse (a DuckDB file) that dbt builds on."""
+    """The analytical warehouse (a DuckDB file) that dbt builds on.
+
+    DuckDB allows one writing process at a time. The local profile runs each job's
+    steps in one process; when two runs overlap, a connection waits for the other
+    run's lock for up to ``lock_timeout_s`` seconds before it fails with a clear error.
+    """
 
     path: str
+    lock_timeout_s: float = 600.0
+
+    def _open(self, read_only: bool):
+        import duckdb
+
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.2
+        while True:
+            try:
+                return duckdb.connect(self.path, read_only=read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() > deadline:
+                    raise WarehouseLockedError(
+                        f"the warehouse {self.path} stayed locked by another process for "
+                        f"{self.lock_timeout_s:.0f}s: {exc}"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821
-        import duckdb
-
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(self.path, read_only=read_only)
+        con = self._open(read_only)
         try:
             yield con
         finally:

@@ -13,12 +13,12 @@ def _field(feature):
     if feature.kind == "categorical":
         annotation = Literal[feature.categories]  # type: ignore[valid-type]
         return (annotation, Field(..., description=feature.description, examples=[feature.example]))
-    if feature.name == "avg_satisfaction_90d":
+    if feature.nullable:
         return (
             Optional[float],
-            Field(None, ge=1, le=5, description=feature.description, examples=[feature.example]),
+            Field(None, ge=feature.minimum, description=feature.description, examples=[feature.example]),
         )
-    return (float, Field(..., ge=0, description=feature.description, examples=[feature.example]))
+    return (float, Field(..., ge=feature.minimum, description=feature.description, examples=[feature.example]))
 
 
 CustomerFeatures = create_model(  # type: ignore[call-overload]

@@ -44,6 +44,7 @@ TICKET_PRIORITIES = np.array(["low", "medium", "high", "urgent"])
 RESOLUTION_HOURS = np.array([72.0, 36.0, 12.0, 4.0])
 
 DEFAULT_START = dt.date(2025, 1, 1)
+DRIFT_SCENARIOS = ("none", "price_increase", "usage_shift")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,12 +55,32 @@ class GeneratorConfig:
     start_date: dt.date = DEFAULT_START
     # Share of customers who signed up before the window starts.
     existing_share: float = 0.65
+    # A change in the business from a given day: "none", "price_increase" (prices
+    # per seat rise 25%) or "usage_shift" (a product change: fewer sessions, more
+    # feature use). Starts at drift_start_day (default: 45 days before the end).
+    drift_scenario: str = "none"
+    drift_start_day: int | None = None
+    # Share of rows given faults (duplicates, null keys, negative amounts, unknown
+    # categories, future timestamps, wrong types); each fault is recorded in the ground truth.
+    fault_rate: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.drift_scenario not in DRIFT_SCENARIOS:
+            raise ValueError(
+                f"drift_scenario must be one of {', '.join(DRIFT_SCENARIOS)}, got {self.drift_scenario!r}"
+            )
+        if self.drift_start_day is not None and not 0 <= self.drift_start_day < self.days:
+            raise ValueError(f"drift_start_day must lie in the window (0..{self.days - 1}), got {self.drift_start_day}")
+        if not 0.0 <= self.fault_rate < 0.5:
+            raise ValueError(f"fault_rate must be in [0, 0.5), got {self.fault_rate}")
         if self.customers < 1:
             raise ValueError(f"customers must be at least 1, got {self.customers}")
         if self.days < 60:
             raise ValueError(f"days must be at least 60 (features look back 30 days and labels 30 ahead), got {self.days}")
+
+    @property
+    def drift_start(self) -> int:
+        return self.drift_start_day if self.drift_start_day is not None else max(0, self.days - 45)
 
     @property
     def end_date(self) -> dt.date:
@@ -80,6 +101,7 @@ class GeneratedData:
     support_tickets: pd.DataFrame
     churn_truth: pd.DataFrame
     churn_probability_truth: pd.DataFrame
+    faults: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=["source", "row", "fault"]))
 
     def sources(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in SOURCE_NAMES}
@@ -119,8 +141,13 @@ def generate(
     # Invoices fall on the signup day of the month (the 28th at the latest).
     day_of_month_signup = (signup_date - signup_date.astype("datetime64[M]")).astype(np.int64) + 1
     billing_day = np.minimum(day_of_month_signup, 28)
-    price_per_seat = PRICE_PER_SEAT[plan_idx] * np.where(contract_idx == 1, 0.85, 1.0)
+    contract_discount = np.where(contract_idx == 1, 0.85, 1.0)
+    price_per_seat = PRICE_PER_SEAT[plan_idx] * contract_discount
     price_index = np.log(price_per_seat / 30.0)
+    initial_plan_idx = plan_idx.copy()
+    initial_seats = seats.copy()
+    change_parts: list[tuple[np.ndarray, ...]] = []
+    drift_start = config.drift_start
 
     # ---- latent state -----------------------------------------------------------------
     base_usage = rng.lognormal(np.log(1.2 + 0.25 * np.log1p(seats)), 0.35)
@@ -166,14 +193,21 @@ def generate(
         # Usage: sessions scale with satisfaction and seats; weekends are quieter.
         weekday = (start_day_num + t + 3) % 7  # 0 = Monday
         weekend_factor = 0.35 if weekday >= 5 else 1.0
-        lam = base_usage[idx] * np.exp(1.0 * s) * weekend_factor * (1.0 + 0.15 * np.log1p(seats[idx]))
+        drifting = config.drift_scenario != "none" and t >= drift_start
+        usage_factor = 0.75 if drifting and config.drift_scenario == "usage_shift" else 1.0
+        feature_factor = 1.3 if drifting and config.drift_scenario == "usage_shift" else 1.0
+        price_factor = 1.25 if drifting and config.drift_scenario == "price_increase" else 1.0
+        lam = (
+            base_usage[idx] * np.exp(1.0 * s) * weekend_factor * usage_factor
+            * (1.0 + 0.15 * np.log1p(seats[idx]))
+        )
         sessions = rng.poisson(lam)
         used = sessions > 0
         if used.any():
             u_idx = idx[used]
             u_sessions = sessions[used]
             minutes = np.round(u_sessions * rng.gamma(3.0, 4.0, size=u_sessions.size), 1)
-            feature_uses = rng.poisson(u_sessions * 1.6 * np.exp(0.35 * s[used]))
+            feature_uses = rng.poisson(u_sessions * 1.6 * feature_factor * np.exp(0.35 * s[used]))
             usage_parts.append(
                 (
                     customer_id[u_idx],
@@ -218,7 +252,7 @@ def generate(
         if billed.any():
             b_idx = idx[billed]
             k = b_idx.size
-            amount = np.round(price_per_seat[b_idx] * seats[b_idx], 2)
+            amount = np.round(price_per_seat[b_idx] * price_factor * seats[b_idx], 2)
             p_fail = _sigmoid(np.log(payment_risk[b_idx] / (1 - payment_risk[b_idx])) - 0.8 * s[billed])
             u = rng.random(k)
             status = np.where(u < p_fail, 2, np.where(u < p_fail + 0.08, 1, 0))  # 0 paid, 1 late, 2 failed
@@ -231,6 +265,25 @@ def generate(
 
         satisfaction[idx] = s
 
+        # CRM changes: satisfied customers add seats or upgrade, unhappy ones cut back.
+        changing = (rng.random(m) < 0.0015) & (tenure_days > 30) & (np.abs(s) > 0.4)
+        if changing.any():
+            c_idx = idx[changing]
+            up = s[changing] > 0
+            k = c_idx.size
+            new_seats = np.where(
+                up, np.ceil(seats[c_idx] * 1.3), np.maximum(1, np.floor(seats[c_idx] * 0.75))
+            ).astype(np.int64)
+            plan_move = rng.random(k) < 0.3
+            new_plan = np.clip(plan_idx[c_idx] + np.where(plan_move, np.where(up, 1, -1), 0), 0, 2)
+            seats[c_idx] = new_seats
+            plan_idx[c_idx] = new_plan
+            price_per_seat[c_idx] = PRICE_PER_SEAT[new_plan] * contract_discount[c_idx]
+            price_index[c_idx] = np.log(price_per_seat[c_idx] / 30.0)
+            change_parts.append(
+                (c_idx, np.full(k, t, dtype=np.int64), rng.integers(0, 86_400, size=k), new_plan, new_seats)
+            )
+
         # Churn hazard.
         tenure_months = tenure_days / 30.4
         logit = (
@@ -240,7 +293,7 @@ def generate(
             + 0.12 * np.minimum(open_ticket_hours[idx], 240.0) / 24.0
             + 1.1 * (contract_idx[idx] == 0)
             - 0.3 * np.log1p(tenure_months)
-            + 0.35 * price_index[idx]
+            + 0.35 * (price_index[idx] + np.log(price_factor))
         )
         hazard = _sigmoid(logit)
         if str(day)[8:10] == "01":
@@ -265,23 +318,71 @@ def generate(
     window_end = np.datetime64(config.end_date, "D")
     # Customers who signed up after the window are never seen.
     seen = signup_offset < days
-    crm = pd.DataFrame(
-        {
-            "customer_id": customer_id,
-            "signup_date": signup_date.astype("datetime64[us]"),
-            "plan": PLANS[plan_idx],
-            "contract_type": CONTRACT_TYPES[contract_idx],
-            "region": REGIONS[region_idx],
-            "segment": segment,
-            "seats": seats,
-            "acquisition_channel": CHANNELS[channel_idx],
-            "cancelled_at": pd.to_datetime(churn_date).astype("datetime64[us]"),
-            # The CRM row is last touched at signup or, for churned customers, at cancellation.
-            "updated_at": pd.to_datetime(
-                np.where(churn_day >= 0, churn_date, np.maximum(signup_date, start))
-            ).astype("datetime64[us]"),
-        }
-    )[seen].reset_index(drop=True)
+    # CRM versions: the state at signup (or at the window start), every change, and the cancellation.
+    first_seen = np.maximum(signup_date, start).astype("datetime64[us]")
+    static = {
+        "signup_date": signup_date.astype("datetime64[us]"),
+        "contract_type": CONTRACT_TYPES[contract_idx],
+        "region": REGIONS[region_idx],
+        "segment": segment,
+        "acquisition_channel": CHANNELS[channel_idx],
+    }
+
+    def crm_versions(rows: np.ndarray, plan: np.ndarray, n_seats: np.ndarray, cancelled, updated) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "customer_id": customer_id[rows],
+                "signup_date": static["signup_date"][rows],
+                "plan": PLANS[plan],
+                "contract_type": static["contract_type"][rows],
+                "region": static["region"][rows],
+                "segment": static["segment"][rows],
+                "seats": n_seats.astype(np.int64),
+                "acquisition_channel": static["acquisition_channel"][rows],
+                "cancelled_at": pd.to_datetime(cancelled).astype("datetime64[us]"),
+                "updated_at": pd.to_datetime(updated).astype("datetime64[us]"),
+            }
+        )
+
+    seen_rows = np.flatnonzero(signup_offset < days)
+    versions = [
+        crm_versions(
+            seen_rows,
+            initial_plan_idx[seen_rows],
+            initial_seats[seen_rows],
+            np.full(seen_rows.size, np.datetime64("NaT"), dtype="datetime64[us]"),
+            first_seen[seen_rows],
+        )
+    ]
+    if change_parts:
+        c_rows = np.concatenate([p[0] for p in change_parts])
+        c_when = (
+            (start + np.concatenate([p[1] for p in change_parts]).astype("timedelta64[D]")).astype("datetime64[us]")
+            + np.concatenate([p[2] for p in change_parts]).astype("timedelta64[s]")
+        )
+        versions.append(
+            crm_versions(
+                c_rows,
+                np.concatenate([p[3] for p in change_parts]),
+                np.concatenate([p[4] for p in change_parts]),
+                np.full(c_rows.size, np.datetime64("NaT"), dtype="datetime64[us]"),
+                c_when,
+            )
+        )
+    # A cancellation is the last CRM write of its day (after any change made that day).
+    gone = np.flatnonzero(churn_day >= 0)
+    if gone.size:
+        cancelled = churn_date[gone].astype("datetime64[us]")
+        versions.append(
+            crm_versions(
+                gone, plan_idx[gone], seats[gone], cancelled, cancelled + np.timedelta64(86_399_999_999, "us")
+            )
+        )
+    crm = (
+        pd.concat(versions, ignore_index=True)
+        .sort_values(["customer_id", "updated_at"], kind="stable")
+        .reset_index(drop=True)
+    )
 
     u_day = cat(usage_parts, 1, np.int32)
     usage = pd.DataFrame(
@@ -351,7 +452,85 @@ def generate(
             "churn_probability_30d": cat(truth_parts, 2, np.float64),
         }
     )
-    return GeneratedData(crm, usage, invoices, tickets, churn_truth, probability_truth)
+    data = GeneratedData(crm, usage, invoices, tickets, churn_truth, probability_truth)
+    if config.fault_rate > 0:
+        data = inject_faults(data, config.fault_rate, seed=config.seed)
+    return data
+
+
+# Per source: (key column, numeric columns that must not be negative, categorical columns, time column).
+_FAULT_TARGETS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
+    "crm_customers": ("customer_id", ("seats",), ("plan", "contract_type", "region"), "updated_at"),
+    "usage_events": ("customer_id", ("sessions", "minutes"), (), "event_date"),
+    "billing_invoices": ("invoice_id", ("amount",), ("status",), "invoice_date"),
+    "support_tickets": ("ticket_id", ("satisfaction_score",), ("category", "priority"), "created_at"),
+}
+FAULT_KINDS = ("duplicate", "null_key", "negative_value", "unknown_category", "future_timestamp", "wrong_type")
+
+
+def inject_faults(data: GeneratedData, rate: float, seed: int) -> GeneratedData:
+    """Give ``rate`` of each source's rows one fault each; record every fault in ``data.faults``.
+
+    Faults: an exact duplicate row (appended), an empty key, a negative value, an unknown
+    category, a timestamp in 2099, or text in a numeric column (the column is then stored
+    as text, as a CSV export would). Each faulty row violates its contract in exactly one way.
+    """
+    rng = np.random.default_rng([seed, 9_001])
+    records: list[pd.DataFrame] = []
+    out: dict[str, pd.DataFrame] = {}
+    for name in SOURCE_NAMES:
+        frame = getattr(data, name).copy()
+        key, numeric, categorical, time_col = _FAULT_TARGETS[name]
+        kinds = [k for k in FAULT_KINDS if not (k == "unknown_category" and not categorical)]
+        n_faults = int(round(rate * len(frame)))
+        rows = rng.choice(len(frame), size=n_faults, replace=False)
+        kind_of = np.array(kinds)[rng.integers(0, len(kinds), size=n_faults)]
+        by_kind = {k: np.sort(rows[kind_of == k]) for k in kinds}
+
+        if by_kind["null_key"].size:
+            frame[key] = frame[key].astype("Int64")
+            frame.loc[by_kind["null_key"], key] = pd.NA
+        negative = by_kind["negative_value"]
+        column_choice = rng.integers(0, len(numeric), size=negative.size)
+        for i, col in enumerate(numeric):
+            target = negative[column_choice == i]
+            if target.size:
+                if pd.api.types.is_integer_dtype(frame[col]):
+                    frame.loc[target, col] = -3
+                else:
+                    frame[col] = frame[col].astype("float64")
+                    frame.loc[target, col] = -np.abs(frame.loc[target, col].fillna(1.0)) - 1.0
+        if categorical and by_kind["unknown_category"].size:
+            unknown = by_kind["unknown_category"]
+            column_choice = rng.integers(0, len(categorical), size=unknown.size)
+            for i, col in enumerate(categorical):
+                frame.loc[unknown[column_choice == i], col] = "unknown_" + col
+        if by_kind["future_timestamp"].size:
+            frame.loc[by_kind["future_timestamp"], time_col] = pd.Timestamp("2099-01-01")
+        if by_kind["wrong_type"].size:
+            # A numeric column with text in it arrives as a text column, as from a CSV export.
+            text = frame[numeric[0]].astype("string")
+            text[by_kind["wrong_type"]] = "n/a"
+            frame[numeric[0]] = text
+        single = np.concatenate([by_kind[k] for k in kinds if k != "duplicate"])
+        single_kinds = np.concatenate([np.full(by_kind[k].size, k) for k in kinds if k != "duplicate"])
+        records.append(pd.DataFrame({"source": name, "row": single, "fault": single_kinds}))
+        duplicates = by_kind["duplicate"]
+        if duplicates.size:
+            first_new = len(frame)
+            frame = pd.concat([frame, frame.iloc[duplicates]], ignore_index=True)
+            records.append(
+                pd.DataFrame(
+                    {"source": name, "row": np.arange(first_new, first_new + duplicates.size), "fault": "duplicate"}
+                )
+            )
+        out[name] = frame
+    faults = (
+        pd.concat(records, ignore_index=True).astype({"row": "int64"}).sort_values(["source", "row"]).reset_index(drop=True)
+        if records
+        else pd.DataFrame(columns=["source", "row", "fault"])
+    )
+    return dataclasses.replace(data, **out, faults=faults)
 
 
 def write_sources(data: GeneratedData, out: Path, fmt: str = "parquet") -> dict[str, int]:
@@ -372,4 +551,5 @@ def write_sources(data: GeneratedData, out: Path, fmt: str = "parquet") -> dict[
     truth.mkdir(exist_ok=True)
     data.churn_truth.to_parquet(truth / "churn_truth.parquet", index=False)
     data.churn_probability_truth.to_parquet(truth / "churn_probability_truth.parquet", index=False)
+    data.faults.to_parquet(truth / "faults.parquet", index=False)
     return counts

@@ -4,14 +4,14 @@ select
     f.customer_id,
     f.snapshot_date,
     case
-        when c.cancelled_at is not null
-         and c.cancelled_at < f.snapshot_date + {{ var('label_horizon_days') }}
+        when c.churn_date is not null
+         and c.churn_date < f.snapshot_date + {{ var('label_horizon_days') }}
         then 1 else 0
     end as churned_within_horizon,
-    c.cancelled_at as churn_date
+    c.churn_date
 from {{ ref('customer_features') }} as f
 inner join {{ ref('snapshot_dates') }} as s
     on s.snapshot_date = f.snapshot_date
-inner join {{ ref('stg_crm_customers') }} as c
+inner join {{ ref('int_customer_churn') }} as c
     on c.customer_id = f.customer_id
 where s.is_label_mature

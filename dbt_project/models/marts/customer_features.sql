@@ -1,25 +1,52 @@
--- Point-in-time customer features: one row per customer active at each snapshot
--- date T, computed only from rows known before T (the snapshot is taken at the
--- start of day T).
+-- Point-in-time customer features: one row per customer active at each snapshot date T,
+-- computed only from facts known at T (the snapshot is taken at the start of day T).
+-- source_data_as_of records the latest known-at time of any fact used, and a dbt test
+-- checks that it never lies after the snapshot.
 with snapshots as (
-    select snapshot_date from {{ ref('snapshot_dates') }}
+    select snapshot_date, cast(snapshot_date as timestamp) as snapshot_at
+    from {{ ref('snapshot_dates') }}
 ),
 
 population as (
+    -- The CRM version in force at T, for customers signed up and not cancelled as known at T.
     select
         s.snapshot_date,
-        c.customer_id,
-        c.plan,
-        c.contract_type,
-        c.region,
-        c.segment,
-        c.acquisition_channel,
-        c.seats,
-        s.snapshot_date - c.signup_date as tenure_days
+        s.snapshot_at,
+        v.customer_id,
+        v.plan,
+        v.contract_type,
+        v.region,
+        v.segment,
+        v.acquisition_channel,
+        v.seats,
+        v.valid_from,
+        s.snapshot_date - v.signup_date as tenure_days
     from snapshots as s
-    inner join {{ ref('stg_crm_customers') }} as c
-        on c.signup_date < s.snapshot_date
-        and (c.cancelled_at is null or c.cancelled_at >= s.snapshot_date)
+    inner join {{ ref('int_customer_versions') }} as v
+        on v.valid_from < s.snapshot_at
+        and (v.valid_to is null or v.valid_to >= s.snapshot_at)
+    inner join {{ ref('int_customer_churn') }} as c
+        on c.customer_id = v.customer_id
+    where v.signup_date < s.snapshot_date
+      and v.cancelled_at is null
+      -- No cancellation known at T, whatever versions were written after it.
+      and (c.churn_recorded_at is null or c.churn_recorded_at >= s.snapshot_at)
+),
+
+crm_changes as (
+    select
+        p.snapshot_date,
+        p.customer_id,
+        sum(case when w.plan <> w.previous_plan then 1 else 0 end) as plan_changes_90d,
+        sum(w.seats - w.previous_seats) as seat_change_90d,
+        max(w.valid_from) as last_change_at
+    from population as p
+    inner join {{ ref('int_customer_versions') }} as w
+        on w.customer_id = p.customer_id
+        and w.version_number > 1
+        and w.valid_from < p.snapshot_at
+        and w.valid_from >= p.snapshot_at - interval '90 days'
+    group by p.snapshot_date, p.customer_id
 ),
 
 usage as (
@@ -33,12 +60,13 @@ usage as (
                  then u.sessions else 0 end) as sessions_prior_30d,
         sum(case when u.event_date >= p.snapshot_date - 30 then u.minutes else 0 end) as minutes_30d,
         sum(case when u.event_date >= p.snapshot_date - 30 then u.feature_uses else 0 end) as feature_uses_30d,
-        max(u.event_date) as last_active_date
+        max(u.event_date) as last_active_date,
+        max(u.known_at) as last_known_at
     from population as p
-    inner join {{ ref('stg_usage_events') }} as u
+    inner join {{ ref('int_daily_usage') }} as u
         on u.customer_id = p.customer_id
         and u.event_date >= p.snapshot_date - 90
-        and u.event_date < p.snapshot_date
+        and u.known_at <= p.snapshot_at
     group by p.snapshot_date, p.customer_id
 ),
 
@@ -46,18 +74,16 @@ billing as (
     select
         p.snapshot_date,
         p.customer_id,
-        sum(case when i.status = 'failed' and i.invoice_date >= p.snapshot_date - 90 then 1 else 0 end)
+        sum(case when i.is_failed and i.invoice_date >= p.snapshot_date - 90 then 1 else 0 end)
             as failed_payments_90d,
-        -- Late as known at T: the 7-day due date has passed and the money had not arrived by then.
-        sum(case when i.status <> 'failed'
-                  and i.invoice_date >= p.snapshot_date - 90
-                  and i.invoice_date + 7 < p.snapshot_date
-                  and (i.paid_at is null or i.paid_at > i.invoice_date + 7)
-                 then 1 else 0 end) as late_payments_90d
+        sum(case when i.is_late and i.late_known_at <= p.snapshot_at and i.invoice_date >= p.snapshot_date - 90
+                 then 1 else 0 end) as late_payments_90d,
+        max(case when i.is_late and i.late_known_at <= p.snapshot_at then i.late_known_at else i.issued_at end)
+            as last_known_at
     from population as p
-    inner join {{ ref('stg_billing_invoices') }} as i
+    inner join {{ ref('int_billing_events') }} as i
         on i.customer_id = p.customer_id
-        and i.invoice_date < p.snapshot_date
+        and i.issued_at < p.snapshot_at
     group by p.snapshot_date, p.customer_id
 ),
 
@@ -73,9 +99,9 @@ latest_invoice as (
                 order by i.invoice_date desc, i.invoice_id desc
             ) as invoice_rank
         from population as p
-        inner join {{ ref('stg_billing_invoices') }} as i
+        inner join {{ ref('int_billing_events') }} as i
             on i.customer_id = p.customer_id
-            and i.invoice_date < p.snapshot_date
+            and i.issued_at < p.snapshot_at
     ) as ranked
     where invoice_rank = 1
 ),
@@ -84,16 +110,16 @@ tickets as (
     select
         p.snapshot_date,
         p.customer_id,
-        sum(case when t.created_at >= cast(p.snapshot_date - 90 as timestamp) then 1 else 0 end) as tickets_90d,
-        sum(case when t.resolved_at is null or t.resolved_at >= cast(p.snapshot_date as timestamp)
-                 then 1 else 0 end) as open_tickets,
-        avg(case when t.resolved_at >= cast(p.snapshot_date - 90 as timestamp)
-                  and t.resolved_at < cast(p.snapshot_date as timestamp)
-                 then t.satisfaction_score end) as avg_satisfaction_90d
+        sum(case when t.created_at >= p.snapshot_at - interval '90 days' then 1 else 0 end) as tickets_90d,
+        -- Still open as known at T: not resolved before T.
+        sum(case when t.resolved_at is null or t.resolved_at >= p.snapshot_at then 1 else 0 end) as open_tickets,
+        avg(case when t.resolved_at >= p.snapshot_at - interval '90 days' and t.resolved_at < p.snapshot_at
+                 then t.satisfaction_score end) as avg_satisfaction_90d,
+        max(case when t.resolved_at < p.snapshot_at then t.resolved_at else t.created_at end) as last_known_at
     from population as p
-    inner join {{ ref('stg_support_tickets') }} as t
+    inner join {{ ref('int_ticket_events') }} as t
         on t.customer_id = p.customer_id
-        and t.created_at < cast(p.snapshot_date as timestamp)
+        and t.created_at < p.snapshot_at
     group by p.snapshot_date, p.customer_id
 )
 
@@ -121,7 +147,16 @@ select
     coalesce(b.late_payments_90d, 0) as late_payments_90d,
     coalesce(t.tickets_90d, 0) as tickets_90d,
     coalesce(t.open_tickets, 0) as open_tickets,
-    t.avg_satisfaction_90d
+    t.avg_satisfaction_90d,
+    coalesce(c.plan_changes_90d, 0) as plan_changes_90d,
+    coalesce(c.seat_change_90d, 0) as seat_change_90d,
+    greatest(
+        p.valid_from,
+        coalesce(c.last_change_at, p.valid_from),
+        coalesce(u.last_known_at, p.valid_from),
+        coalesce(b.last_known_at, p.valid_from),
+        coalesce(t.last_known_at, p.valid_from)
+    ) as source_data_as_of
 from population as p
 left join usage as u
     on u.snapshot_date = p.snapshot_date and u.customer_id = p.customer_id
@@ -131,3 +166,5 @@ left join latest_invoice as li
     on li.snapshot_date = p.snapshot_date and li.customer_id = p.customer_id
 left join tickets as t
     on t.snapshot_date = p.snapshot_date and t.customer_id = p.customer_id
+left join crm_changes as c
+    on c.snapshot_date = p.snapshot_date and c.customer_id = p.customer_id

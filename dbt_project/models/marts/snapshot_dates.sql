@@ -1,12 +1,12 @@
--- The snapshot calendar: the first day of every month from the first month with
--- enough history (var first_snapshot_offset_days) up to the day after the last
--- observed usage ("now"). A snapshot's label is mature once the label horizon
--- after it has been observed.
+-- The snapshot calendar: the first day of every Nth month (var snapshot_interval_months)
+-- from the first month with enough history (var first_snapshot_offset_days) up to the
+-- day after the last observed usage ("now"). A snapshot's label is mature once the
+-- label horizon after it has been observed.
 with bounds as (
     select
         min(event_date) as data_start,
         max(event_date) as data_end
-    from {{ ref('stg_usage_events') }}
+    from {{ ref('int_daily_usage') }}
 ),
 
 calendar as (
@@ -18,7 +18,7 @@ calendar as (
     cross join lateral generate_series(
         cast(date_trunc('month', b.data_start + {{ var('first_snapshot_offset_days') }} - 1) as timestamp) + interval '1 month',
         cast(b.data_end + 1 as timestamp),
-        interval '1 month'
+        interval '{{ var("snapshot_interval_months") }} month'
     ) as t(month_start)
 )
 

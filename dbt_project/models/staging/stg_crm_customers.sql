@@ -1,4 +1,4 @@
--- One row per customer: the latest CRM version.
+-- CRM versions, typed: one row per customer and updated_at (exact re-deliveries removed).
 with ranked as (
     select
         cast(customer_id as bigint) as customer_id,
@@ -11,7 +11,7 @@ with ranked as (
         lower(acquisition_channel) as acquisition_channel,
         cast(cancelled_at as date) as cancelled_at,
         cast(updated_at as timestamp) as updated_at,
-        row_number() over (partition by customer_id order by updated_at desc) as version_rank
+        row_number() over (partition by customer_id, updated_at order by seats) as version_rank
     from {{ source('raw', 'crm_customers') }}
 )
 select
