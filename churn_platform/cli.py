@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from churn_platform.settings import Settings
+from churn_platform.settings import Settings, normalise_sources
 from churn_platform.sources.generator import DRIFT_SCENARIOS
 
 
@@ -67,7 +67,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     base = Settings.from_env()
     return Settings(
         home=Path(args.home).resolve(),
-        sources_dir=Path(args.sources).resolve() if getattr(args, "sources", None) else None,
+        sources=normalise_sources(getattr(args, "sources", None)),
+        s3_endpoint_url=base.s3_endpoint_url,
         customers=base.customers,
         days=base.days,
         seed=base.seed,
@@ -80,8 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from churn_platform.pipeline import PipelineFailed, run_pipeline, write_report
 
     settings = _settings(args)
-    if settings.sources_dir is not None and not settings.sources_dir.is_dir():
-        print(f"error: --sources {settings.sources_dir} is not a folder", file=sys.stderr)
+    if settings.sources is not None and "://" not in settings.sources and not Path(settings.sources).is_dir():
+        print(f"error: --sources {settings.sources} is not a folder (nor an s3:// or postgresql:// URI)", file=sys.stderr)
         return 2
     print(f"Materializing the asset graph into {settings.home}", flush=True)
     try:
@@ -142,7 +143,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     write_sources(data, sources)
 
     print("\n[2/4] Materializing the asset graph with Dagster (sources → dbt → model → drift)", flush=True)
-    settings = Settings(home=home, sources_dir=sources, seed=args.seed)
+    settings = Settings(home=home, sources=str(sources), seed=args.seed)
     try:
         report = run_pipeline(settings, log_level="WARNING")
     except PipelineFailed as exc:
@@ -230,7 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("run", help="materialize the whole asset graph on source files")
-    p.add_argument("--sources", help="folder with the source files (default: the built-in generator)")
+    p.add_argument(
+        "--sources",
+        help="a folder of source files, s3://bucket/prefix or postgresql://user@host:port/db?schema=S "
+        "(default: the built-in generator)",
+    )
     p.add_argument("--home", required=True, help="folder for all state: warehouse, Dagster, MLflow, reports")
     p.add_argument("--report-json", help="where to write the run report (default HOME/run_report.json)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

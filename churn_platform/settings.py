@@ -10,9 +10,13 @@ Environment variables:
 ``CHURN_PLATFORM_HOME``
     The home folder (default ``.churn_home`` in the working directory).
 ``CHURN_PLATFORM_SOURCES``
-    A folder of source files (Parquet or CSV) to read. When unset, the built-in
-    generator produces the sources, with ``CHURN_PLATFORM_CUSTOMERS``,
+    Where the raw sources are: a folder of Parquet or CSV files, an S3 prefix
+    (``s3://bucket/prefix``) or PostgreSQL tables
+    (``postgresql://user@host:5432/database?schema=raw``). When unset, the built-in
+    generator produces them, with ``CHURN_PLATFORM_CUSTOMERS``,
     ``CHURN_PLATFORM_DAYS`` and ``CHURN_PLATFORM_SEED``.
+``CHURN_PLATFORM_S3_ENDPOINT_URL``
+    An S3-compatible endpoint (MinIO, a moto server); unset for AWS S3.
 ``CHURN_PLATFORM_DRIFT_THRESHOLD``
     The share of drifted features above which the drift sensor asks for retraining
     (default 0.3).
@@ -55,10 +59,21 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def normalise_sources(sources: str | os.PathLike | None) -> str | None:
+    """A URI stays as it is; a folder becomes an absolute path; empty means the generator."""
+    if sources is None or str(sources) == "":
+        return None
+    text = str(sources)
+    if "://" in text:
+        return text
+    return str(Path(text).resolve())
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
     home: Path
-    sources_dir: Path | None = None
+    sources: str | None = None
+    s3_endpoint_url: str | None = None
     customers: int = 2_000
     days: int = 365
     seed: int = 7
@@ -67,10 +82,10 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
-        sources = os.environ.get("CHURN_PLATFORM_SOURCES")
         return cls(
             home=Path(os.environ.get("CHURN_PLATFORM_HOME", ".churn_home")).resolve(),
-            sources_dir=Path(sources).resolve() if sources else None,
+            sources=normalise_sources(os.environ.get("CHURN_PLATFORM_SOURCES")),
+            s3_endpoint_url=os.environ.get("CHURN_PLATFORM_S3_ENDPOINT_URL") or None,
             customers=_env_int("CHURN_PLATFORM_CUSTOMERS", cls.customers),
             days=_env_int("CHURN_PLATFORM_DAYS", cls.days),
             seed=_env_int("CHURN_PLATFORM_SEED", cls.seed),
@@ -84,8 +99,8 @@ class Settings:
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)
         os.environ["CHURN_PLATFORM_WAREHOUSE"] = str(self.warehouse_path)
         os.environ["CHURN_PLATFORM_TARGET"] = self.dbt_target
-        if self.sources_dir is not None:
-            os.environ["CHURN_PLATFORM_SOURCES"] = str(self.sources_dir)
+        if self.sources is not None:
+            os.environ["CHURN_PLATFORM_SOURCES"] = self.sources
         else:
             os.environ.pop("CHURN_PLATFORM_SOURCES", None)
         os.environ["CHURN_PLATFORM_CUSTOMERS"] = str(self.customers)

@@ -46,7 +46,7 @@ class E2E:
 
     @property
     def settings(self) -> Settings:
-        return Settings(home=self.home, sources_dir=self.sources, seed=E2E_SEED)
+        return Settings(home=self.home, sources=str(self.sources), seed=E2E_SEED)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ def test_too_many_quarantined_rows_block_downstream(tmp_path):
         return None
 
     resources = {
-        "source": SourceResource(sources_dir=str(tmp_path / "src"), landing_dir=str(tmp_path / "landing")),
+        "source": SourceResource(sources=str(tmp_path / "src"), landing_dir=str(tmp_path / "landing")),
         "warehouse": WarehouseResource(path=str(tmp_path / "w.duckdb")),
     }
 

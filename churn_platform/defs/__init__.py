@@ -27,7 +27,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         executor=dg.in_process_executor,
         resources={
             "source": SourceResource(
-                sources_dir=str(settings.sources_dir) if settings.sources_dir else None,
+                sources=settings.sources,
+                s3_endpoint_url=settings.s3_endpoint_url,
                 landing_dir=str(settings.landing_dir),
                 customers=settings.customers,
                 days=settings.days,

@@ -12,25 +12,62 @@ import pandas as pd
 
 from churn_platform.ml.registry import MLflowLocation
 from churn_platform.sources.generator import GeneratorConfig
-from churn_platform.sources.readers import ensure_generated, read_source_file
+from churn_platform.sources.readers import ensure_generated, read_source_file, read_source_postgres, read_source_s3
 
 
 class SourceResource(dg.ConfigurableResource):
-    """Where raw sources come from: a folder of files, or the built-in generator."""
+    """Where raw sources come from, by the form of ``sources``:
 
-    sources_dir: str | None = None
+    * empty: the built-in generator (``customers``, ``days``, ``seed``), written to ``landing_dir``;
+    * a folder: ``<name>.parquet`` or ``<name>.csv`` per source;
+    * ``s3://bucket/prefix``: the same files under an S3 prefix (dagster-aws ``S3Resource``;
+      ``s3_endpoint_url`` for S3-compatible stores such as MinIO);
+    * ``postgresql://user@host:port/database?schema=raw``: one table per source.
+    """
+
+    sources: str | None = None
     landing_dir: str
     customers: int = 2_000
     days: int = 365
     seed: int = 7
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+
+    @property
+    def kind(self) -> str:
+        if not self.sources:
+            return "generator"
+        if self.sources.startswith("s3://"):
+            return "s3"
+        if self.sources.startswith(("postgresql://", "postgres://")):
+            return "postgres"
+        return "files"
 
     @property
     def origin(self) -> str:
-        return f"files:{self.sources_dir}" if self.sources_dir else f"generator(customers={self.customers}, days={self.days}, seed={self.seed})"
+        if self.kind == "generator":
+            return f"generator(customers={self.customers}, days={self.days}, seed={self.seed})"
+        if self.kind == "postgres":
+            # Never show a password in metadata.
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.sources)
+            return f"postgres:{parts.hostname}:{parts.port or 5432}{parts.path}?{parts.query}"
+        return f"{self.kind}:{self.sources}"
+
+    def s3_client(self):
+        from dagster_aws.s3 import S3Resource
+
+        return S3Resource(endpoint_url=self.s3_endpoint_url, region_name=self.s3_region).get_client()
 
     def load(self, name: str) -> pd.DataFrame:
-        if self.sources_dir:
-            return read_source_file(Path(self.sources_dir), name)
+        kind = self.kind
+        if kind == "files":
+            return read_source_file(Path(self.sources), name)
+        if kind == "s3":
+            return read_source_s3(self.s3_client(), self.sources, name)
+        if kind == "postgres":
+            return read_source_postgres(self.sources, name)
         config = GeneratorConfig(customers=self.customers, days=self.days, seed=self.seed)
         return read_source_file(ensure_generated(Path(self.landing_dir), config), name)
 
