@@ -35,7 +35,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from churn_platform.sources.generator import GeneratorConfig, generate, write_sources
+    from churn_platform.sources.generator import GeneratorConfig, generate_to_dir
 
     config = GeneratorConfig(
         customers=args.customers,
@@ -51,8 +51,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         flush=True,
     )
     started = time.monotonic()
-    data = generate(config, progress=_progress_printer("simulating"))
-    counts = write_sources(data, Path(args.out), fmt=args.format)
+    data, counts = generate_to_dir(config, Path(args.out), fmt=args.format, progress=_progress_printer("simulating"))
     for name, rows in counts.items():
         print(f"  {name:<17} {rows:>12,} rows")
     if config.fault_rate:

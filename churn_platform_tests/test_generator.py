@@ -164,3 +164,17 @@ def test_csv_sources_are_readable(tmp_path):
 def test_invalid_config_is_refused_with_the_reason(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         GeneratorConfig(**kwargs)
+
+
+def test_streamed_generation_writes_the_same_sources(tmp_path):
+    from churn_platform.sources.generator import generate_to_dir
+
+    config = GeneratorConfig(customers=300, days=100, seed=13)
+    _, counts = generate_to_dir(config, tmp_path / "streamed")
+    in_memory = generate(config)
+    write_sources(in_memory, tmp_path / "memory")
+    for name in SOURCE_NAMES:
+        pd.testing.assert_frame_equal(
+            read_source_file(tmp_path / "streamed", name), read_source_file(tmp_path / "memory", name)
+        )
+        assert counts[name] == len(getattr(in_memory, name))

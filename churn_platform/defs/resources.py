@@ -12,7 +12,13 @@ import pandas as pd
 
 from churn_platform.ml.registry import MLflowLocation
 from churn_platform.sources.generator import GeneratorConfig
-from churn_platform.sources.readers import ensure_generated, read_source_file, read_source_postgres, read_source_s3
+from churn_platform.sources.readers import (
+    ensure_generated,
+    find_source_file,
+    read_source_file,
+    read_source_postgres,
+    read_source_s3,
+)
 
 
 class SourceResource(dg.ConfigurableResource):
@@ -60,6 +66,25 @@ class SourceResource(dg.ConfigurableResource):
 
         return S3Resource(endpoint_url=self.s3_endpoint_url, region_name=self.s3_region).get_client()
 
+    def register(self, con, name: str) -> str:
+        """Make source ``name`` queryable on DuckDB connection ``con``, with a ``__row`` column
+        in input order; returns the relation to select from. Parquet files are scanned
+        where they lie (no copy through pandas)."""
+        if self.kind in ("files", "generator"):
+            directory = Path(self.sources) if self.kind == "files" else self._generated()
+            path = find_source_file(directory, name)
+            if path.suffix == ".parquet":
+                literal = str(path).replace("'", "''")
+                return f"(select *, file_row_number as __row from read_parquet('{literal}', file_row_number = true))"
+        frame = self.load(name)
+        view = f"__source_{name}"
+        con.register(view, frame.assign(__row=range(len(frame))))
+        return view
+
+    def _generated(self) -> Path:
+        config = GeneratorConfig(customers=self.customers, days=self.days, seed=self.seed)
+        return ensure_generated(Path(self.landing_dir), config)
+
     def load(self, name: str) -> pd.DataFrame:
         kind = self.kind
         if kind == "files":
@@ -68,8 +93,7 @@ class SourceResource(dg.ConfigurableResource):
             return read_source_s3(self.s3_client(), self.sources, name)
         if kind == "postgres":
             return read_source_postgres(self.sources, name)
-        config = GeneratorConfig(customers=self.customers, days=self.days, seed=self.seed)
-        return read_source_file(ensure_generated(Path(self.landing_dir), config), name)
+        return read_source_file(self._generated(), name)
 
 
 class WarehouseLockedError(RuntimeError):

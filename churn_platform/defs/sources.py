@@ -6,17 +6,13 @@ import dagster as dg
 
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import SourceResource, WarehouseResource
-from churn_platform.sources.contracts import CONTRACTS, apply_contract
+from churn_platform.sources.contracts import CONTRACTS, load_with_contract
 from churn_platform.sources.generator import SOURCE_NAMES
 
 
 class SourceLoadConfig(dg.Config):
     max_quarantine_share: float = 0.05
     """The share of received rows that may be quarantined before the blocking check fails."""
-
-
-def _column_schema(frame) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()])
 
 
 def build_source_asset(name: str) -> dg.AssetsDefinition:
@@ -46,36 +42,41 @@ def build_source_asset(name: str) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
     ):
         context.log.info(f"reading {name} from {source.origin}")
-        frame = source.load(name)
-        result = apply_contract(frame, contract)
-        warehouse.write_table("raw", name, result.accepted)
-        warehouse.write_table("quarantine", name, result.quarantined)
+        with warehouse.connect() as con:
+            relation = source.register(con, name)
+            con.execute("create schema if not exists raw")
+            con.execute("create schema if not exists quarantine")
+            counts = load_with_contract(con, contract, relation, f"raw.{name}", f"quarantine.{name}")
+            schema = con.execute(f"describe raw.{name}").fetchall()
+            preview = con.execute(f"select * from raw.{name} limit 5").df()
         context.log.info(
-            f"{name}: received {result.received:,}, accepted {len(result.accepted):,}, "
-            f"quarantined {len(result.quarantined):,} {result.reasons() or ''}"
+            f"{name}: received {counts.received:,}, accepted {counts.accepted:,}, "
+            f"quarantined {counts.quarantined:,} {counts.reasons or ''}"
         )
-        share = result.quarantine_share
+        share = counts.quarantine_share
         yield dg.MaterializeResult(
             metadata={
-                "dagster/row_count": len(result.accepted),
-                "dagster/column_schema": _column_schema(result.accepted),
-                "received_rows": result.received,
-                "accepted_rows": len(result.accepted),
-                "quarantined_rows": len(result.quarantined),
+                "dagster/row_count": counts.accepted,
+                "dagster/column_schema": dg.TableSchema(
+                    columns=[dg.TableColumn(name=str(row[0]), type=str(row[1])) for row in schema]
+                ),
+                "received_rows": counts.received,
+                "accepted_rows": counts.accepted,
+                "quarantined_rows": counts.quarantined,
                 "quarantine_share": share,
-                "quarantine_reasons": dg.MetadataValue.json(result.reasons()),
+                "quarantine_reasons": dg.MetadataValue.json(counts.reasons),
                 "origin": source.origin,
                 "table": f"raw.{name}",
                 "quarantine_table": f"quarantine.{name}",
-                "preview": dg.MetadataValue.md(result.accepted.head(5).to_markdown(index=False)),
+                "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
             }
         )
         yield dg.AssetCheckResult(
             check_name=check_name,
             passed=share <= config.max_quarantine_share,
             severity=dg.AssetCheckSeverity.ERROR,
-            description=f"{share:.2%} of {result.received:,} rows quarantined (limit {config.max_quarantine_share:.2%})",
-            metadata={"quarantine_share": share, "limit": config.max_quarantine_share, **result.reasons()},
+            description=f"{share:.2%} of {counts.received:,} rows quarantined (limit {config.max_quarantine_share:.2%})",
+            metadata={"quarantine_share": share, "limit": config.max_quarantine_share, **counts.reasons},
         )
 
     return _source

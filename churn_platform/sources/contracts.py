@@ -148,68 +148,148 @@ class ContractError(ValueError):
     """The batch cannot be checked at all (for example a contract column is missing)."""
 
 
-def _coerce(series: pd.Series, spec: ColumnSpec) -> pd.Series:
-    if spec.type in ("int", "float"):
-        out = pd.to_numeric(series, errors="coerce")
-        return out.astype("float64")
-    if spec.type in ("date", "timestamp"):
-        if pd.api.types.is_datetime64_any_dtype(series):
-            out = series
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: object) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def contract_sql(contract: Contract, relation: str, now: dt.datetime) -> str:
+    """A DuckDB query over ``relation`` (which has a ``__row`` column giving the input order)
+    returning, per input row: the typed columns, the received values as text (``__raw_<col>``)
+    and ``quarantine_reason`` (NULL for an accepted row; the first rule broken otherwise)."""
+    now_lit = f"timestamp {_lit(pd.Timestamp(now).strftime('%Y-%m-%d %H:%M:%S'))}"
+    typed, raw, rules = [], [], []
+    for spec in contract.columns:
+        col = _q(spec.name)
+        text = f"cast({col} as varchar)"
+        raw.append(f"{text} as {_q('__raw_' + spec.name)}")
+        raw.append(f"({col} is not null and trim({text}) <> '') as {_q('__p_' + spec.name)}")
+        present = _q("__p_" + spec.name)
+        if spec.type in ("int", "float"):
+            value = f"try_cast(trim({text}) as double)"
+        elif spec.type == "date":
+            value = f"cast(try_cast({col} as timestamp) as date)"
+        elif spec.type == "timestamp":
+            value = f"try_cast({col} as timestamp)"
         else:
-            out = pd.to_datetime(series, errors="coerce", format="mixed")
-        if getattr(out.dt, "tz", None) is not None:
-            out = out.dt.tz_convert("UTC").dt.tz_localize(None)
-        out = out.astype("datetime64[us]")
-        return out.dt.normalize() if spec.type == "date" else out
-    return series.astype("string").str.strip().str.lower()
+            value = f"lower(trim({text}))"
+        typed.append(f"{value} as {_q(spec.name)}")
+        v = _q("__v_" + spec.name)
+        if spec.name in contract.key:
+            rules.append((f"not {present}", f"null_key: {spec.name} is empty"))
+        elif not spec.nullable:
+            rules.append((f"not {present}", f"null_value: {spec.name} is empty"))
+        rules.append((f"{present} and {v} is null", f"wrong_type: {spec.name} is not a {spec.type}"))
+        if spec.type == "int":
+            rules.append((f"{v} is not null and {v} <> floor({v})", f"wrong_type: {spec.name} is not a whole number"))
+        if spec.minimum is not None:
+            rules.append((f"{v} is not null and {v} < {spec.minimum!r}", f"out_of_range: {spec.name} below {spec.minimum:g}"))
+        if spec.allowed is not None:
+            allowed = ", ".join(_lit(a) for a in spec.allowed)
+            rules.append(
+                (f"{v} is not null and {v} not in ({allowed})", f"unknown_category: {spec.name} not in {'/'.join(spec.allowed)}")
+            )
+        if spec.type in ("date", "timestamp"):
+            rules.append(
+                (f"{v} is not null and cast({v} as timestamp) > {now_lit}", f"future_timestamp: {spec.name} after {pd.Timestamp(now):%Y-%m-%d %H:%M}")
+            )
+    values = ", ".join(f"{t.rsplit(' as ', 1)[0]} as {_q('__v_' + s.name)}" for t, s in zip(typed, contract.columns))
+    first_reason = "case " + " ".join(f"when {cond} then {_lit(why)}" for cond, why in rules) + " end"
+    key = ", ".join(_q("__v_" + k) for k in contract.key)
+    casts = []
+    for spec in contract.columns:
+        v = _q("__v_" + spec.name)
+        cast = {"int": f"cast({v} as bigint)", "float": f"cast({v} as double)"}.get(spec.type, v)
+        casts.append(f"{cast} as {_q(spec.name)}")
+    return f"""
+with typed as (
+    select __row, {values}, {", ".join(raw)} from {relation}
+),
+checked as (
+    select *, {first_reason} as __rule_reason from typed
+)
+select
+    __row,
+    {", ".join(casts)},
+    {", ".join(_q("__raw_" + s.name) for s in contract.columns)},
+    coalesce(
+        __rule_reason,
+        case when row_number() over (
+            partition by (__rule_reason is null), {key} order by __row
+        ) > 1 and __rule_reason is null then {_lit("duplicate_key: " + ", ".join(contract.key))} end
+    ) as {QUARANTINE_REASON}
+from checked
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class ContractCounts:
+    source: str
+    received: int
+    accepted: int
+    quarantined: int
+    reasons: dict[str, int]
+
+    @property
+    def quarantine_share(self) -> float:
+        return self.quarantined / self.received if self.received else 0.0
+
+
+def load_with_contract(
+    con,
+    contract: Contract,
+    relation: str,
+    accepted_table: str,
+    quarantine_table: str,
+    now: dt.datetime | None = None,
+) -> ContractCounts:
+    """Check ``relation`` (with a ``__row`` column) against ``contract`` inside DuckDB and write the
+    accepted rows (typed) and the quarantined rows (as received, as text, with the reason)."""
+    missing = [c for c in contract.column_names if c not in [r[0] for r in con.execute(f"describe select * from {relation}").fetchall()]]
+    if missing:
+        raise ContractError(f"{contract.source}: missing contract columns {', '.join(missing)}")
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    con.execute(f"create or replace temp table __checked as {contract_sql(contract, relation, now)}")
+    cols = ", ".join(_q(c) for c in contract.column_names)
+    raw_cols = ", ".join(f"{_q('__raw_' + c)} as {_q(c)}" for c in contract.column_names)
+    con.execute(f"create or replace table {accepted_table} as select {cols} from __checked where {QUARANTINE_REASON} is null order by __row")
+    con.execute(
+        f"create or replace table {quarantine_table} as select {raw_cols}, {QUARANTINE_REASON} "
+        f"from __checked where {QUARANTINE_REASON} is not null order by __row"
+    )
+    received = con.execute("select count(*) from __checked").fetchone()[0]
+    reasons = dict(
+        con.execute(
+            f"select split_part({QUARANTINE_REASON}, ':', 1) as r, count(*) from __checked "
+            f"where {QUARANTINE_REASON} is not null group by r order by count(*) desc, r"
+        ).fetchall()
+    )
+    con.execute("drop table __checked")
+    quarantined = int(sum(reasons.values()))
+    return ContractCounts(contract.source, int(received), int(received - quarantined), quarantined, {k: int(v) for k, v in reasons.items()})
 
 
 def apply_contract(frame: pd.DataFrame, contract: Contract, now: dt.datetime | None = None) -> ContractResult:
-    """Split ``frame`` into rows that satisfy ``contract`` and rows quarantined with the first reason found."""
+    """Split ``frame`` into accepted rows (typed as the contract says) and quarantined rows with the reason."""
+    import duckdb
+
     missing = [c for c in contract.column_names if c not in frame.columns]
     if missing:
         raise ContractError(f"{contract.source}: missing contract columns {', '.join(missing)}")
-    frame = frame.reset_index(drop=True)
-    now_ts = pd.Timestamp(now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
-    reason = pd.Series(pd.NA, index=frame.index, dtype="string")
-
-    def flag(mask: pd.Series | np.ndarray, why: str) -> None:
-        mask = pd.Series(mask, index=frame.index).fillna(False).astype(bool) & reason.isna()
-        if mask.any():
-            reason[mask] = why
-
-    typed = pd.DataFrame(index=frame.index)
-    for spec in contract.columns:
-        raw = frame[spec.name]
-        value = _coerce(raw, spec)
-        typed[spec.name] = value
-        raw_present = raw.notna() & (raw.astype("string").str.strip() != "")
-        if spec.name in contract.key:
-            flag(~raw_present, f"null_key: {spec.name} is empty")
-        elif not spec.nullable:
-            flag(~raw_present, f"null_value: {spec.name} is empty")
-        flag(raw_present & value.isna(), f"wrong_type: {spec.name} is not a {spec.type}")
-        if spec.type in ("int",):
-            flag(value.notna() & (value != np.floor(value.fillna(0))), f"wrong_type: {spec.name} is not a whole number")
-        if spec.minimum is not None:
-            flag(value.notna() & (value < spec.minimum), f"out_of_range: {spec.name} below {spec.minimum:g}")
-        if spec.allowed is not None:
-            flag(value.notna() & ~value.isin(spec.allowed), f"unknown_category: {spec.name} not in {'/'.join(spec.allowed)}")
-        if spec.type in ("date", "timestamp"):
-            flag(value.notna() & (value > now_ts), f"future_timestamp: {spec.name} after {now_ts:%Y-%m-%d %H:%M}")
-
-    # Duplicates of the key among otherwise valid rows: the first is kept.
-    valid = reason.isna()
-    dup = typed[valid].duplicated(list(contract.key), keep="first")
-    flag(pd.Series(dup, index=typed.index[valid]).reindex(frame.index, fill_value=False), "duplicate_key: " + ", ".join(contract.key))
-
-    accepted_mask = reason.isna()
-    accepted = typed[accepted_mask].reset_index(drop=True)
+    with duckdb.connect() as con:
+        con.register("__input_frame", frame.loc[:, list(contract.column_names)].assign(__row=np.arange(len(frame))))
+        load_with_contract(con, contract, "__input_frame", "accepted", "quarantined", now=now)
+        accepted = con.execute("select * from accepted").df()
+        quarantined = con.execute("select * from quarantined").df()
     for spec in contract.columns:
         if spec.type == "int":
             accepted[spec.name] = accepted[spec.name].astype("Int64" if spec.nullable else "int64")
+        elif spec.type in ("date", "timestamp"):
+            accepted[spec.name] = pd.to_datetime(accepted[spec.name]).astype("datetime64[us]")
         elif spec.type == "string":
             accepted[spec.name] = accepted[spec.name].astype("object").where(accepted[spec.name].notna(), None)
-    quarantined = frame[~accepted_mask].astype("string").reset_index(drop=True)
-    quarantined[QUARANTINE_REASON] = reason[~accepted_mask].reset_index(drop=True)
+    quarantined = quarantined.astype("string")
     return ContractResult(source=contract.source, accepted=accepted, quarantined=quarantined)

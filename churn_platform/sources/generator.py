@@ -111,11 +111,43 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _usage_frame(parts: list[tuple[np.ndarray, ...]], start: np.datetime64) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame(
+            {
+                "customer_id": np.array([], dtype=np.int64),
+                "event_date": np.array([], dtype="datetime64[us]"),
+                "sessions": np.array([], dtype=np.int32),
+                "minutes": np.array([], dtype=np.float64),
+                "feature_uses": np.array([], dtype=np.int32),
+            }
+        )
+    day = np.concatenate([p[1] for p in parts])
+    return pd.DataFrame(
+        {
+            "customer_id": np.concatenate([p[0] for p in parts]).astype(np.int64, copy=False),
+            "event_date": (start + day.astype("timedelta64[D]")).astype("datetime64[us]"),
+            "sessions": np.concatenate([p[2] for p in parts]).astype(np.int32, copy=False),
+            "minutes": np.concatenate([p[3] for p in parts]).astype(np.float64, copy=False),
+            "feature_uses": np.concatenate([p[4] for p in parts]).astype(np.int32, copy=False),
+        }
+    )
+
+
 def generate(
     config: GeneratorConfig,
     progress: Callable[[int, int], None] | None = None,
+    usage_sink: Callable[[pd.DataFrame], None] | None = None,
 ) -> GeneratedData:
-    """Simulate the business. Deterministic for a given config."""
+    """Simulate the business. Deterministic for a given config.
+
+    With ``usage_sink``, usage events (by far the largest source) are handed over in
+    chunks of about a month as they are simulated, instead of being kept in memory;
+    the returned ``usage_events`` is then empty. Fault injection needs the whole
+    table and is not available with a sink.
+    """
+    if usage_sink is not None and config.fault_rate > 0:
+        raise ValueError("fault injection needs the whole usage table: generate without a usage sink")
     rng = np.random.default_rng(config.seed)
     n, days = config.customers, config.days
     start = np.datetime64(config.start_date, "D")
@@ -305,6 +337,9 @@ def generate(
             l_idx = idx[leaving]
             churned[l_idx] = True
             churn_day[l_idx] = t
+        if usage_sink is not None and (t % 30 == 29 or t == days - 1) and usage_parts:
+            usage_sink(_usage_frame(usage_parts, start))
+            usage_parts.clear()
         if progress:
             progress(t + 1, days)
 
@@ -384,16 +419,7 @@ def generate(
         .reset_index(drop=True)
     )
 
-    u_day = cat(usage_parts, 1, np.int32)
-    usage = pd.DataFrame(
-        {
-            "customer_id": cat(usage_parts, 0, np.int64),
-            "event_date": (start + u_day.astype("timedelta64[D]")).astype("datetime64[us]"),
-            "sessions": cat(usage_parts, 2, np.int32),
-            "minutes": cat(usage_parts, 3, np.float64),
-            "feature_uses": cat(usage_parts, 4, np.int32),
-        }
-    )
+    usage = _usage_frame(usage_parts, start)
 
     i_cust = cat(invoice_parts, 0, np.int64)
     i_day = cat(invoice_parts, 1, np.int32)
@@ -533,12 +559,54 @@ def inject_faults(data: GeneratedData, rate: float, seed: int) -> GeneratedData:
     return dataclasses.replace(data, **out, faults=faults)
 
 
-def write_sources(data: GeneratedData, out: Path, fmt: str = "parquet") -> dict[str, int]:
+def generate_to_dir(
+    config: GeneratorConfig,
+    out: Path,
+    fmt: str = "parquet",
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[GeneratedData, dict[str, int]]:
+    """Generate and write the sources; usage is streamed to Parquet in monthly chunks, so
+    memory stays proportional to the number of customers, not customers × days."""
+    if fmt != "parquet" or config.fault_rate > 0:
+        data = generate(config, progress=progress)
+        return data, write_sources(data, out, fmt=fmt)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state: dict[str, object] = {"writer": None, "rows": 0}
+    path = out / "usage_events.parquet"
+
+    def sink(chunk: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(chunk, preserve_index=False)
+        if state["writer"] is None:
+            state["writer"] = pq.ParquetWriter(path, table.schema)
+        state["writer"].write_table(table, row_group_size=1_000_000)  # type: ignore[union-attr]
+        state["rows"] = int(state["rows"]) + len(chunk)  # type: ignore[arg-type]
+
+    try:
+        data = generate(config, progress=progress, usage_sink=sink)
+    finally:
+        if state["writer"] is not None:
+            state["writer"].close()  # type: ignore[union-attr]
+    if state["writer"] is None:
+        data.usage_events.to_parquet(path, index=False)
+    counts = write_sources(data, out, fmt=fmt, skip=("usage_events",))
+    counts["usage_events"] = int(state["rows"])  # type: ignore[arg-type]
+    return data, {name: counts[name] for name in SOURCE_NAMES}
+
+
+def write_sources(
+    data: GeneratedData, out: Path, fmt: str = "parquet", skip: tuple[str, ...] = ()
+) -> dict[str, int]:
     """Write the four sources under ``out`` and the ground truth under ``out/_ground_truth``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     for name, frame in data.sources().items():
+        if name in skip:
+            continue
         path = out / f"{name}.{fmt}"
         if fmt == "parquet":
             frame.to_parquet(path, index=False)

@@ -1,0 +1,290 @@
+"""Data-layer benchmark: wall time and peak memory per stage, from generation to scoring_features.
+
+For each size (customers over 365 days) it runs, each stage in its own process so
+that its peak resident memory is its own:
+
+  generate        the seeded simulation, written as Parquet (usage streamed by month)
+  load_sources    what the four source assets do: read, apply the data contracts,
+                  write raw and quarantine tables into a DuckDB warehouse
+  dbt_features    `dbt run` of every model up to training_set and scoring_features
+  dbt_tests       `dbt test` (the tests that run as Dagster asset checks)
+  floor_query     one hand-written DuckDB query computing the same point-in-time
+                  snapshot features straight from the raw Parquet files
+
+The floor is what the feature computation costs without orchestration, staging
+views or intermediate tables; the report gives dbt_features as a multiple of it.
+At the smallest size the floor's output is compared with dbt's customer_features
+row for row, so the two compute the same thing.
+
+    python benchmarks/data_layer.py                       # 10k and 100k customers
+    python benchmarks/data_layer.py --sizes 10000 100000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+DBT = str(Path(sys.executable).parent / "dbt")
+
+FEATURE_COLUMNS = (
+    "plan, contract_type, region, segment, acquisition_channel, seats, tenure_days, mrr, sessions_7d, "
+    "sessions_30d, sessions_90d, minutes_30d, feature_uses_30d, sessions_trend, days_since_last_activity, "
+    "failed_payments_90d, late_payments_90d, tickets_90d, open_tickets, avg_satisfaction_90d, "
+    "plan_changes_90d, seat_change_90d"
+)
+
+# The same features as dbt's customer_features, in one statement over the raw files.
+FLOOR_SQL = """
+create or replace table floor_features as
+with usage as (select * from read_parquet('{src}/usage_events.parquet')),
+crm as (select * from read_parquet('{src}/crm_customers.parquet')),
+inv as (select * from read_parquet('{src}/billing_invoices.parquet')),
+tix as (select * from read_parquet('{src}/support_tickets.parquet')),
+bounds as (select min(cast(event_date as date)) as data_start, max(cast(event_date as date)) as data_end from usage),
+snaps as (
+    select cast(m as date) as snapshot_date, cast(m as timestamp) as snapshot_at
+    from bounds, generate_series(
+        cast(date_trunc('month', data_start + 89) as timestamp) + interval '1 month',
+        cast(data_end + 1 as timestamp), interval '1 month') as g(m)
+),
+versions as (
+    select *, updated_at as valid_from,
+        lead(updated_at) over (partition by customer_id order by updated_at) as valid_to,
+        lag(plan) over (partition by customer_id order by updated_at) as previous_plan,
+        lag(seats) over (partition by customer_id order by updated_at) as previous_seats,
+        row_number() over (partition by customer_id order by updated_at) as version_number
+    from crm
+),
+churn as (
+    select customer_id, min(case when cancelled_at is not null then updated_at end) as recorded_at
+    from crm group by customer_id
+),
+pop as (
+    select s.snapshot_date, s.snapshot_at, v.customer_id, v.plan, v.contract_type, v.region, v.segment,
+        v.acquisition_channel, v.seats, s.snapshot_date - cast(v.signup_date as date) as tenure_days
+    from snaps s
+    join versions v on v.valid_from < s.snapshot_at and (v.valid_to is null or v.valid_to >= s.snapshot_at)
+    join churn c on c.customer_id = v.customer_id
+    where cast(v.signup_date as date) < s.snapshot_date and v.cancelled_at is null
+      and (c.recorded_at is null or c.recorded_at >= s.snapshot_at)
+),
+u as (
+    select p.snapshot_date, p.customer_id,
+        sum(case when cast(x.event_date as date) >= p.snapshot_date - 7 then x.sessions else 0 end) as s7,
+        sum(case when cast(x.event_date as date) >= p.snapshot_date - 30 then x.sessions else 0 end) as s30,
+        sum(x.sessions) as s90,
+        sum(case when cast(x.event_date as date) >= p.snapshot_date - 60
+                  and cast(x.event_date as date) < p.snapshot_date - 30 then x.sessions else 0 end) as sp30,
+        sum(case when cast(x.event_date as date) >= p.snapshot_date - 30 then x.minutes else 0 end) as m30,
+        sum(case when cast(x.event_date as date) >= p.snapshot_date - 30 then x.feature_uses else 0 end) as f30,
+        max(cast(x.event_date as date)) as last_active
+    from pop p join usage x on x.customer_id = p.customer_id
+        and cast(x.event_date as date) >= p.snapshot_date - 90 and cast(x.event_date as date) < p.snapshot_date
+    group by 1, 2
+),
+b as (
+    select p.snapshot_date, p.customer_id,
+        sum(case when i.status = 'failed' and cast(i.invoice_date as date) >= p.snapshot_date - 90 then 1 else 0 end) as failed,
+        sum(case when i.status <> 'failed' and cast(i.invoice_date as date) >= p.snapshot_date - 90
+                  and cast(i.invoice_date as date) + 8 <= p.snapshot_date
+                  and (i.paid_at is null or cast(i.paid_at as date) > cast(i.invoice_date as date) + 7)
+                 then 1 else 0 end) as late,
+        arg_max(i.amount, [epoch(i.invoice_date), i.invoice_id]) as mrr
+    from pop p join inv i on i.customer_id = p.customer_id and cast(i.invoice_date as date) < p.snapshot_date
+    group by 1, 2
+),
+t as (
+    select p.snapshot_date, p.customer_id,
+        sum(case when k.created_at >= p.snapshot_at - interval '90 days' then 1 else 0 end) as tickets,
+        sum(case when k.resolved_at is null or k.resolved_at >= p.snapshot_at then 1 else 0 end) as open_t,
+        avg(case when k.resolved_at >= p.snapshot_at - interval '90 days' and k.resolved_at < p.snapshot_at
+                 then k.satisfaction_score end) as csat
+    from pop p join tix k on k.customer_id = p.customer_id and k.created_at < p.snapshot_at
+    group by 1, 2
+),
+c as (
+    select p.snapshot_date, p.customer_id,
+        sum(case when w.plan <> w.previous_plan then 1 else 0 end) as plan_changes,
+        sum(w.seats - w.previous_seats) as seat_change
+    from pop p join versions w on w.customer_id = p.customer_id and w.version_number > 1
+        and w.valid_from < p.snapshot_at and w.valid_from >= p.snapshot_at - interval '90 days'
+    group by 1, 2
+)
+select p.customer_id, p.snapshot_date, p.plan, p.contract_type, p.region, p.segment, p.acquisition_channel,
+    p.seats, p.tenure_days, coalesce(b.mrr, 0) as mrr,
+    coalesce(u.s7, 0) as sessions_7d, coalesce(u.s30, 0) as sessions_30d, coalesce(u.s90, 0) as sessions_90d,
+    coalesce(u.m30, 0) as minutes_30d, coalesce(u.f30, 0) as feature_uses_30d,
+    cast(coalesce(u.s30, 0) + 1 as double) / (coalesce(u.sp30, 0) + 1) as sessions_trend,
+    coalesce(p.snapshot_date - u.last_active, 91) as days_since_last_activity,
+    coalesce(b.failed, 0) as failed_payments_90d, coalesce(b.late, 0) as late_payments_90d,
+    coalesce(t.tickets, 0) as tickets_90d, coalesce(t.open_t, 0) as open_tickets, t.csat as avg_satisfaction_90d,
+    coalesce(c.plan_changes, 0) as plan_changes_90d, coalesce(c.seat_change, 0) as seat_change_90d
+from pop p
+left join u using (snapshot_date, customer_id)
+left join b using (snapshot_date, customer_id)
+left join t using (snapshot_date, customer_id)
+left join c using (snapshot_date, customer_id)
+"""
+
+LOAD_SNIPPET = """
+import sys
+from churn_platform.defs.resources import SourceResource, WarehouseResource
+from churn_platform.sources.contracts import CONTRACTS, load_with_contract
+from churn_platform.sources.generator import SOURCE_NAMES
+source = SourceResource(sources=sys.argv[1], landing_dir=sys.argv[1])
+warehouse = WarehouseResource(path=sys.argv[2])
+for name in SOURCE_NAMES:  # what each source asset does
+    with warehouse.connect() as con:
+        con.execute("create schema if not exists raw")
+        con.execute("create schema if not exists quarantine")
+        load_with_contract(con, CONTRACTS[name], source.register(con, name), f"raw.{name}", f"quarantine.{name}")
+"""
+
+GENERATE_SNIPPET = """
+import sys
+from pathlib import Path
+from churn_platform.sources.generator import GeneratorConfig, generate_to_dir
+generate_to_dir(GeneratorConfig(customers=int(sys.argv[1]), days=365, seed=7), Path(sys.argv[2]))
+"""
+
+FLOOR_SNIPPET = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[2])
+con.execute(open(sys.argv[3]).read().replace('{src}', sys.argv[1]))
+print(con.execute('select count(*) from floor_features').fetchone()[0])
+"""
+
+
+def run_stage(name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> dict:
+    """Run one stage as a child process; return its wall time and its own peak RSS."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.stderr.write(output.decode(errors="replace")[-4000:])
+        raise SystemExit(f"stage {name} failed")
+    return {"stage": name, "seconds": round(seconds, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+
+
+def bench_size(customers: int, work: Path, check_equal: bool) -> dict:
+    src, wh = work / "sources", work / "warehouse.duckdb"
+    target = work / "dbt_target"
+    dbt_env = {"CHURN_PLATFORM_WAREHOUSE": str(wh), "DBT_LOG_PATH": str(target), "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}
+    work.mkdir(parents=True, exist_ok=True)
+    floor_sql = work / "floor.sql"
+    floor_sql.write_text(FLOOR_SQL)
+    stages = [
+        run_stage("generate", [PYTHON, "-c", GENERATE_SNIPPET, str(customers), str(src)]),
+        run_stage("load_sources", [PYTHON, "-c", LOAD_SNIPPET, str(src), str(wh)]),
+        run_stage(
+            "dbt_features",
+            [DBT, "run", "--select", "+training_set", "+scoring_features", "--target-path", str(target), "--quiet"],
+            env=dbt_env,
+            cwd=REPO / "dbt_project",
+        ),
+        run_stage("dbt_tests", [DBT, "test", "--target-path", str(target), "--quiet"], env=dbt_env, cwd=REPO / "dbt_project"),
+        run_stage("floor_query", [PYTHON, "-c", FLOOR_SNIPPET, str(src), str(work / "floor.duckdb"), str(floor_sql)]),
+    ]
+    import duckdb
+
+    with duckdb.connect(str(wh), read_only=True) as con:
+        rows = {
+            "usage_events": con.execute("select count(*) from raw.usage_events").fetchone()[0],
+            "customer_features": con.execute("select count(*) from marts.customer_features").fetchone()[0],
+            "scoring_features": con.execute("select count(*) from marts.scoring_features").fetchone()[0],
+        }
+    same = None
+    # Sums of floats may differ in the last bits with the order of summation.
+    compared = ", ".join(
+        f"round({c}, 6)" if c in ("mrr", "minutes_30d", "sessions_trend", "avg_satisfaction_90d") else c
+        for c in FEATURE_COLUMNS.split(", ")
+    )
+    if check_equal:
+        with duckdb.connect(str(work / "floor.duckdb")) as con:
+            con.execute(f"attach '{wh}' as wh (read_only)")
+            diff = con.execute(
+                f"""select count(*) from (
+                    (select customer_id, snapshot_date, {compared} from floor_features
+                     except all select customer_id, snapshot_date, {compared} from wh.marts.customer_features)
+                    union all
+                    (select customer_id, snapshot_date, {compared} from wh.marts.customer_features
+                     except all select customer_id, snapshot_date, {compared} from floor_features))"""
+            ).fetchone()[0]
+        same = diff == 0
+        if not same:
+            raise SystemExit(f"the floor query and dbt disagree on {diff} rows: the comparison would be meaningless")
+    by = {s["stage"]: s for s in stages}
+    pipeline = ("generate", "load_sources", "dbt_features")
+    return {
+        "customers": customers,
+        "rows": rows,
+        "stages": stages,
+        "pipeline_seconds": round(sum(by[s]["seconds"] for s in pipeline), 1),
+        "pipeline_peak_rss_mib": max(by[s]["peak_rss_mib"] for s in pipeline),
+        "dbt_over_floor": round(by["dbt_features"]["seconds"] / by["floor_query"]["seconds"], 2),
+        "floor_equals_dbt": same,
+    }
+
+
+def markdown(results: list[dict]) -> str:
+    lines = [
+        "| customers | usage rows | generate | load + contracts | dbt features | dbt tests | floor query | dbt / floor | generation → scoring_features | peak memory |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        by = {s["stage"]: s for s in r["stages"]}
+        cell = lambda s: f"{by[s]['seconds']:.1f} s, {by[s]['peak_rss_mib'] / 1024:.1f} GiB"  # noqa: E731
+        lines.append(
+            f"| {r['customers']:,} | {r['rows']['usage_events']:,} | {cell('generate')} | {cell('load_sources')} | "
+            f"{cell('dbt_features')} | {cell('dbt_tests')} | {cell('floor_query')} | {r['dbt_over_floor']:.2f}× | "
+            f"{r['pipeline_seconds']:.0f} s | {r['pipeline_peak_rss_mib'] / 1024:.1f} GiB |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed afterwards)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "data_layer.json")
+    args = parser.parse_args()
+    work_root = args.work or Path(tempfile.mkdtemp(prefix="churn-bench-"))
+    results = []
+    try:
+        for i, n in enumerate(sorted(args.sizes)):
+            print(f"== {n:,} customers x 365 days", flush=True)
+            result = bench_size(n, work_root / f"n{n}", check_equal=(i == 0))
+            for s in result["stages"]:
+                print(f"  {s['stage']:<14} {s['seconds']:>8.1f} s   peak {s['peak_rss_mib']:>9.1f} MiB", flush=True)
+            print(f"  dbt features / floor: {result['dbt_over_floor']:.2f}x", flush=True)
+            results.append(result)
+            shutil.rmtree(work_root / f"n{n}", ignore_errors=True)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work_root, ignore_errors=True)
+    if len(results) > 1:
+        a, b = results[0], results[-1]
+        growth = (b["pipeline_seconds"] / a["pipeline_seconds"]) / (b["customers"] / a["customers"])
+        print(f"time growth {a['customers']:,} → {b['customers']:,}: {growth:.2f} of linear")
+    report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "results": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print("\n" + markdown(results))
+    print(f"\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
