@@ -160,7 +160,7 @@ generate_to_dir(GeneratorConfig(customers=int(sys.argv[1]), days=365, seed=7), P
 
 FLOOR_SNIPPET = """
 import sys, duckdb
-con = duckdb.connect(sys.argv[2])
+con = duckdb.connect(sys.argv[2], config={'memory_limit': '8GB'})  # the same limit as the warehouse and dbt
 con.execute(open(sys.argv[3]).read().replace('{src}', sys.argv[1]))
 print(con.execute('select count(*) from floor_features').fetchone()[0])
 """

@@ -22,6 +22,8 @@ Environment variables:
     (default 0.3).
 ``CHURN_PLATFORM_TARGET``
     The dbt target (``duckdb`` by default).
+``CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT``
+    DuckDB's memory limit for the warehouse and dbt (default ``8GB``); beyond it, DuckDB spills to disk.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class Settings:
     seed: int = 7
     drift_threshold: float = 0.3
     dbt_target: str = "duckdb"
+    duckdb_memory_limit: str = "8GB"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -91,6 +94,7 @@ class Settings:
             seed=_env_int("CHURN_PLATFORM_SEED", cls.seed),
             drift_threshold=_env_float("CHURN_PLATFORM_DRIFT_THRESHOLD", cls.drift_threshold),
             dbt_target=os.environ.get("CHURN_PLATFORM_TARGET", cls.dbt_target),
+            duckdb_memory_limit=os.environ.get("CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
         )
 
     def export(self) -> None:
@@ -99,6 +103,7 @@ class Settings:
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)
         os.environ["CHURN_PLATFORM_WAREHOUSE"] = str(self.warehouse_path)
         os.environ["CHURN_PLATFORM_TARGET"] = self.dbt_target
+        os.environ["CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
         if self.sources is not None:
             os.environ["CHURN_PLATFORM_SOURCES"] = self.sources
         else:

@@ -107,3 +107,40 @@ def test_every_asset_was_materialized_in_the_instance(e2e):
         run = instance.get_run_by_id(e2e.report["dagster_run_id"])
     assert missing == []
     assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+
+
+def test_dbt_docs_generate_and_every_model_and_column_is_described(e2e, tmp_path):
+    """`dbt docs generate` works on the warehouse the run built, and every column that exists
+    in the warehouse (from the catalog) is described in the project."""
+    import json
+    import os
+    import subprocess
+
+    from churn_platform.defs.dbt import dbt_executable
+    from churn_platform.settings import DBT_PROJECT_DIR
+
+    target = tmp_path / "docs"
+    result = subprocess.run(
+        [dbt_executable(), "docs", "generate", "--target-path", str(target), "--quiet"],
+        cwd=DBT_PROJECT_DIR,
+        env={**os.environ, "CHURN_PLATFORM_WAREHOUSE": str(e2e.settings.warehouse_path), "DBT_LOG_PATH": str(target)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    manifest = json.loads((target / "manifest.json").read_text())
+    catalog = json.loads((target / "catalog.json").read_text())
+    assert (target / "index.html").exists()
+    undescribed = []
+    for uid, node in manifest["nodes"].items():
+        if node["resource_type"] != "model":
+            continue
+        if not node.get("description"):
+            undescribed.append(node["name"])
+        documented = {c: v.get("description") for c, v in node["columns"].items()}
+        for column in catalog["nodes"][uid]["columns"]:
+            if not documented.get(column.lower()):
+                undescribed.append(f"{node['name']}.{column}")
+    assert undescribed == []
+    assert {e["name"] for e in manifest["exposures"].values()} == {"churn_model", "prediction_api", "feature_drift_report"}

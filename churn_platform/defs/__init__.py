@@ -34,7 +34,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 days=settings.days,
                 seed=settings.seed,
             ),
-            "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
+            "warehouse": WarehouseResource(
+                path=str(settings.warehouse_path), memory_limit=settings.duckdb_memory_limit
+            ),
             "mlflow_store": MLflowResource(
                 tracking_uri=settings.mlflow_tracking_uri,
                 experiment_name=EXPERIMENT_NAME,

@@ -76,6 +76,7 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
         # dbt's profile reads the warehouse location from the environment of its process;
         # the warehouse resource is the one place that decides it.
         os.environ["CHURN_PLATFORM_WAREHOUSE"] = warehouse.path
+        os.environ["CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT"] = warehouse.memory_limit
         # dbt's artifacts (run_results.json, compiled SQL) and logs stay with the run's other state.
         artifacts = reports.path_for(f"dbt/{context.run_id}")
         os.environ["DBT_LOG_PATH"] = str(artifacts)

@@ -110,6 +110,8 @@ class WarehouseResource(dg.ConfigurableResource):
 
     path: str
     lock_timeout_s: float = 600.0
+    memory_limit: str = "8GB"
+    """DuckDB spills to disk beyond this (the dbt profile has the same limit)."""
 
     def _open(self, read_only: bool):
         import duckdb
@@ -118,7 +120,7 @@ class WarehouseResource(dg.ConfigurableResource):
         delay = 0.2
         while True:
             try:
-                return duckdb.connect(self.path, read_only=read_only)
+                return duckdb.connect(self.path, read_only=read_only, config={"memory_limit": self.memory_limit})
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
                     raise

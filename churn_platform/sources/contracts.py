@@ -156,20 +156,27 @@ def _lit(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def contract_sql(contract: Contract, relation: str, now: dt.datetime) -> str:
+_NUMERIC_INPUTS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE")
+
+
+def contract_sql(contract: Contract, relation: str, now: dt.datetime, input_types: dict[str, str] | None = None) -> str:
     """A DuckDB query over ``relation`` (which has a ``__row`` column giving the input order)
-    returning, per input row: the typed columns, the received values as text (``__raw_<col>``)
-    and ``quarantine_reason`` (NULL for an accepted row; the first rule broken otherwise)."""
+    returning, per input row: ``__row``, the typed columns and ``quarantine_reason`` (NULL for an
+    accepted row; the first rule broken otherwise). ``input_types`` (column → DuckDB type) lets
+    already-typed columns skip the text parsing that text input needs."""
     now_lit = f"timestamp {_lit(pd.Timestamp(now).strftime('%Y-%m-%d %H:%M:%S'))}"
+    input_types = input_types or {}
     typed, raw, rules = [], [], []
     for spec in contract.columns:
         col = _q(spec.name)
         text = f"cast({col} as varchar)"
-        raw.append(f"{text} as {_q('__raw_' + spec.name)}")
-        raw.append(f"({col} is not null and trim({text}) <> '') as {_q('__p_' + spec.name)}")
+        in_type = input_types.get(spec.name, "VARCHAR").upper()
+        is_text = in_type == "VARCHAR"
+        presence = f"({col} is not null and trim({text}) <> '')" if is_text else f"({col} is not null)"
+        raw.append(f"{presence} as {_q('__p_' + spec.name)}")
         present = _q("__p_" + spec.name)
         if spec.type in ("int", "float"):
-            value = f"try_cast(trim({text}) as double)"
+            value = f"cast({col} as double)" if in_type.startswith(_NUMERIC_INPUTS) else f"try_cast(trim({text}) as double)"
         elif spec.type == "date":
             value = f"cast(try_cast({col} as timestamp) as date)"
         elif spec.type == "timestamp":
@@ -214,7 +221,6 @@ checked as (
 select
     __row,
     {", ".join(casts)},
-    {", ".join(_q("__raw_" + s.name) for s in contract.columns)},
     coalesce(
         __rule_reason,
         case when row_number() over (
@@ -248,17 +254,20 @@ def load_with_contract(
 ) -> ContractCounts:
     """Check ``relation`` (with a ``__row`` column) against ``contract`` inside DuckDB and write the
     accepted rows (typed) and the quarantined rows (as received, as text, with the reason)."""
-    missing = [c for c in contract.column_names if c not in [r[0] for r in con.execute(f"describe select * from {relation}").fetchall()]]
+    input_types = {r[0]: r[1] for r in con.execute(f"describe select * from {relation}").fetchall()}
+    missing = [c for c in contract.column_names if c not in input_types]
     if missing:
         raise ContractError(f"{contract.source}: missing contract columns {', '.join(missing)}")
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    con.execute(f"create or replace temp table __checked as {contract_sql(contract, relation, now)}")
+    con.execute(f"create or replace temp table __checked as {contract_sql(contract, relation, now, input_types)}")
     cols = ", ".join(_q(c) for c in contract.column_names)
-    raw_cols = ", ".join(f"{_q('__raw_' + c)} as {_q(c)}" for c in contract.column_names)
     con.execute(f"create or replace table {accepted_table} as select {cols} from __checked where {QUARANTINE_REASON} is null order by __row")
+    # Quarantined rows keep what was received, as text, looked up by row number in the input.
+    raw_cols = ", ".join(f"cast(i.{_q(c)} as varchar) as {_q(c)}" for c in contract.column_names)
     con.execute(
-        f"create or replace table {quarantine_table} as select {raw_cols}, {QUARANTINE_REASON} "
-        f"from __checked where {QUARANTINE_REASON} is not null order by __row"
+        f"create or replace table {quarantine_table} as select {raw_cols}, q.{QUARANTINE_REASON} "
+        f"from (select __row, {QUARANTINE_REASON} from __checked where {QUARANTINE_REASON} is not null) as q "
+        f"join {relation} as i on i.__row = q.__row order by q.__row"
     )
     received = con.execute("select count(*) from __checked").fetchone()[0]
     reasons = dict(
