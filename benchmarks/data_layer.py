@@ -18,6 +18,7 @@ row for row, so the two compute the same thing.
 
     python benchmarks/data_layer.py                       # 10k and 100k customers
     python benchmarks/data_layer.py --sizes 10000 100000 1000000
+    python benchmarks/data_layer.py --sizes 1000000 --memory-limit 10GB
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ from churn_platform.defs.resources import SourceResource, WarehouseResource
 from churn_platform.sources.contracts import CONTRACTS, load_with_contract
 from churn_platform.sources.generator import SOURCE_NAMES
 source = SourceResource(sources=sys.argv[1], landing_dir=sys.argv[1])
-warehouse = WarehouseResource(path=sys.argv[2])
+warehouse = WarehouseResource(path=sys.argv[2], memory_limit=sys.argv[3])
 for name in SOURCE_NAMES:  # what each source asset does
     with warehouse.connect() as con:
         con.execute("create schema if not exists raw")
@@ -160,7 +161,7 @@ generate_to_dir(GeneratorConfig(customers=int(sys.argv[1]), days=365, seed=7), P
 
 FLOOR_SNIPPET = """
 import sys, duckdb
-con = duckdb.connect(sys.argv[2], config={'memory_limit': '8GB'})  # the same limit as the warehouse and dbt
+con = duckdb.connect(sys.argv[2], config={'memory_limit': sys.argv[4]})  # the same limit as the warehouse and dbt
 con.execute(open(sys.argv[3]).read().replace('{src}', sys.argv[1]))
 print(con.execute('select count(*) from floor_features').fetchone()[0])
 """
@@ -179,16 +180,21 @@ def run_stage(name: str, argv: list[str], env: dict[str, str] | None = None, cwd
     return {"stage": name, "seconds": round(seconds, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
 
 
-def bench_size(customers: int, work: Path, check_equal: bool) -> dict:
+def bench_size(customers: int, work: Path, check_equal: bool, memory_limit: str) -> dict:
     src, wh = work / "sources", work / "warehouse.duckdb"
     target = work / "dbt_target"
-    dbt_env = {"CHURN_PLATFORM_WAREHOUSE": str(wh), "DBT_LOG_PATH": str(target), "DBT_SEND_ANONYMOUS_USAGE_STATS": "False"}
+    dbt_env = {
+        "CHURN_PLATFORM_WAREHOUSE": str(wh),
+        "CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT": memory_limit,
+        "DBT_LOG_PATH": str(target),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+    }
     work.mkdir(parents=True, exist_ok=True)
     floor_sql = work / "floor.sql"
     floor_sql.write_text(FLOOR_SQL)
     stages = [
         run_stage("generate", [PYTHON, "-c", GENERATE_SNIPPET, str(customers), str(src)]),
-        run_stage("load_sources", [PYTHON, "-c", LOAD_SNIPPET, str(src), str(wh)]),
+        run_stage("load_sources", [PYTHON, "-c", LOAD_SNIPPET, str(src), str(wh), memory_limit]),
         run_stage(
             "dbt_features",
             [DBT, "run", "--select", "+training_set", "+scoring_features", "--target-path", str(target), "--quiet"],
@@ -196,7 +202,10 @@ def bench_size(customers: int, work: Path, check_equal: bool) -> dict:
             cwd=REPO / "dbt_project",
         ),
         run_stage("dbt_tests", [DBT, "test", "--target-path", str(target), "--quiet"], env=dbt_env, cwd=REPO / "dbt_project"),
-        run_stage("floor_query", [PYTHON, "-c", FLOOR_SNIPPET, str(src), str(work / "floor.duckdb"), str(floor_sql)]),
+        run_stage(
+            "floor_query",
+            [PYTHON, "-c", FLOOR_SNIPPET, str(src), str(work / "floor.duckdb"), str(floor_sql), memory_limit],
+        ),
     ]
     import duckdb
 
@@ -260,13 +269,18 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed afterwards)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "data_layer.json")
+    parser.add_argument(
+        "--memory-limit",
+        default=os.environ.get("CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT", "8GB"),
+        help="DuckDB memory limit for every stage (the platform's CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT)",
+    )
     args = parser.parse_args()
     work_root = args.work or Path(tempfile.mkdtemp(prefix="churn-bench-"))
     results = []
     try:
         for i, n in enumerate(sorted(args.sizes)):
             print(f"== {n:,} customers x 365 days", flush=True)
-            result = bench_size(n, work_root / f"n{n}", check_equal=(i == 0))
+            result = bench_size(n, work_root / f"n{n}", check_equal=(i == 0), memory_limit=args.memory_limit)
             for s in result["stages"]:
                 print(f"  {s['stage']:<14} {s['seconds']:>8.1f} s   peak {s['peak_rss_mib']:>9.1f} MiB", flush=True)
             print(f"  dbt features / floor: {result['dbt_over_floor']:.2f}x", flush=True)
@@ -279,7 +293,11 @@ def main() -> None:
         a, b = results[0], results[-1]
         growth = (b["pipeline_seconds"] / a["pipeline_seconds"]) / (b["customers"] / a["customers"])
         print(f"time growth {a['customers']:,} → {b['customers']:,}: {growth:.2f} of linear")
-    report = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "results": results}
+    report = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "duckdb_memory_limit": args.memory_limit,
+        "results": results,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print("\n" + markdown(results))

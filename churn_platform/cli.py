@@ -136,10 +136,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print(f"\n[1/4] Generating sources: {args.customers:,} customers over {args.days} days, seed {args.seed}", flush=True)
     data = generate(
-        GeneratorConfig(customers=args.customers, days=args.days, seed=args.seed),
+        GeneratorConfig(customers=args.customers, days=args.days, seed=args.seed, fault_rate=args.fault_rate),
         progress=_progress_printer("simulating"),
     )
     write_sources(data, sources)
+    if args.fault_rate:
+        print(f"  {len(data.faults):,} rows given faults for the data contracts to catch", flush=True)
 
     print("\n[2/4] Materializing the asset graph with Dagster (sources → dbt → model → drift)", flush=True)
     settings = Settings(home=home, sources=str(sources), seed=args.seed)
@@ -252,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=365)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--fault-rate", type=float, default=0.005, help="share of source rows given faults (default 0.005)")
     p.add_argument("--keep-home", action="store_true", help="reuse the demo home instead of starting afresh")
     p.set_defaults(func=cmd_demo)
     return parser

@@ -12,3 +12,15 @@ def test_readme_source_contracts_match_the_code():
     assert readme[start:end] == contracts_markdown(), (
         "README's source contracts are stale: regenerate them with `python -m churn_platform.sources.docs`"
     )
+
+
+def test_readme_curl_example_is_a_valid_request():
+    import json
+    import re
+
+    from churn_platform.serving.schemas import CustomerFeatures
+
+    readme = (REPO_DIR / "README.md").read_text()
+    body = re.search(r"curl -s localhost:8000/predict -H 'content-type: application/json' -d '(\{.*?\})'", readme, re.S)
+    assert body, "the README has no curl example for /predict"
+    CustomerFeatures.model_validate(json.loads(body.group(1)))
