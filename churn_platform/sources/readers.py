@@ -8,20 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from churn_platform.sources.contracts import CONTRACTS
 from churn_platform.sources.generator import SOURCE_NAMES, GeneratorConfig, generate, write_sources
 
-# The columns each source must have; a file without them is rejected with their names.
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "crm_customers": (
-        "customer_id", "signup_date", "plan", "contract_type", "region", "segment", "seats",
-        "acquisition_channel", "cancelled_at", "updated_at",
-    ),
-    "usage_events": ("customer_id", "event_date", "sessions", "minutes", "feature_uses"),
-    "billing_invoices": ("invoice_id", "customer_id", "invoice_date", "amount", "status", "paid_at"),
-    "support_tickets": (
-        "ticket_id", "customer_id", "created_at", "resolved_at", "category", "priority", "satisfaction_score",
-    ),
-}
+# The columns each source must have (its contract's); a source without them is rejected with their names.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {name: c.column_names for name, c in CONTRACTS.items()}
 
 
 class SourceError(ValueError):
