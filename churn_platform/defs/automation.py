@@ -60,7 +60,9 @@ def build_retrain_on_drift(threshold: float) -> dg.SensorDefinition:
         context.update_cursor(str(records[-1].storage_id))
         over = [(r, share) for r in records if (share := drift_share_of(r.event_log_entry)) is not None and share > threshold]
         if not over:
-            shares = ", ".join(f"{drift_share_of(r.event_log_entry)}" for r in records)
+            shares = ", ".join(
+                "none" if (v := drift_share_of(r.event_log_entry)) is None else f"{v:.2f}" for r in records
+            )
             return dg.SkipReason(f"{len(records)} new drift report(s), drift share(s) {shares} within {threshold:.2f}")
         record, share = over[-1]
         context.log.info(f"drift share {share:.2f} exceeds {threshold:.2f}: requesting retraining")
