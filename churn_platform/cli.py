@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import signal
@@ -63,16 +64,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    base = Settings.from_env()
-    return Settings(
+    """The environment's settings, with the home and sources given on the command line."""
+    return dataclasses.replace(
+        Settings.from_env(),
         home=Path(args.home).resolve(),
         sources=normalise_sources(getattr(args, "sources", None)),
-        s3_endpoint_url=base.s3_endpoint_url,
-        customers=base.customers,
-        days=base.days,
-        seed=base.seed,
-        drift_threshold=base.drift_threshold,
-        dbt_target=base.dbt_target,
     )
 
 

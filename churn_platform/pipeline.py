@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from churn_platform.settings import Settings
+from churn_platform.sources.generator import SOURCE_NAMES as SOURCE_KEYS
 
-SOURCE_KEYS = ("crm_customers", "usage_events", "billing_invoices", "support_tickets")
 TABLE_KEYS = ("customer_features", "churn_labels", "training_set", "scoring_features")
 
 
@@ -104,7 +104,7 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
                 }
                 for k in SOURCE_KEYS
             },
-            tables={k: int(_meta(instance, k, "dagster/row_count", default=-1)) for k in TABLE_KEYS},
+            tables=_count_tables(settings, TABLE_KEYS),
             model={
                 k: _meta(instance, "churn_model", k)
                 for k in (
@@ -131,8 +131,6 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
             warned_checks=warned_checks,
             home=str(settings.home),
         )
-    if report.tables and any(v < 0 for v in report.tables.values()):
-        report.tables = _count_tables(settings, TABLE_KEYS)
     return report
 
 

@@ -133,10 +133,6 @@ class ContractResult:
     def received(self) -> int:
         return len(self.accepted) + len(self.quarantined)
 
-    @property
-    def quarantine_share(self) -> float:
-        return len(self.quarantined) / self.received if self.received else 0.0
-
     def reasons(self) -> dict[str, int]:
         if self.quarantined.empty:
             return {}
