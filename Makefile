@@ -15,6 +15,8 @@ export RAY_USAGE_STATS_ENABLED := 0
 export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export MLFLOW_DISABLE_TELEMETRY := true
+# One planned event per asset for a run over many daily partitions (see churn_platform/settings.py).
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 
 .PHONY: help env prepare demo test dev lock validate clean
 

@@ -139,17 +139,21 @@ left join c using (snapshot_date, customer_id)
 """
 
 LOAD_SNIPPET = """
-import sys
+import datetime as dt, sys
+from churn_platform.defs.partitions import PARTITIONED_SOURCE
 from churn_platform.defs.resources import SourceResource, WarehouseResource
-from churn_platform.sources.contracts import CONTRACTS, load_with_contract
-from churn_platform.sources.generator import SOURCE_NAMES
+from churn_platform.sources.contracts import CONTRACTS, PartitionSlice, load_with_contract
+from churn_platform.sources.generator import DEFAULT_START, SOURCE_NAMES
 source = SourceResource(sources=sys.argv[1], landing_dir=sys.argv[1])
 warehouse = WarehouseResource(path=sys.argv[2], memory_limit=sys.argv[3])
+# The usage is loaded as churn-platform run does it: every daily partition in one run.
+year = PartitionSlice(DEFAULT_START, DEFAULT_START + dt.timedelta(days=365), DEFAULT_START, DEFAULT_START + dt.timedelta(days=365))
 for name in SOURCE_NAMES:  # what each source asset does
     with warehouse.connect() as con:
         con.execute("create schema if not exists raw")
         con.execute("create schema if not exists quarantine")
-        load_with_contract(con, CONTRACTS[name], source.register(con, name), f"raw.{name}", f"quarantine.{name}")
+        part = year if name == PARTITIONED_SOURCE else None
+        load_with_contract(con, CONTRACTS[name], source.register(con, name), f"raw.{name}", f"quarantine.{name}", partition=part)
 """
 
 GENERATE_SNIPPET = """

@@ -56,17 +56,24 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
     import dagster as dg
 
     from churn_platform.defs import build_definitions
+    from churn_platform.defs.partitions import all_partitions_range, usage_partitions
 
     prepare(settings)
     defs = build_definitions(settings)
     job = defs.resolve_job_def("daily_pipeline")
+    # Every usage partition in one run (a single-run backfill); the other assets are rebuilt whole.
+    first_day, last_day = all_partitions_range(usage_partitions(settings))
     started = time.monotonic()
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            tags={"churn_platform/trigger": "cli"},
+            tags={
+                "churn_platform/trigger": "cli",
+                "dagster/asset_partition_range_start": first_day,
+                "dagster/asset_partition_range_end": last_day,
+            },
         )
         seconds = time.monotonic() - started
         checks = result.get_asset_check_evaluations()

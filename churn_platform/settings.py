@@ -24,11 +24,16 @@ Environment variables:
     The dbt target (``duckdb`` by default).
 ``CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT``
     DuckDB's memory limit for the warehouse and dbt (default ``8GB``); beyond it, DuckDB spills to disk.
+``CHURN_PLATFORM_PARTITIONS_START`` / ``CHURN_PLATFORM_PARTITIONS_END``
+    The first day of the daily usage partitions (default 2025-01-01, the generator's first
+    day) and the day after the last one (default: ``CHURN_PLATFORM_DAYS`` days after the
+    start); ``open`` makes the partitions open-ended, a new one each day, for a live feed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -39,6 +44,9 @@ DBT_PROJECT_DIR = Path(os.environ.get("CHURN_PLATFORM_DBT_PROJECT_DIR", REPO_DIR
 REGISTERED_MODEL_NAME = "churn_model"
 EXPERIMENT_NAME = "churn_platform"
 CHAMPION_ALIAS = "champion"
+DEFAULT_PARTITIONS_START = dt.date(2025, 1, 1)
+PLANNED_EVENTS_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+OPEN_ENDED = "open"
 
 
 def _env_int(name: str, default: int) -> int:
@@ -59,6 +67,25 @@ def _env_float(name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _env_date(name: str, default: dt.date) -> dt.date:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a date as YYYY-MM-DD, got {raw!r}") from exc
+
+
+def _env_partitions_end(name: str) -> dt.date | str | None:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.strip().lower() == OPEN_ENDED:
+        return OPEN_ENDED
+    return _env_date(name, DEFAULT_PARTITIONS_START)
 
 
 def normalise_sources(sources: str | os.PathLike | None) -> str | None:
@@ -82,6 +109,23 @@ class Settings:
     drift_threshold: float = 0.3
     dbt_target: str = "duckdb"
     duckdb_memory_limit: str = "8GB"
+    partitions_start: dt.date = DEFAULT_PARTITIONS_START
+    partitions_end_setting: dt.date | str | None = None
+    """A date, ``"open"``, or None for ``days`` days after ``partitions_start``."""
+
+    def __post_init__(self) -> None:
+        end = self.partitions_end
+        if end is not None and end <= self.partitions_start:
+            raise ValueError(f"the usage partitions end ({end}) must come after their start ({self.partitions_start})")
+
+    @property
+    def partitions_end(self) -> dt.date | None:
+        """The day after the last daily partition; None when the partitions are open-ended."""
+        if self.partitions_end_setting == OPEN_ENDED:
+            return None
+        if self.partitions_end_setting is None:
+            return self.partitions_start + dt.timedelta(days=self.days)
+        return self.partitions_end_setting  # type: ignore[return-value]
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -95,10 +139,15 @@ class Settings:
             drift_threshold=_env_float("CHURN_PLATFORM_DRIFT_THRESHOLD", cls.drift_threshold),
             dbt_target=os.environ.get("CHURN_PLATFORM_TARGET", cls.dbt_target),
             duckdb_memory_limit=os.environ.get("CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
+            partitions_start=_env_date("CHURN_PLATFORM_PARTITIONS_START", DEFAULT_PARTITIONS_START),
+            partitions_end_setting=_env_partitions_end("CHURN_PLATFORM_PARTITIONS_END"),
         )
 
     def export(self) -> None:
         """Put these settings into the environment, for child processes (dbt, Ray, Dagster)."""
+        # A run over a range of daily partitions records one "planned" event per asset rather than
+        # one per asset and day (thousands of SQLite writes for a year of history).
+        os.environ.setdefault(PLANNED_EVENTS_ENV, "true")
         os.environ["CHURN_PLATFORM_HOME"] = str(self.home)
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)
         os.environ["CHURN_PLATFORM_WAREHOUSE"] = str(self.warehouse_path)
@@ -112,6 +161,9 @@ class Settings:
         os.environ["CHURN_PLATFORM_DAYS"] = str(self.days)
         os.environ["CHURN_PLATFORM_SEED"] = str(self.seed)
         os.environ["CHURN_PLATFORM_DRIFT_THRESHOLD"] = str(self.drift_threshold)
+        os.environ["CHURN_PLATFORM_PARTITIONS_START"] = self.partitions_start.isoformat()
+        end = self.partitions_end_setting
+        os.environ["CHURN_PLATFORM_PARTITIONS_END"] = "" if end is None else str(end)
 
     # ---- locations under the home -------------------------------------------------------
     @property

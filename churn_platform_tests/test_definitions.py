@@ -60,11 +60,21 @@ def test_lineage_runs_from_sources_to_model_and_drift(graph):
     def parents(name: str) -> set[str]:
         return {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}
 
-    assert parents("stg_usage_events") == {"usage_events"}
+    # The usage's orphan test reads the raw CRM, so the CRM is loaded first.
+    assert parents("stg_usage_events") == {"usage_events", "crm_customers"}
     assert parents("int_daily_usage") == {"stg_usage_events"}
     assert parents("churn_model") == {"training_set"}
     assert parents("feature_drift_report") == {"training_set", "scoring_features"}
     assert {"customer_features", "churn_labels"} <= parents("training_set")
+
+
+def test_usage_and_its_daily_models_are_partitioned_by_day(graph):
+    partitioned = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
+    assert partitioned == {"usage_events", "stg_usage_events", "int_daily_usage"}
+    for key in partitioned:
+        node = graph.get(dg.AssetKey(key))
+        assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition)
+        assert node.backfill_policy == dg.BackfillPolicy.single_run()
 
 
 def test_dbt_tests_are_asset_checks(defs):

@@ -29,6 +29,7 @@ def describe_graph(tmp_path) -> dict:
             "group": node.group_name,
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
             "freshness": repr(node.freshness_policy),
+            "partitions": str(node.partitions_def) if node.partitions_def is not None else None,
             "automation": node.automation_condition.get_label() if node.automation_condition else None,
             "checks": sorted(checks_by_asset.get(name, [])),
         }

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
+
+# Single-run backfills are a beta parameter of Dagster assets; the platform relies on them on purpose.
+warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy`", category=dg.BetaWarning)
 
 from churn_platform.settings import EXPERIMENT_NAME, REGISTERED_MODEL_NAME, Settings
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The platform's one Definitions object, wired to the locations in ``settings``."""
-    from churn_platform.defs.automation import build_retrain_on_drift, daily_pipeline_job, daily_schedule, retrain_job
+    from churn_platform.defs.automation import build_daily_pipeline, build_retrain_on_drift, retrain_job
     from churn_platform.defs.dbt import build_dbt_assets, dbt_project, dbt_resource
     from churn_platform.defs.ml import churn_model
     from churn_platform.defs.monitoring import feature_drift_report
+    from churn_platform.defs.partitions import usage_partitions
     from churn_platform.defs.resources import MLflowResource, ReportStore, SourceResource, WarehouseResource
-    from churn_platform.defs.sources import source_assets
+    from churn_platform.defs.sources import build_source_assets
 
     project = dbt_project(settings.dbt_target)
+    partitions = usage_partitions(settings)
+    daily_pipeline_job, daily_schedule = build_daily_pipeline(partitions)
     return dg.Definitions(
-        assets=[*source_assets, build_dbt_assets(project), churn_model, feature_drift_report],
+        assets=[*build_source_assets(partitions), *build_dbt_assets(project, partitions), churn_model, feature_drift_report],
         jobs=[daily_pipeline_job, retrain_job],
         schedules=[daily_schedule],
         sensors=[build_retrain_on_drift(settings.drift_threshold)],

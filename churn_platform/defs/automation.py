@@ -3,26 +3,34 @@
 
 import dagster as dg
 
-DAILY_CRON = "0 2 * * *"
 
-daily_pipeline_job = dg.define_asset_job(
-    "daily_pipeline",
-    selection=dg.AssetSelection.all(),
-    description="Load the sources, build the dbt features, retrain, and report drift.",
-)
+
+
+def build_daily_pipeline(partitions: dg.DailyPartitionsDefinition) -> tuple:
+    """The daily pipeline job and its schedule. The job runs for a day partition (or a range
+    of them): the usage of those days is loaded and built, everything else is rebuilt whole.
+    The schedule runs it at 02:00 UTC for the day that just ended."""
+    job = dg.define_asset_job(
+        "daily_pipeline",
+        selection=dg.AssetSelection.all(),
+        partitions_def=partitions,
+        description="Load the sources (usage for the run's days), build the dbt features, retrain, and report drift.",
+    )
+    schedule = dg.build_schedule_from_partitioned_job(
+        job,
+        name="daily_pipeline_schedule",
+        hour_of_day=2,
+        minute_of_hour=0,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Every day at 02:00 UTC, the daily pipeline for the day before.",
+    )
+    return job, schedule
+
 
 retrain_job = dg.define_asset_job(
     "retrain_churn_model",
     selection=dg.AssetSelection.assets("churn_model"),
     description="Retrain the churn model on the current training set.",
-)
-
-daily_schedule = dg.ScheduleDefinition(
-    name="daily_pipeline_schedule",
-    job=daily_pipeline_job,
-    cron_schedule=DAILY_CRON,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
 

@@ -1,6 +1,7 @@
 """The dbt project as Dagster assets: one asset per model, dbt tests as asset checks."""
 
 
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
+from churn_platform.defs.partitions import PARTITIONED_DBT_MODELS
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import ReportStore, WarehouseResource
 from churn_platform.settings import DBT_PROJECT_DIR
@@ -54,34 +56,84 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
         if node.get("resource_type") != "model":
             return spec
         group = "staging" if "staging" in node.get("fqn", []) else "features"
-        return spec.replace_attributes(
+        spec = spec.replace_attributes(
             group_name=group,
             freshness_policy=freshness_for(group),
             automation_condition=dg.AutomationCondition.eager(),
         )
+        # A model's tests may read other sources (a relationships test against the raw CRM):
+        # those sources are loaded before the model is built and tested.
+        tested_against = {
+            dep
+            for test in manifest["nodes"].values()
+            if test.get("resource_type") == "test" and test.get("attached_node") == unique_id
+            for dep in test.get("depends_on", {}).get("nodes", [])
+            if dep.startswith("source.")
+        }
+        extra = [self.get_asset_key(manifest["sources"][dep]) for dep in sorted(tested_against)]
+        known = {dep.asset_key for dep in spec.deps}
+        extra = [key for key in extra if key not in known]
+        return spec.merge_attributes(deps=extra) if extra else spec
 
 
-def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
+def _check_manifest(project: DbtProject) -> None:
     if not project.manifest_path.exists():
         raise ManifestMissingError(
             f"dbt manifest not found at {project.manifest_path}. "
             "Run `make prepare` (or `churn-platform prepare`) to parse the dbt project."
         )
-    translator = ChurnDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
-    @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=translator, name="dbt_models")
+
+def _dbt_environment(context: dg.AssetExecutionContext, warehouse: WarehouseResource, reports: ReportStore) -> Path:
+    # dbt's profile reads the warehouse location from the environment of its process;
+    # the warehouse resource is the one place that decides it.
+    os.environ["CHURN_PLATFORM_WAREHOUSE"] = warehouse.path
+    os.environ["CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT"] = warehouse.memory_limit
+    # dbt's artifacts (run_results.json, compiled SQL) and logs stay with the run's other state.
+    artifacts = reports.path_for(f"dbt/{context.run_id}/{context.op_def.name}")
+    os.environ["DBT_LOG_PATH"] = str(artifacts)
+    return artifacts
+
+
+def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """Two asset definitions over the one dbt project: the daily usage models, partitioned
+    by day (a backfill of any range is one ``dbt build``), and every other model."""
+    _check_manifest(project)
+    translator = ChurnDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+    partitioned = " ".join(PARTITIONED_DBT_MODELS)
+
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=translator,
+        name="dbt_models",
+        exclude=partitioned,
+    )
     def dbt_models(
         context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, reports: ReportStore
     ):
-        # dbt's profile reads the warehouse location from the environment of its process;
-        # the warehouse resource is the one place that decides it.
-        os.environ["CHURN_PLATFORM_WAREHOUSE"] = warehouse.path
-        os.environ["CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT"] = warehouse.memory_limit
-        # dbt's artifacts (run_results.json, compiled SQL) and logs stay with the run's other state.
-        artifacts = reports.path_for(f"dbt/{context.run_id}")
-        os.environ["DBT_LOG_PATH"] = str(artifacts)
+        artifacts = _dbt_environment(context, warehouse, reports)
         # The DuckDB file is held by the dbt process while it builds, so row counts
         # are not fetched from a second connection here.
         yield from dbt.cli(["build"], context=context, target_path=artifacts).stream()
 
-    return dbt_models
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=translator,
+        name="dbt_daily_usage",
+        select=partitioned,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def dbt_daily_usage(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, reports: ReportStore
+    ):
+        artifacts = _dbt_environment(context, warehouse, reports)
+        window = context.partition_time_window
+        days = {"partition_start": window.start.date().isoformat(), "partition_end": window.end.date().isoformat()}
+        context.log.info(f"building the daily usage models for {days['partition_start']} up to {days['partition_end']}")
+        args = ["build", "--vars", json.dumps(days)]
+        yield from dbt.cli(args, context=context, target_path=artifacts).stream()
+
+    return [dbt_daily_usage, dbt_models]

@@ -2,8 +2,11 @@
 accepted rows into the warehouse's raw schema and the rejected ones, with their
 reasons, into the quarantine schema."""
 
+import datetime as dt
+
 import dagster as dg
 
+from churn_platform.defs.partitions import PARTITIONED_SOURCE, slice_for
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import SourceResource, WarehouseResource
 from churn_platform.sources.contracts import CONTRACTS, load_with_contract
@@ -15,9 +18,16 @@ class SourceLoadConfig(dg.Config):
     """The share of received rows that may be quarantined before the blocking check fails."""
 
 
-def build_source_asset(name: str) -> dg.AssetsDefinition:
+def build_source_asset(name: str, partitions: dg.DailyPartitionsDefinition | None = None) -> dg.AssetsDefinition:
+    """A source asset; with ``partitions`` it is loaded day by day (by its contract's time
+    column), and a backfill of any range of days runs as one run."""
     contract = CONTRACTS[name]
     check_name = "quarantine_share_within_limit"
+    partition_metadata = (
+        {"partitioned_by": f"{contract.time_column} (daily, UTC)", "partitions_start": str(partitions.start.date())}
+        if partitions is not None
+        else {}
+    )
 
     @dg.asset(
         name=name,
@@ -33,7 +43,14 @@ def build_source_asset(name: str) -> dg.AssetsDefinition:
                 description="Fails, and stops downstream assets, when too many received rows break the contract.",
             )
         ],
-        metadata={"contract_version": contract.version, "key": ", ".join(contract.key), "time_column": contract.time_column},
+        metadata={
+            "contract_version": contract.version,
+            "key": ", ".join(contract.key),
+            "time_column": contract.time_column,
+            **partition_metadata,
+        },
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitions is not None else None,
     )
     def _source(
         context: dg.AssetExecutionContext,
@@ -41,17 +58,28 @@ def build_source_asset(name: str) -> dg.AssetsDefinition:
         source: SourceResource,
         warehouse: WarehouseResource,
     ):
-        context.log.info(f"reading {name} from {source.origin}")
+        part = slice_for(context, partitions) if partitions is not None else None
+        days = f" for {part.start} to {part.end - dt.timedelta(days=1)}" if part is not None else ""
+        context.log.info(f"reading {name} from {source.origin}{days}")
         with warehouse.connect() as con:
             relation = source.register(con, name)
             con.execute("create schema if not exists raw")
             con.execute("create schema if not exists quarantine")
-            counts = load_with_contract(con, contract, relation, f"raw.{name}", f"quarantine.{name}")
+            counts = load_with_contract(con, contract, relation, f"raw.{name}", f"quarantine.{name}", partition=part)
             schema = con.execute(f"describe raw.{name}").fetchall()
+            table_rows = con.execute(f"select count(*) from raw.{name}").fetchone()[0]
             preview = con.execute(f"select * from raw.{name} limit 5").df()
         context.log.info(
-            f"{name}: received {counts.received:,}, accepted {counts.accepted:,}, "
+            f"{name}{days}: received {counts.received:,}, accepted {counts.accepted:,}, "
             f"quarantined {counts.quarantined:,} {counts.reasons or ''}"
+        )
+        slice_metadata = (
+            {
+                "partition_days": f"{part.start} to {part.end - dt.timedelta(days=1)}",
+                "table_rows": table_rows,
+            }
+            if part is not None
+            else {}
         )
         share = counts.quarantine_share
         yield dg.MaterializeResult(
@@ -69,6 +97,7 @@ def build_source_asset(name: str) -> dg.AssetsDefinition:
                 "table": f"raw.{name}",
                 "quarantine_table": f"quarantine.{name}",
                 "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
+                **slice_metadata,
             }
         )
         yield dg.AssetCheckResult(
@@ -82,4 +111,5 @@ def build_source_asset(name: str) -> dg.AssetsDefinition:
     return _source
 
 
-source_assets = [build_source_asset(name) for name in SOURCE_NAMES]
+def build_source_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    return [build_source_asset(name, partitions if name == PARTITIONED_SOURCE else None) for name in SOURCE_NAMES]

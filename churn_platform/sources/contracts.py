@@ -197,11 +197,13 @@ def contract_sql(contract: Contract, relation: str, now: dt.datetime, input_type
             )
         if spec.type in ("date", "timestamp"):
             rules.append(
-                (f"{v} is not null and cast({v} as timestamp) > {now_lit}", f"future_timestamp: {spec.name} after {pd.Timestamp(now):%Y-%m-%d %H:%M}")
+                (f"{v} is not null and cast({v} as timestamp) > {now_lit}", f"future_timestamp: {spec.name} after the load time ({pd.Timestamp(now):%Y-%m-%d} UTC)")
             )
     values = ", ".join(f"{t.rsplit(' as ', 1)[0]} as {_q('__v_' + s.name)}" for t, s in zip(typed, contract.columns))
     first_reason = "case " + " ".join(f"when {cond} then {_lit(why)}" for cond, why in rules) + " end"
     key = ", ".join(_q("__v_" + k) for k in contract.key)
+    key_aliases = ", ".join(f"{_q('__v_' + k)} as {_q('__d_' + k)}" for k in contract.key)
+    key_join = " and ".join(f"{_q('__v_' + k)} = {_q('__d_' + k)}" for k in contract.key)
     casts = []
     for spec in contract.columns:
         v = _q("__v_" + spec.name)
@@ -213,17 +215,26 @@ with typed as (
 ),
 checked as (
     select *, {first_reason} as __rule_reason from typed
+),
+-- Keys that more than one otherwise valid row has: the first row (in input order) is kept.
+-- A grouped count and a join with the few duplicated keys, rather than a window over every row.
+duplicated as (
+    select {key_aliases}, min(__row) as __first_row
+    from checked
+    where __rule_reason is null
+    group by {key}
+    having count(*) > 1
 )
 select
     __row,
     {", ".join(casts)},
     coalesce(
         __rule_reason,
-        case when row_number() over (
-            partition by (__rule_reason is null), {key} order by __row
-        ) > 1 and __rule_reason is null then {_lit("duplicate_key: " + ", ".join(contract.key))} end
+        case when __first_row is not null and __row <> __first_row
+             then {_lit("duplicate_key: " + ", ".join(contract.key))} end
     ) as {QUARANTINE_REASON}
 from checked
+left join duplicated on {key_join}
 """
 
 
@@ -240,6 +251,52 @@ class ContractCounts:
         return self.quarantined / self.received if self.received else 0.0
 
 
+PARTITION_COLUMN = "partition_date"
+OUTSIDE_PARTITIONS = "outside_partitions"
+
+
+@dataclasses.dataclass(frozen=True)
+class PartitionSlice:
+    """The days ``[start, end)`` of a daily-partitioned source that one load covers, within
+    all the partitions ``[first, last_end)`` (``last_end`` None: the partitions are open-ended).
+
+    Every row belongs to exactly one partition, so that loading every partition loads every
+    row once: a row dated inside the partitions belongs to its day; a row dated before the
+    first partition belongs to the first; a row dated after the last partition, or with no
+    readable date, belongs to the last. Rows outside the partitions are quarantined (reason
+    ``outside_partitions``), never dropped. With open-ended partitions a later-dated row waits
+    for its own day, and a row with no readable date belongs to the latest day loaded.
+    """
+
+    start: dt.date
+    end: dt.date
+    first: dt.date
+    last_end: dt.date | None = None
+
+    def __post_init__(self) -> None:
+        if not self.first <= self.start < self.end:
+            raise ValueError(f"partition slice [{self.start}, {self.end}) does not start within the partitions from {self.first}")
+        if self.last_end is not None and self.end > self.last_end:
+            raise ValueError(f"partition slice [{self.start}, {self.end}) ends after the partitions' end {self.last_end}")
+
+    def assigned_day_sql(self, time_value_sql: str) -> str:
+        """SQL for the partition day of a row whose parsed time is ``time_value_sql``."""
+        day = f"cast({time_value_sql} as date)"
+        last = self.last_end - dt.timedelta(days=1) if self.last_end else self.end - dt.timedelta(days=1)
+        after = f"when {day} >= date {_lit(self.last_end)} then date {_lit(last)} " if self.last_end else ""
+        return (
+            f"case when {day} is null then date {_lit(last)} "
+            f"when {day} < date {_lit(self.first)} then date {_lit(self.first)} {after}else {day} end"
+        )
+
+
+def _time_value_sql(spec: ColumnSpec, input_type: str) -> str:
+    col = _q(spec.name)
+    if input_type.upper() in ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "TIMESTAMP WITH TIME ZONE"):
+        return f"cast({col} as timestamp)"
+    return f"try_cast(trim(cast({col} as varchar)) as timestamp)"
+
+
 def load_with_contract(
     con,
     contract: Contract,
@@ -247,24 +304,61 @@ def load_with_contract(
     accepted_table: str,
     quarantine_table: str,
     now: dt.datetime | None = None,
+    partition: PartitionSlice | None = None,
 ) -> ContractCounts:
     """Check ``relation`` (with a ``__row`` column) against ``contract`` inside DuckDB and write the
-    accepted rows (typed) and the quarantined rows (as received, as text, with the reason)."""
+    accepted rows (typed) and the quarantined rows (as received, as text, with the reason).
+
+    Without ``partition`` both tables are replaced. With one, only the rows belonging to the
+    slice's days are checked; the slice's days are deleted from both tables and written again
+    (the quarantine table carries each row's ``partition_date``), so that loading a slice twice
+    leaves the same rows, and loading every slice loads every row exactly once."""
     input_types = {r[0]: r[1] for r in con.execute(f"describe select * from {relation}").fetchall()}
     missing = [c for c in contract.column_names if c not in input_types]
     if missing:
         raise ContractError(f"{contract.source}: missing contract columns {', '.join(missing)}")
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    con.execute(f"create or replace temp table __checked as {contract_sql(contract, relation, now, input_types)}")
     cols = ", ".join(_q(c) for c in contract.column_names)
-    con.execute(f"create or replace table {accepted_table} as select {cols} from __checked where {QUARANTINE_REASON} is null order by __row")
-    # Quarantined rows keep what was received, as text, looked up by row number in the input.
     raw_cols = ", ".join(f"cast(i.{_q(c)} as varchar) as {_q(c)}" for c in contract.column_names)
-    con.execute(
-        f"create or replace table {quarantine_table} as select {raw_cols}, q.{QUARANTINE_REASON} "
-        f"from (select __row, {QUARANTINE_REASON} from __checked where {QUARANTINE_REASON} is not null) as q "
-        f"join {relation} as i on i.__row = q.__row order by q.__row"
-    )
+    if partition is None:
+        con.execute(f"create or replace temp table __checked as {contract_sql(contract, relation, now, input_types)}")
+        con.execute(f"create or replace table {accepted_table} as select {cols} from __checked where {QUARANTINE_REASON} is null order by __row")
+        # Quarantined rows keep what was received, as text, looked up by row number in the input.
+        con.execute(
+            f"create or replace table {quarantine_table} as select {raw_cols}, q.{QUARANTINE_REASON} "
+            f"from (select __row, {QUARANTINE_REASON} from __checked where {QUARANTINE_REASON} is not null) as q "
+            f"join {relation} as i on i.__row = q.__row order by q.__row"
+        )
+    else:
+        time_spec = contract.column(contract.time_column)
+        assigned = partition.assigned_day_sql(_time_value_sql(time_spec, input_types[time_spec.name]))
+        in_slice = f"{PARTITION_COLUMN} >= date {_lit(partition.start)} and {PARTITION_COLUMN} < date {_lit(partition.end)}"
+        # A subquery, not a copy: the input is scanned (and filtered on its time column) where it lies.
+        slice_rel = f"(select * from (select *, {assigned} as {PARTITION_COLUMN} from {relation}) where {in_slice})"
+        con.execute(f"create or replace temp table __checked as {contract_sql(contract, slice_rel, now, input_types)}")
+        # A row the contract accepts but whose day lies outside the partitions is quarantined too.
+        t = _q(time_spec.name)
+        outside = f"(cast({t} as date) < date {_lit(partition.first)}"
+        outside += f" or cast({t} as date) >= date {_lit(partition.last_end)})" if partition.last_end else ")"
+        con.execute(
+            f"update __checked set {QUARANTINE_REASON} = {_lit(OUTSIDE_PARTITIONS + ': ' + time_spec.name + ' outside the partitions')} "
+            f"where {QUARANTINE_REASON} is null and {outside}"
+        )
+        con.execute(f"create table if not exists {accepted_table} as select {cols} from __checked limit 0")
+        con.execute(
+            f"create table if not exists {quarantine_table} as select {raw_cols}, "
+            f"cast(null as varchar) as {QUARANTINE_REASON}, cast(null as date) as {PARTITION_COLUMN} from {relation} as i limit 0"
+        )
+        con.execute("begin transaction")
+        con.execute(f"delete from {accepted_table} where {t} >= date {_lit(partition.start)} and {t} < date {_lit(partition.end)}")
+        con.execute(f"delete from {quarantine_table} where {in_slice}")
+        con.execute(f"insert into {accepted_table} select {cols} from __checked where {QUARANTINE_REASON} is null order by __row")
+        con.execute(
+            f"insert into {quarantine_table} select {raw_cols}, q.{QUARANTINE_REASON}, i.{PARTITION_COLUMN} "
+            f"from (select __row, {QUARANTINE_REASON} from __checked where {QUARANTINE_REASON} is not null) as q "
+            f"join {slice_rel} as i on i.__row = q.__row order by q.__row"
+        )
+        con.execute("commit")
     received = con.execute("select count(*) from __checked").fetchone()[0]
     reasons = dict(
         con.execute(
