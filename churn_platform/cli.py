@@ -92,6 +92,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from churn_platform.ml.byo import FeatureTableError, train_table
+    from churn_platform.ml.registry import MLflowLocation
+    from churn_platform.ml.training import TrainingDataError
+
+    home = Path(args.home).resolve()
+    settings = dataclasses.replace(Settings.from_env(), home=home)
+    settings.ensure_dirs()
+    location = MLflowLocation(settings.mlflow_tracking_uri, args.experiment, settings.mlflow_artifact_location)
+    print(f"Training on {args.features} (label {args.label!r}, id {args.id_column!r})", flush=True)
+    try:
+        report = train_table(
+            Path(args.features), args.label, args.id_column, location,
+            time_column=args.time_column, positive_label=args.positive_label, seed=args.seed,
+        )
+    except (FeatureTableError, TrainingDataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.output_json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    f = report["features"]
+    print(f"  {report['rows']:,} rows, {report['positive_rate']:.1%} positive; split {report['split']}")
+    print(f"  features: {len(f['numeric'])} numeric, {len(f['categorical'])} categorical, {len(f['dropped'])} left out {f['dropped'] or ''}")
+    for name, metrics in report["candidates"].items():
+        print(f"  {name:<20} validation ROC-AUC {metrics['validation']['roc_auc']:.4f}   test ROC-AUC {metrics['test']['roc_auc']:.4f}")
+    print(f"  selected {report['selected']} (calibrated): test ROC-AUC {report['roc_auc']:.4f}, Brier {report['test_metrics']['brier']:.4f}")
+    print(f"MLflow run {report['mlflow_run_id']} in {report['mlflow_tracking_uri']}; metrics written to {out}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from churn_platform.serving import runner
 
@@ -163,10 +194,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         response.raise_for_status()
         prediction = response.json()
     print("\nStopped Ray Serve.")
-    if prediction["model_version"] != str(report.model["model_version"]):
+    m = report.model
+    champion = str(m["model_version"]) if m["alias"] == "champion" else str(m["champion_version"])
+    if prediction["model_version"] != champion:
         print(
-            f"error: served version {prediction['model_version']} is not the version this run registered "
-            f"({report.model['model_version']})",
+            f"error: served version {prediction['model_version']} is not the champion ({champion})",
             file=sys.stderr,
         )
         return 1
@@ -189,6 +221,14 @@ def _summary(report) -> str:
         f"  model: {m['registered_model']} version {m['model_version']} (@{m['alias']}, {m['candidate']}), "
         f"holdout ROC-AUC {m['roc_auc']:.3f} on snapshot {str(m['test_snapshot']).split(' ')[0]}"
     )
+    if m.get("oracle_roc_auc") is not None:
+        lines.append(
+            f"  oracle ROC-AUC on the same rows (true churn probabilities): {m['oracle_roc_auc']:.3f}; "
+            f"model / oracle {m['model_over_oracle']:.3f}"
+        )
+    lines.append(f"  promotion gate: {m['gate_decision']} ({m['gate_reason']})")
+    if "churn_scores" in report.tables:
+        lines.append(f"  batch scores: {report.tables['churn_scores']:,} customers in scores.churn_scores")
     d = report.drift
     lines.append(
         f"  feature drift share: {d['drift_share']:.2f} ({d['drifted_columns']}/{d['total_columns']} features), "
@@ -237,6 +277,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-json", help="where to write the run report (default HOME/run_report.json)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("train", help="train the candidates on your own customer feature table (Parquet or CSV)")
+    p.add_argument("--features", required=True, help="a .parquet or .csv file, one row per customer (and time)")
+    p.add_argument("--label", required=True, help="the label column: two values, such as 1/0, yes/no, true/false")
+    p.add_argument("--id-column", required=True, help="the customer key column")
+    p.add_argument("--time-column", help="a date column: the holdout is then the latest times, not a stratified sample")
+    p.add_argument("--positive-label", help="the label value that means churn, when it is not a usual one (1, yes, true)")
+    p.add_argument("--output-json", required=True, help="where to write the metrics (includes roc_auc of the selected model)")
+    p.add_argument("--home", default=".churn_home/train", help="folder for the MLflow store (default .churn_home/train)")
+    p.add_argument("--experiment", default="churn_platform_byo", help="MLflow experiment name")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("serve", help="serve the home's champion model with Ray Serve until interrupted")
     p.add_argument("--home", required=True)

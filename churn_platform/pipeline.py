@@ -15,7 +15,13 @@ from typing import Any
 from churn_platform.settings import Settings
 from churn_platform.sources.generator import SOURCE_NAMES as SOURCE_KEYS
 
-TABLE_KEYS = ("customer_features", "churn_labels", "training_set", "scoring_features")
+TABLE_KEYS = (
+    "marts.customer_features",
+    "marts.churn_labels",
+    "marts.training_set",
+    "marts.scoring_features",
+    "scores.churn_scores",
+)
 
 
 class PipelineFailed(RuntimeError):
@@ -122,9 +128,20 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
                     "roc_auc",
                     "pr_auc",
                     "brier",
+                    "log_loss",
                     "top_decile_lift",
+                    "precision_at_top_10pct",
+                    "recall_at_top_10pct",
+                    "ece",
+                    "calibration",
                     "mlflow_run_id",
                     "test_snapshot",
+                    "oracle_roc_auc",
+                    "model_over_oracle",
+                    "gate_decision",
+                    "gate_reason",
+                    "champion_version",
+                    "champion_roc_auc_same_holdout",
                 )
             },
             drift={
@@ -159,7 +176,7 @@ def _count_tables(settings: Settings, tables: tuple[str, ...]) -> dict[str, int]
     import duckdb
 
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        return {t: int(con.execute(f"select count(*) from marts.{t}").fetchone()[0]) for t in tables}
+        return {t.split(".")[-1]: int(con.execute(f"select count(*) from {t}").fetchone()[0]) for t in tables}
 
 
 def write_report(report: RunReport, path: Path) -> None:

@@ -32,7 +32,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 900) -
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})},
+        # Settings another test exported into this process must not leak into the CLI's.
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("CHURN_PLATFORM_")},
+            "RAY_USAGE_STATS_ENABLED": "0",
+            **(env or {}),
+        },
     )
 
 

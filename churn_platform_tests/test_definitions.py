@@ -32,6 +32,7 @@ EXPECTED_GROUPS = {
     "training_set": "features",
     "scoring_features": "features",
     "churn_model": "ml",
+        "churn_scores": "ml",
     "feature_drift_report": "monitoring",
 }
 

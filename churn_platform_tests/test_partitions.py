@@ -5,6 +5,7 @@ partition leaves the same rows, in the source table and in the dbt models built 
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import dagster as dg
 import duckdb
@@ -36,9 +37,12 @@ def setup(tmp_path_factory):
     write_sources(data, root / "src")
     settings = Settings(home=root / "home", sources=str(root / "src"), days=DAYS)
     settings.ensure_dirs()
+    saved = dict(os.environ)
     settings.export()
     defs = build_definitions(settings)
-    return settings, defs, data
+    yield settings, defs, data
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def _materialize(settings, defs, **kwargs) -> dg.ExecuteInProcessResult:

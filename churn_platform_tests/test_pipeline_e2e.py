@@ -41,8 +41,13 @@ def test_contracts_quarantine_exactly_the_injected_faults_and_counts_reconcile(e
 def test_warehouse_holds_raw_and_feature_tables(e2e):
     with duckdb.connect(str(e2e.settings.warehouse_path), read_only=True) as con:
         for table, rows in e2e.report["tables"].items():
+            schema = "scores" if table == "churn_scores" else "marts"
             assert rows > 0
-            assert con.execute(f"select count(*) from marts.{table}").fetchone()[0] == rows
+            assert con.execute(f"select count(*) from {schema}.{table}").fetchone()[0] == rows
+        # Every active customer at the latest snapshot is scored, by the champion.
+        assert e2e.report["tables"]["churn_scores"] == e2e.report["tables"]["scoring_features"]
+        versions = con.execute("select distinct model_version from scores.churn_scores").fetchall()
+        assert versions == [(str(e2e.report["model"]["model_version"]),)]
         columns = {r[0] for r in con.execute("describe marts.scoring_features").fetchall()}
         assert set(FEATURE_NAMES) <= columns
         # The scored population is active at the latest snapshot.
@@ -81,8 +86,27 @@ def test_mlflow_has_a_parent_run_with_one_child_per_candidate(e2e):
     MLflowLocation(e2e.settings.mlflow_tracking_uri, EXPERIMENT_NAME).activate()
     runs = mlflow.search_runs(experiment_names=[EXPERIMENT_NAME])
     children = runs[runs["tags.mlflow.parentRunId"].notna()]
-    assert set(children["params.candidate"]) == {"lightgbm", "logistic_regression"}
+    assert set(children["params.candidate"]) == {"lightgbm", "logistic_regression", "random_forest"}
     assert children["metrics.test_roc_auc"].notna().all()
+    # One more child holds the selected candidate, calibrated: the registered version.
+    selected = children[children["tags.churn_platform.kind"] == "selected"]
+    assert len(selected) == 1 and selected["run_id"].iloc[0] == e2e.report["model"]["mlflow_run_id"]
+
+
+def test_the_first_version_passed_the_promotion_gate(e2e):
+    model = e2e.report["model"]
+    assert model["gate_decision"] == "promoted" and model["alias"] == "champion"
+    assert "first model version" in model["gate_reason"]
+    assert model["champion_version"] == "none"
+    assert model["calibration"].startswith("sigmoid") and 0 <= model["ece"] < 0.1
+
+
+def test_the_model_is_compared_with_the_oracle(e2e):
+    # Generated sources carry the true churn probabilities: the run reports how much of the
+    # achievable ranking the model found on the holdout.
+    model = e2e.report["model"]
+    assert 0.5 < model["oracle_roc_auc"] <= 1.0
+    assert model["model_over_oracle"] > 0.85, model
 
 
 def test_drift_report_is_saved_and_its_share_is_metadata(e2e):
@@ -143,4 +167,6 @@ def test_dbt_docs_generate_and_every_model_and_column_is_described(e2e, tmp_path
             if not documented.get(column.lower()):
                 undescribed.append(f"{node['name']}.{column}")
     assert undescribed == []
-    assert {e["name"] for e in manifest["exposures"].values()} == {"churn_model", "prediction_api", "feature_drift_report"}
+    assert {e["name"] for e in manifest["exposures"].values()} == {
+        "churn_model", "prediction_api", "feature_drift_report", "churn_risk_worklist"
+    }

@@ -58,7 +58,7 @@ def test_missing_columns_are_named():
 def test_candidates_learn_the_signal_and_training_is_deterministic():
     df = make_training_set()
     split, results = train_candidates(df, seed=3)
-    assert {r.name for r in results} == {"logistic_regression", "lightgbm"}
+    assert {r.name for r in results} == {"logistic_regression", "random_forest", "lightgbm"}
     for r in results:
         assert r.test_metrics["roc_auc"] > 0.7, (r.name, r.test_metrics)
     _, again = train_candidates(df, seed=3)

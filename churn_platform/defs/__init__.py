@@ -20,13 +20,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     from churn_platform.defs.monitoring import feature_drift_report
     from churn_platform.defs.partitions import usage_partitions
     from churn_platform.defs.resources import MLflowResource, ReportStore, SourceResource, WarehouseResource
+    from churn_platform.defs.scores import churn_scores
     from churn_platform.defs.sources import build_source_assets
 
     project = dbt_project(settings.dbt_target)
     partitions = usage_partitions(settings)
     daily_pipeline_job, daily_schedule = build_daily_pipeline(partitions)
     return dg.Definitions(
-        assets=[*build_source_assets(partitions), *build_dbt_assets(project, partitions), churn_model, feature_drift_report],
+        assets=[*build_source_assets(partitions), *build_dbt_assets(project, partitions), churn_model, churn_scores, feature_drift_report],
         jobs=[daily_pipeline_job, retrain_job],
         schedules=[daily_schedule],
         sensors=[build_retrain_on_drift(settings.drift_threshold)],

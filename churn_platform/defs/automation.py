@@ -29,8 +29,8 @@ def build_daily_pipeline(partitions: dg.DailyPartitionsDefinition) -> tuple:
 
 retrain_job = dg.define_asset_job(
     "retrain_churn_model",
-    selection=dg.AssetSelection.assets("churn_model"),
-    description="Retrain the churn model on the current training set.",
+    selection=dg.AssetSelection.assets("churn_model", "churn_scores"),
+    description="Retrain the churn model on the current training set and rescore the customers.",
 )
 
 

@@ -1,18 +1,26 @@
-"""The model asset: train candidates, log them to MLflow, register the best."""
+"""The model asset: train candidates, log them to MLflow, register the selected one, and let the
+promotion gate (a blocking asset check) decide whether it becomes `champion` or `challenger`."""
 
 
 import dagster as dg
 
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import MLflowResource, WarehouseResource
+from churn_platform.defs.resources import MLflowResource, SourceResource, WarehouseResource
 from churn_platform.features import LABEL_COLUMN
-from churn_platform.ml.registry import log_and_register
-from churn_platform.ml.training import select_best, train_candidates
-from churn_platform.settings import CHAMPION_ALIAS
+from churn_platform.ml import gate
+from churn_platform.ml.oracle import load_truth, oracle_metrics
+from churn_platform.ml.registry import apply_decision, log_and_register, score_alias_on
+from churn_platform.ml.training import calibrate_best, features_frame, select_best, train_candidates
+
+GATE_CHECK = "promotion_gate"
 
 
 class TrainingConfig(dg.Config):
     seed: int = 7
+    promotion_floor: float = gate.DEFAULT_FLOOR
+    """The holdout ROC-AUC a version must reach to become champion."""
+    promotion_tolerance: float = gate.DEFAULT_TOLERANCE
+    """How much worse than the champion (same holdout rows) a version may be and still be promoted."""
 
 
 @dg.asset(
@@ -21,9 +29,22 @@ class TrainingConfig(dg.Config):
     kinds={"lightgbm", "scikitlearn", "mlflow"},
     freshness_policy=freshness_for("ml"),
     automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[
+        dg.AssetCheckSpec(
+            GATE_CHECK,
+            asset="churn_model",
+            blocking=True,
+            description=(
+                "Promotes the new version to `champion` when its holdout ROC-AUC reaches the floor and is not worse "
+                "than the champion's on the same rows by more than the tolerance; otherwise it becomes `challenger` "
+                "(a warning), and below the floor the check fails with an error that stops downstream assets."
+            ),
+        )
+    ],
     description=(
-        "Churn model candidates (LightGBM, logistic regression) trained on the time-based split of "
-        "`training_set`; the best on validation is registered in MLflow and aliased `champion`."
+        "Churn model candidates (logistic regression, random forest, LightGBM) trained on the time-based split of "
+        "`training_set`; the best on the validation snapshot is calibrated, registered in MLflow, and promoted "
+        "through the promotion gate."
     ),
 )
 def churn_model(
@@ -31,7 +52,8 @@ def churn_model(
     config: TrainingConfig,
     warehouse: WarehouseResource,
     mlflow_store: MLflowResource,
-) -> dg.MaterializeResult:
+    source: SourceResource,
+):
     data = warehouse.read_table("marts", "training_set")
     context.log.info(f"training on {len(data):,} labelled rows ({data[LABEL_COLUMN].mean():.1%} churned)")
     split, results = train_candidates(data, seed=config.seed)
@@ -40,36 +62,82 @@ def churn_model(
             f"{r.name}: validation ROC-AUC {r.validation_metrics['roc_auc']:.4f}, test ROC-AUC {r.test_metrics['roc_auc']:.4f}"
         )
     best = select_best(results)
-    registered = log_and_register(
-        mlflow_store.location,
-        split,
-        results,
-        best,
-        registered_model_name=mlflow_store.registered_model_name,
-        alias=CHAMPION_ALIAS,
-        extra_tags={"dagster_run_id": context.run_id},
+    selected = calibrate_best(split, best)
+    context.log.info(
+        f"selected {best.name}; calibrated on the validation snapshot: test Brier "
+        f"{best.test_metrics['brier']:.4f} → {selected.test_metrics['brier']:.4f}, ECE "
+        f"{best.test_metrics['ece']:.4f} → {selected.test_metrics['ece']:.4f}"
     )
-    context.log.info(f"registered {registered.name} version {registered.version} as @{registered.alias}")
+    # On generated data: the best achievable ranking of the same holdout rows.
+    oracle = oracle_metrics(
+        load_truth(source.ground_truth_dir()),
+        split.test,
+        selected.model.predict_proba(features_frame(split.test))[:, 1],
+    )
+    if oracle:
+        context.log.info(
+            f"oracle ROC-AUC {oracle['oracle_roc_auc']:.4f} on the holdout; model / oracle {oracle['model_over_oracle']:.3f}"
+        )
+        selected.test_metrics.update(oracle)
+    # The champion, scored on the same holdout rows before the new version exists.
+    location, name = mlflow_store.location, mlflow_store.registered_model_name
+    champion_version, champion_auc, champion_note = score_alias_on(
+        location, name, gate.CHAMPION, split.test, split.test[LABEL_COLUMN].astype(int)
+    )
+    registered = log_and_register(
+        location, split, results, selected, registered_model_name=name, extra_tags={"dagster_run_id": context.run_id}
+    )
+    decision = gate.decide(
+        registered.version,
+        registered.metrics["roc_auc"],
+        champion_version,
+        champion_auc,
+        floor=config.promotion_floor,
+        tolerance=config.promotion_tolerance,
+        champion_note=champion_note,
+    )
+    apply_decision(location, name, decision)
+    context.log.info(f"{name} version {registered.version} → @{decision.alias}: {decision.reason}")
     rows = "\n".join(
         f"| {r.name} | {r.validation_metrics['roc_auc']:.4f} | {r.test_metrics['roc_auc']:.4f} | "
         f"{r.test_metrics['pr_auc']:.4f} | {r.test_metrics['brier']:.4f} | {'**selected**' if r is best else ''} |"
         for r in results
     )
     table = "| candidate | validation ROC-AUC | test ROC-AUC | test PR-AUC | test Brier | |\n|---|---|---|---|---|---|\n" + rows
-    return dg.MaterializeResult(
+    gate_metadata = {
+        "gate_decision": "promoted" if decision.promoted else "rejected",
+        "gate_reason": decision.reason,
+        "candidate_roc_auc": decision.candidate_roc_auc,
+        "champion_version": decision.champion_version or "none",
+        "champion_roc_auc_same_holdout": decision.champion_roc_auc if decision.champion_roc_auc is not None else "n/a",
+        "floor": decision.floor,
+        "tolerance": decision.tolerance,
+    }
+    yield dg.MaterializeResult(
         metadata={
             "registered_model": registered.name,
             "model_version": registered.version,
-            "alias": registered.alias,
+            "alias": decision.alias,
             "model_uri": registered.model_uri,
             "candidate": registered.candidate,
-            "roc_auc": registered.metrics["roc_auc"],
-            "pr_auc": registered.metrics["pr_auc"],
-            "brier": registered.metrics["brier"],
-            "top_decile_lift": registered.metrics["top_decile_lift"],
+            **{k: registered.metrics[k] for k in (
+                "roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift",
+                "precision_at_top_10pct", "recall_at_top_10pct", "ece",
+            )},
+            "calibration": "sigmoid (Platt) on the validation snapshot",
+            **{k: v for k, v in oracle.items()},
             "mlflow_run_id": registered.run_id,
+            "mlflow_parent_run_id": registered.parent_run_id,
             "mlflow_tracking_uri": mlflow_store.tracking_uri,
             "candidates": dg.MetadataValue.md(table),
+            **gate_metadata,
             **{k: v for k, v in split.describe().items()},
         }
+    )
+    yield dg.AssetCheckResult(
+        check_name=GATE_CHECK,
+        passed=decision.promoted,
+        severity=dg.AssetCheckSeverity.ERROR if decision.below_floor else dg.AssetCheckSeverity.WARN,
+        description=decision.reason,
+        metadata=gate_metadata,
     )

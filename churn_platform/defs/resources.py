@@ -81,6 +81,16 @@ class SourceResource(dg.ConfigurableResource):
         con.register(view, frame.assign(__row=range(len(frame))))
         return view
 
+    def ground_truth_dir(self) -> Path | None:
+        """Where generated sources keep their ground truth (``_ground_truth``), if anywhere."""
+        if self.kind == "generator":
+            candidate = Path(self.landing_dir) / "_ground_truth"
+        elif self.kind == "files":
+            candidate = Path(self.sources) / "_ground_truth"
+        else:
+            return None
+        return candidate if candidate.is_dir() else None
+
     def _generated(self) -> Path:
         config = GeneratorConfig(customers=self.customers, days=self.days, seed=self.seed)
         return ensure_generated(Path(self.landing_dir), config)

@@ -22,7 +22,25 @@ SKOPS_TRUSTED_TYPES = [
     "collections.OrderedDict",
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
+    # The random forest's trees. skops warns that a crafted file could hold out-of-range node
+    # indices; these files are written by this platform into its own registry and read back
+    # from it, never taken from elsewhere.
+    "sklearn.tree._tree.Tree",
+    # Platt calibration around the frozen selected candidate.
+    "sklearn.calibration.CalibratedClassifierCV",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.frozen._frozen.FrozenEstimator",
 ]
+
+
+def model_requirements() -> list[str]:
+    """The serving environment of a logged model, pinned to what trained it. Given explicitly,
+    MLflow need not load each model in a child process to infer them (seconds per model)."""
+    from importlib.metadata import version
+
+    packages = ("scikit-learn", "lightgbm", "skops", "numpy", "pandas", "scipy")
+    return [f"{name}=={version(name)}" for name in packages]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +70,7 @@ class MLflowLocation:
 class RegisteredModel:
     name: str
     version: str
-    alias: str
+    alias: str | None
     run_id: str
     parent_run_id: str
     candidate: str
@@ -64,12 +82,13 @@ def log_and_register(
     location: MLflowLocation,
     split: TimeSplit,
     results: list[CandidateResult],
-    best: CandidateResult,
+    selected: CandidateResult,
     registered_model_name: str,
-    alias: str,
     extra_tags: dict[str, str] | None = None,
 ) -> RegisteredModel:
-    """Log each candidate as a nested run, register the best as a new version, point ``alias`` at it."""
+    """Log each candidate as a nested run under one parent run, log the selected (calibrated)
+    model as one more nested run, and register it as a new version, with no alias yet: the
+    promotion gate decides the alias (``apply_decision``)."""
     import mlflow
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
@@ -77,31 +96,52 @@ def log_and_register(
     location.activate()
     example = features_frame(split.test.head(5))
     trained_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    best_info = None
-    best_run_id = ""
+
+    requirements = model_requirements()
+
+    from churn_platform.features import LABEL_COLUMN
+    from churn_platform.ml import plots
+
+    x_test, y_test = features_frame(split.test), split.test[LABEL_COLUMN].astype(int)
+
+    def log_plots(result: CandidateResult) -> None:
+        figures = plots.evaluation_figures(y_test, result.model.predict_proba(x_test)[:, 1], result.name, result.model)
+        for path, figure in figures.items():
+            mlflow.log_figure(figure, path)
+        plots.close(figures)
+
+    def log_model(result: CandidateResult):
+        proba = result.model.predict_proba(example)[:, 1]
+        return mlflow.sklearn.log_model(
+            result.model,
+            name="model",
+            signature=infer_signature(example, proba),
+            input_example=example,
+            pyfunc_predict_fn="predict_proba",
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            pip_requirements=requirements,
+        )
+
     with mlflow.start_run(run_name=f"training-{trained_at}") as parent:
         mlflow.log_params({f"split_{k}": v for k, v in split.describe().items()})
         mlflow.set_tags({"churn_platform.kind": "training", **(extra_tags or {})})
         for result in results:
-            with mlflow.start_run(run_name=result.name, nested=True) as child:
+            with mlflow.start_run(run_name=result.name, nested=True):
                 mlflow.log_params({"candidate": result.name, **result.params})
                 mlflow.log_metrics({f"validation_{k}": v for k, v in result.validation_metrics.items()})
                 mlflow.log_metrics({f"test_{k}": v for k, v in result.test_metrics.items()})
-                proba = result.model.predict_proba(example)[:, 1]
-                info = mlflow.sklearn.log_model(
-                    result.model,
-                    name="model",
-                    signature=infer_signature(example, proba),
-                    input_example=example,
-                    pyfunc_predict_fn="predict_proba",
-                    serialization_format="skops",
-                    skops_trusted_types=SKOPS_TRUSTED_TYPES,
-                )
-                if result is best:
-                    best_info, best_run_id = info, child.info.run_id
-        mlflow.log_metrics({f"best_test_{k}": v for k, v in best.test_metrics.items()})
-        mlflow.set_tag("best_candidate", best.name)
-    assert best_info is not None
+                log_plots(result)
+                log_model(result)
+        with mlflow.start_run(run_name=f"{selected.name} (selected, calibrated)", nested=True) as child:
+            mlflow.log_params({"candidate": selected.name, **selected.params})
+            mlflow.log_metrics({f"validation_{k}": v for k, v in selected.validation_metrics.items()})
+            mlflow.log_metrics({f"test_{k}": v for k, v in selected.test_metrics.items()})
+            mlflow.set_tag("churn_platform.kind", "selected")
+            log_plots(selected)
+            selected_info, selected_run_id = log_model(selected), child.info.run_id
+        mlflow.log_metrics({f"best_test_{k}": v for k, v in selected.test_metrics.items()})
+        mlflow.set_tag("best_candidate", selected.name)
 
     client = MlflowClient()
     try:
@@ -113,30 +153,63 @@ def log_and_register(
         )
     version = client.create_model_version(
         name=registered_model_name,
-        source=best_info.model_uri,
-        run_id=best_run_id,
-        model_id=best_info.model_id,
+        source=selected_info.model_uri,
+        run_id=selected_run_id,
+        model_id=selected_info.model_id,
         tags={
-            "candidate": best.name,
+            "candidate": selected.name,
             "trained_at": trained_at,
-            "test_roc_auc": f"{best.test_metrics['roc_auc']:.4f}",
+            "test_roc_auc": f"{selected.test_metrics['roc_auc']:.4f}",
             "features": ",".join(FEATURE_NAMES),
+            "holdout_snapshot": split.describe()["test_snapshot"],
         },
-        description=f"{best.name}, test ROC-AUC {best.test_metrics['roc_auc']:.4f}",
+        description=f"{selected.name} (calibrated), test ROC-AUC {selected.test_metrics['roc_auc']:.4f}",
     )
     _wait_until_ready(client, registered_model_name, version.version)
-    client.set_registered_model_alias(registered_model_name, alias, version.version)
-    log.info("registered %s version %s as @%s", registered_model_name, version.version, alias)
+    log.info("registered %s version %s", registered_model_name, version.version)
     return RegisteredModel(
         name=registered_model_name,
         version=str(version.version),
-        alias=alias,
-        run_id=best_run_id,
+        alias=None,
+        run_id=selected_run_id,
         parent_run_id=parent.info.run_id,
-        candidate=best.name,
+        candidate=selected.name,
         model_uri=f"models:/{registered_model_name}/{version.version}",
-        metrics=dict(best.test_metrics),
+        metrics=dict(selected.test_metrics),
     )
+
+
+def score_alias_on(location: MLflowLocation, name: str, alias: str, frame: pd.DataFrame, labels) -> tuple[str | None, float | None, str]:
+    """The version behind ``alias`` and its ROC-AUC on ``frame``; (None, None, why) when there is no
+    such version, or (version, None, why) when it cannot score these rows."""
+    import mlflow
+    from mlflow import MlflowClient
+    from sklearn.metrics import roc_auc_score
+
+    location.activate()
+    client = MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException:
+        return None, None, f"no version has alias {alias}"
+    try:
+        model = mlflow.sklearn.load_model(f"models:/{name}/{mv.version}")
+        proba = model.predict_proba(features_frame(frame))[:, 1]
+        return str(mv.version), float(roc_auc_score(labels, proba)), ""
+    except Exception as exc:  # a champion that cannot score the holdout is reported, not fatal
+        return str(mv.version), None, f"{type(exc).__name__}: {exc}"[:300]
+
+
+def apply_decision(location: MLflowLocation, name: str, decision) -> None:
+    """Point the decided alias at the version and record the decision as version tags."""
+    from mlflow import MlflowClient
+
+    location.activate()
+    client = MlflowClient()
+    for key, value in decision.tags().items():
+        client.set_model_version_tag(name, decision.candidate_version, key, value)
+    client.set_registered_model_alias(name, decision.alias, decision.candidate_version)
+    log.info("%s version %s is now @%s: %s", name, decision.candidate_version, decision.alias, decision.reason)
 
 
 def _wait_until_ready(client, name: str, version: str, timeout_s: float = 60.0) -> None:

@@ -1,0 +1,100 @@
+"""The promotion gate: when a newly registered model version may become `champion`.
+
+A version is promoted when both hold:
+
+* its holdout ROC-AUC reaches an absolute floor (``floor``), and
+* it is not worse than the current champion, scored on the same holdout rows, by more
+  than ``tolerance``.
+
+Otherwise it gets alias `challenger` and the champion stays where it is. The first
+version of a model only has to reach the floor. A champion that cannot be scored on
+the holdout (it fails to load, or expects other features) is reported, and the new
+version is then judged by the floor alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+DEFAULT_FLOOR = 0.70
+DEFAULT_TOLERANCE = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class GateDecision:
+    promoted: bool
+    alias: str
+    reason: str
+    candidate_version: str
+    candidate_roc_auc: float
+    champion_version: str | None
+    champion_roc_auc: float | None
+    floor: float
+    tolerance: float
+    below_floor: bool
+
+    def tags(self) -> dict[str, str]:
+        """The decision as MLflow model-version tags."""
+        return {
+            "gate_decision": "promoted" if self.promoted else "rejected",
+            "gate_reason": self.reason,
+            "gate_floor": f"{self.floor:.4f}",
+            "gate_tolerance": f"{self.tolerance:.4f}",
+            "gate_candidate_roc_auc": f"{self.candidate_roc_auc:.4f}",
+            "gate_champion_version": self.champion_version or "",
+            "gate_champion_roc_auc": "" if self.champion_roc_auc is None else f"{self.champion_roc_auc:.4f}",
+        }
+
+
+def decide(
+    candidate_version: str,
+    candidate_roc_auc: float,
+    champion_version: str | None,
+    champion_roc_auc: float | None,
+    floor: float = DEFAULT_FLOOR,
+    tolerance: float = DEFAULT_TOLERANCE,
+    champion_note: str = "",
+) -> GateDecision:
+    if not 0.0 <= floor <= 1.0:
+        raise ValueError(f"the promotion floor is a ROC-AUC between 0 and 1, got {floor}")
+    if tolerance < 0:
+        raise ValueError(f"the promotion tolerance cannot be negative, got {tolerance}")
+
+    def result(promoted: bool, reason: str, below: bool = False) -> GateDecision:
+        return GateDecision(
+            promoted=promoted,
+            alias=CHAMPION if promoted else CHALLENGER,
+            reason=reason,
+            candidate_version=candidate_version,
+            candidate_roc_auc=candidate_roc_auc,
+            champion_version=champion_version,
+            champion_roc_auc=champion_roc_auc,
+            floor=floor,
+            tolerance=tolerance,
+            below_floor=below,
+        )
+
+    if not candidate_roc_auc >= floor:  # NaN fails too
+        return result(False, f"holdout ROC-AUC {candidate_roc_auc:.4f} is below the floor {floor:.4f}", below=True)
+    if champion_version is None:
+        return result(True, f"first model version; holdout ROC-AUC {candidate_roc_auc:.4f} reaches the floor {floor:.4f}")
+    if champion_roc_auc is None:
+        note = f" ({champion_note})" if champion_note else ""
+        return result(
+            True,
+            f"champion version {champion_version} could not be scored on the holdout{note}; "
+            f"ROC-AUC {candidate_roc_auc:.4f} reaches the floor {floor:.4f}",
+        )
+    if candidate_roc_auc < champion_roc_auc - tolerance:
+        return result(
+            False,
+            f"holdout ROC-AUC {candidate_roc_auc:.4f} is worse than champion version {champion_version}'s "
+            f"{champion_roc_auc:.4f} on the same rows by more than {tolerance:.4f}",
+        )
+    return result(
+        True,
+        f"holdout ROC-AUC {candidate_roc_auc:.4f} against champion version {champion_version}'s "
+        f"{champion_roc_auc:.4f} on the same rows (tolerance {tolerance:.4f})",
+    )
