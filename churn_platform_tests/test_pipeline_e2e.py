@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -170,3 +171,14 @@ def test_dbt_docs_generate_and_every_model_and_column_is_described(e2e, tmp_path
     assert {e["name"] for e in manifest["exposures"].values()} == {
         "churn_model", "prediction_api", "feature_drift_report", "churn_risk_worklist"
     }
+
+
+def test_predictions_do_not_depend_on_row_order(e2e):
+    location = MLflowLocation(e2e.settings.mlflow_tracking_uri, EXPERIMENT_NAME)
+    champion = load_by_alias(location, REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
+    with duckdb.connect(str(e2e.settings.warehouse_path), read_only=True) as con:
+        scoring = con.execute("select * from marts.scoring_features order by customer_id").df()
+    shuffled = scoring.sample(frac=1.0, random_state=5)
+    in_order = pd.Series(champion.predict_proba(scoring), index=scoring["customer_id"])
+    reordered = pd.Series(champion.predict_proba(shuffled), index=shuffled["customer_id"]).loc[in_order.index]
+    np.testing.assert_array_equal(reordered.to_numpy(), in_order.to_numpy())

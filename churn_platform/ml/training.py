@@ -187,7 +187,8 @@ def _fit(
             x_train,
             y_train,
             model__categorical_feature=list(range(n_categorical)),
-            model__eval_set=[(prepare.transform(x_val), y_val)],
+            model__eval_X=prepare.transform(x_val),
+            model__eval_y=y_val,
             model__callbacks=[lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
         )
         extra["best_iteration"] = int(pipe.named_steps["model"].best_iteration_ or LIGHTGBM_PARAMS["n_estimators"])
