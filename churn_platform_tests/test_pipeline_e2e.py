@@ -182,3 +182,17 @@ def test_predictions_do_not_depend_on_row_order(e2e):
     in_order = pd.Series(champion.predict_proba(scoring), index=scoring["customer_id"])
     reordered = pd.Series(champion.predict_proba(shuffled), index=shuffled["customer_id"]).loc[in_order.index]
     np.testing.assert_array_equal(reordered.to_numpy(), in_order.to_numpy())
+
+
+@pytest.mark.parametrize(("feature", "step"), [("failed_payments_90d", 1), ("days_since_last_activity", 14)])
+def test_known_effects_have_the_right_direction(e2e, feature, step):
+    # The generator's hazard rises with payment failures and with disengagement: raising either,
+    # all else equal, never lowers the champion's predicted risk, for any customer.
+    location = MLflowLocation(e2e.settings.mlflow_tracking_uri, EXPERIMENT_NAME)
+    champion = load_by_alias(location, REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
+    with duckdb.connect(str(e2e.settings.warehouse_path), read_only=True) as con:
+        scoring = con.execute("select * from marts.scoring_features order by customer_id").df()
+    before = champion.predict_proba(scoring)
+    after = champion.predict_proba(scoring.assign(**{feature: scoring[feature] + step}))
+    assert (after >= before - 1e-12).all(), f"{int((after < before - 1e-12).sum())} customers got a lower risk"
+    assert after.mean() > before.mean()

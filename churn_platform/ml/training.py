@@ -109,6 +109,20 @@ def build_logistic_regression(
     return Pipeline([("prepare", pre), ("model", LogisticRegression(C=0.5, max_iter=2000, random_state=seed))])
 
 
+MONOTONE_EFFECTS: dict[str, int] = {
+    "failed_payments_90d": 1,
+    "days_since_last_activity": 1,
+}
+"""Known directions, imposed on the tree models (and checked on the champion by the tests):
+more failed payments, or a longer time since the customer was last active, never lower the
+predicted risk, all else equal. The logistic regression is monotone in every feature by
+construction; Platt calibration is an increasing map, so it keeps every direction."""
+
+
+def monotone_constraints(columns) -> list[int]:
+    return [MONOTONE_EFFECTS.get(str(c), 0) for c in columns]
+
+
 LIGHTGBM_PARAMS: dict[str, object] = {
     "n_estimators": 300,
     "learning_rate": 0.03,
@@ -131,6 +145,8 @@ def build_lightgbm(seed: int, numeric_features=NUMERIC_FEATURES, categorical_fea
     )
     model = LGBMClassifier(
         **LIGHTGBM_PARAMS,
+        # The transformed columns are the categorical ones first, then the numeric ones.
+        monotone_constraints=monotone_constraints([*categorical_features, *numeric_features]),
         random_state=seed,
         deterministic=True,
         force_row_wise=True,
@@ -149,8 +165,14 @@ def build_random_forest(
         [("cat", categorical, list(categorical_features)), ("num", numeric, list(numeric_features))],
         verbose_feature_names_out=False,
     )
+    constraints = monotone_constraints([*categorical_features, *numeric_features])
     model = RandomForestClassifier(
-        n_estimators=200, min_samples_leaf=20, max_features="sqrt", n_jobs=2, random_state=seed
+        n_estimators=200,
+        min_samples_leaf=20,
+        max_features="sqrt",
+        monotonic_cst=constraints if any(constraints) else None,
+        n_jobs=2,
+        random_state=seed,
     )
     return Pipeline([("prepare", pre), ("model", model)])
 
