@@ -2,7 +2,8 @@
 
 For each size it builds the training set as the platform does (generate, load with the
 data contracts, dbt up to training_set), then trains in a fresh process what the
-`churn_model` asset trains: the three candidates, selection and calibration. The report
+`churn_model` asset trains: the three candidates, selection and calibration (and, from the
+generator's ground truth, the oracle ROC-AUC on the same holdout rows). The report
 gives each candidate's fit time and its ratio to the logistic regression's, measured in
 the same process (the baseline), and the training process's own peak memory.
 
@@ -50,9 +51,12 @@ t = time.perf_counter()
 best = training.select_best(results)
 selected = training.calibrate_best(split, best)
 calibrate = time.perf_counter() - t
+from pathlib import Path
+from churn_platform.ml.oracle import load_truth, oracle_metrics
+oracle = oracle_metrics(load_truth(Path(sys.argv[3]) / "_ground_truth"), split.test, selected.model.predict_proba(x_test)[:, 1])
 open(sys.argv[2], "w").write(json.dumps({"rows": len(df), "train_rows": len(split.train), "read_seconds": read, "fit_seconds": fits,
                   "calibrate_seconds": calibrate, "selected": best.name,
-                  "test_roc_auc": selected.test_metrics["roc_auc"]}))
+                  "test_roc_auc": selected.test_metrics["roc_auc"], **oracle}))
 """
 
 
@@ -70,7 +74,7 @@ def bench(customers: int, work: Path, memory_limit: str) -> dict:
     run_stage("dbt_training_set", [DBT, "run", "--select", "+training_set", "--target-path", str(target), "--quiet"],
               env=env, cwd=REPO / "dbt_project")
     out = work / "train.json"
-    stage = run_stage("train", [PYTHON, "-c", TRAIN_SNIPPET, str(wh), str(out)])
+    stage = run_stage("train", [PYTHON, "-c", TRAIN_SNIPPET, str(wh), str(out), str(src)])
     measured = json.loads(out.read_text())
     baseline = measured["fit_seconds"]["logistic_regression"]
     measured["fit_over_logistic_regression"] = {k: round(v / baseline, 2) for k, v in measured["fit_seconds"].items()}
@@ -79,7 +83,8 @@ def bench(customers: int, work: Path, memory_limit: str) -> dict:
         f"  {measured['rows']:,} training-set rows ({measured['train_rows']:,} train): "
         + ", ".join(f"{k} {v:.1f} s ({measured['fit_over_logistic_regression'][k]:.1f}x)" for k, v in measured["fit_seconds"].items())
         + f"; calibration {measured['calibrate_seconds']:.1f} s; whole training process {stage['seconds']:.1f} s, "
-        f"peak {stage['peak_rss_mib'] / 1024:.1f} GiB; selected {measured['selected']}, test ROC-AUC {measured['test_roc_auc']:.3f}",
+        f"peak {stage['peak_rss_mib'] / 1024:.1f} GiB; selected {measured['selected']}, test ROC-AUC {measured['test_roc_auc']:.3f}"
+        + (f", oracle {measured['oracle_roc_auc']:.3f}, model / oracle {measured['model_over_oracle']:.3f}" if "oracle_roc_auc" in measured else ""),
         flush=True,
     )
     return result
