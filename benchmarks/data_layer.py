@@ -184,15 +184,20 @@ def run_stage(name: str, argv: list[str], env: dict[str, str] | None = None, cwd
     return {"stage": name, "seconds": round(seconds, 2), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
 
 
-def bench_size(customers: int, work: Path, check_equal: bool, memory_limit: str) -> dict:
-    src, wh = work / "sources", work / "warehouse.duckdb"
-    target = work / "dbt_target"
-    dbt_env = {
-        "CHURN_PLATFORM_WAREHOUSE": str(wh),
+def dbt_environment(warehouse: Path, target: Path, memory_limit: str) -> dict[str, str]:
+    """What dbt's profile reads to build on a benchmark's warehouse."""
+    return {
+        "CHURN_PLATFORM_WAREHOUSE": str(warehouse),
         "CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT": memory_limit,
         "DBT_LOG_PATH": str(target),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
     }
+
+
+def bench_size(customers: int, work: Path, check_equal: bool, memory_limit: str) -> dict:
+    src, wh = work / "sources", work / "warehouse.duckdb"
+    target = work / "dbt_target"
+    dbt_env = dbt_environment(wh, target, memory_limit)
     work.mkdir(parents=True, exist_ok=True)
     floor_sql = work / "floor.sql"
     floor_sql.write_text(FLOOR_SQL)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from data_layer import DBT, GENERATE_SNIPPET, LOAD_SNIPPET, PYTHON, REPO, run_stage  # noqa: E402
+from data_layer import DBT, GENERATE_SNIPPET, dbt_environment, LOAD_SNIPPET, PYTHON, REPO, run_stage  # noqa: E402
 
 TRAIN_SNIPPET = """
 import json, sys, time
@@ -62,12 +62,7 @@ open(sys.argv[2], "w").write(json.dumps({"rows": len(df), "train_rows": len(spli
 
 def bench(customers: int, work: Path, memory_limit: str) -> dict:
     src, wh, target = work / "sources", work / "warehouse.duckdb", work / "dbt_target"
-    env = {
-        "CHURN_PLATFORM_WAREHOUSE": str(wh),
-        "CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT": memory_limit,
-        "DBT_LOG_PATH": str(target),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
-    }
+    env = dbt_environment(wh, target, memory_limit)
     work.mkdir(parents=True, exist_ok=True)
     run_stage("generate", [PYTHON, "-c", GENERATE_SNIPPET, str(customers), str(src)])
     run_stage("load_sources", [PYTHON, "-c", LOAD_SNIPPET, str(src), str(wh), memory_limit])

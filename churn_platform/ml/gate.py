@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 
-CHAMPION = "champion"
+from churn_platform.settings import CHAMPION_ALIAS as CHAMPION
+
 CHALLENGER = "challenger"
 DEFAULT_FLOOR = 0.70
 DEFAULT_TOLERANCE = 0.01
