@@ -177,6 +177,12 @@ def build_random_forest(
     return Pipeline([("prepare", pre), ("model", model)])
 
 
+RANDOM_FOREST_ROWS_PER_TREE = 50_000
+"""Each tree of the random forest grows on a bootstrap sample of at most this many rows: on large
+training sets that bounds the forest's fit time (about ten times faster at 480k rows) at almost no
+cost in ROC-AUC, since 200 trees still see the whole set between them."""
+
+
 CANDIDATES = {
     "logistic_regression": build_logistic_regression,
     "random_forest": build_random_forest,
@@ -214,6 +220,10 @@ def _fit(
             model__callbacks=[lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
         )
         extra["best_iteration"] = int(pipe.named_steps["model"].best_iteration_ or LIGHTGBM_PARAMS["n_estimators"])
+    elif name == "random_forest":
+        rows = len(x_train)
+        pipe.named_steps["model"].set_params(max_samples=None if rows <= RANDOM_FOREST_ROWS_PER_TREE else RANDOM_FOREST_ROWS_PER_TREE)
+        pipe.fit(x_train, y_train)
     else:
         pipe.fit(x_train, y_train)
     if name == "random_forest":
