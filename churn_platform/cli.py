@@ -129,7 +129,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     settings.export()
     url = runner.start(settings, args.host, args.port)
-    print(f"Serving models:/churn_model@champion at {url} (POST /predict, GET /health, docs at /docs). Ctrl-C stops.")
+    print(
+        f"Serving models:/churn_model@champion at {url}: POST /v1/predict, POST /v1/predict/customers, "
+        f"GET /v1/model, GET /health; docs at {url}/docs. Predictions are logged to {settings.prediction_log_dir}. Ctrl-C stops."
+    )
     stop = {"now": False}
 
     def _stop(*_: object) -> None:
@@ -189,10 +192,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     record = json.loads(row[list(FEATURE_NAMES)].to_json(orient="records"))[0]
     customer_id = int(row["customer_id"].iloc[0])
     with runner.serving(settings, port=args.port) as url:
-        print(f"\n[4/4] POST {url}/predict for customer {customer_id}", flush=True)
-        response = httpx.post(f"{url}/predict", json=record, timeout=30)
+        print(f"\n[4/4] POST {url}/v1/predict for customer {customer_id}, and by id through /v1/predict/customers", flush=True)
+        response = httpx.post(f"{url}/v1/predict", params={"explain": "true"}, json={**record, "customer_id": str(customer_id)}, timeout=30)
         response.raise_for_status()
-        prediction = response.json()
+        body = response.json()
+        by_id = httpx.post(f"{url}/v1/predict/customers", json={"customer_ids": [str(customer_id)]}, timeout=30)
+        by_id.raise_for_status()
+        prediction = {"model_version": body["model_version"], "request_id": body["request_id"], **body["predictions"][0]}
+        if abs(by_id.json()["results"][0]["churn_probability"] - prediction["churn_probability"]) > 1e-9:
+            print("error: scoring by id and by features disagree", file=sys.stderr)
+            return 1
     print("\nStopped Ray Serve.")
     m = report.model
     champion = str(m["model_version"]) if m["alias"] == "champion" else str(m["champion_version"])

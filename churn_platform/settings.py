@@ -195,6 +195,11 @@ class Settings:
     def reports_dir(self) -> Path:
         return self.home / "reports"
 
+    @property
+    def prediction_log_dir(self) -> Path:
+        """Parquet files of every prediction the API served (read by monitoring)."""
+        return self.home / "prediction_log"
+
     def ensure_dirs(self) -> None:
         for d in (self.home, self.dagster_home, self.mlflow_dir, self.reports_dir):
             d.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,9 @@ def test_readme_curl_example_is_a_valid_request():
     import json
     import re
 
-    from churn_platform.serving.schemas import CustomerFeatures
+    from churn_platform.serving.schemas import columns_from_features, record_model
 
     readme = (REPO_DIR / "README.md").read_text()
-    body = re.search(r"curl -s localhost:8000/predict -H 'content-type: application/json' -d '(\{.*?\})'", readme, re.S)
-    assert body, "the README has no curl example for /predict"
-    CustomerFeatures.model_validate(json.loads(body.group(1)))
+    body = re.search(r"curl -s localhost:8000/v1/predict -H 'content-type: application/json' -d '(\{.*?\})'", readme, re.S)
+    assert body, "the README has no curl example for /v1/predict"
+    record_model(columns_from_features()).model_validate(json.loads(body.group(1)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -64,6 +65,13 @@ class MLflowLocation:
             experiment_id = experiment.experiment_id
         mlflow.set_experiment(experiment_id=experiment_id)
         return experiment_id
+
+    def activate_registry(self) -> None:
+        """Point the MLflow client at this store, for reading the registry only (no experiment)."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,19 +240,68 @@ class LoadedModel:
     alias: str
     model: object  # a fitted sklearn Pipeline
     tags: dict[str, str]
+    run_id: str | None = None
+    created_at: dt.datetime | None = None
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    signature: object | None = None  # mlflow.models.ModelSignature
+    scorer: object | None = None  # a verified churn_platform.ml.fast_predict.CompiledScorer, for serving
+    scorer_note: str = ""
 
     def predict_proba(self, frame: pd.DataFrame):
         return self.model.predict_proba(features_frame(frame))[:, 1]
 
+    def score_records(self, records: list[dict]):
+        """Probabilities for feature records (dicts): the compiled scorer when there is one."""
+        if self.scorer is not None:
+            return self.scorer.score_records(records)  # type: ignore[attr-defined]
+        return self.predict_proba(pd.DataFrame.from_records(records, columns=list(FEATURE_NAMES)))
+
+
+HEADLINE_METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift", "ece", "model_over_oracle")
+
 
 def load_by_alias(location: MLflowLocation, name: str, alias: str) -> LoadedModel:
     """Resolve ``models:/name@alias`` to a version and load that exact version."""
-    import mlflow
+    return load_version(location, name, resolve_alias(location, name, alias), alias)
+
+
+def resolve_alias(location: MLflowLocation, name: str, alias: str) -> str:
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(location.tracking_uri)
-    mlflow.set_registry_uri(location.tracking_uri)
+    location.activate_registry()
+    return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+
+
+def load_version(location: MLflowLocation, name: str, version: str, alias: str = "") -> LoadedModel:
+    """Load one registered version with its signature, run id, creation time and headline test metrics."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.models import get_model_info
+
+    location.activate_registry()
     client = MlflowClient()
-    mv = client.get_model_version_by_alias(name, alias)
-    model = mlflow.sklearn.load_model(f"models:/{name}/{mv.version}")
-    return LoadedModel(name=name, version=str(mv.version), alias=alias, model=model, tags=dict(mv.tags or {}))
+    mv = client.get_model_version(name, str(version))
+    uri = f"models:/{name}/{mv.version}"
+    model = mlflow.sklearn.load_model(uri)
+    signature = get_model_info(uri).signature
+    metrics: dict[str, float] = {}
+    if mv.run_id:
+        with contextlib.suppress(Exception):  # metrics are informative; a missing run does not block serving
+            run_metrics = client.get_run(mv.run_id).data.metrics
+            # The version's run is the selected candidate's (test_*) or a training's parent run (best_test_*).
+            for prefix in ("test_", "best_test_"):
+                metrics = {k: float(run_metrics[prefix + k]) for k in HEADLINE_METRICS if prefix + k in run_metrics}
+                if metrics:
+                    break
+    created = dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=dt.timezone.utc) if mv.creation_timestamp else None
+    return LoadedModel(
+        name=name,
+        version=str(mv.version),
+        alias=alias,
+        model=model,
+        tags=dict(mv.tags or {}),
+        run_id=mv.run_id,
+        created_at=created,
+        metrics=metrics,
+        signature=signature,
+    )

@@ -68,6 +68,23 @@ def reference_values(frame: pd.DataFrame) -> dict[str, object]:
     return reference
 
 
+def occlusion_impact(model, x: pd.DataFrame, reference: dict[str, object]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's probability, and per feature how much it moves when that feature is set to the
+    typical customer's value (``reference``): the row's drivers, for any model."""
+    proba = model.predict_proba(x)[:, 1]
+    impact = np.empty((len(x), len(FEATURE_NAMES)))
+    for j, name in enumerate(FEATURE_NAMES):
+        occluded = x.copy()
+        occluded[name] = reference[name]
+        impact[:, j] = proba - model.predict_proba(occluded)[:, 1]
+    return proba, impact
+
+
+def top_driver_order(impact: np.ndarray, drivers: int) -> np.ndarray:
+    """Column indices of each row's largest impacts; ties keep the feature list's order."""
+    return np.argsort(-impact, axis=1, kind="stable")[:, :drivers]
+
+
 def score_frame(
     model,
     frame: pd.DataFrame,
@@ -80,14 +97,8 @@ def score_frame(
     """Score ``frame`` (rows of ``scoring_features``). ``reference`` and ``cutoffs`` come from the
     whole population, so that a batch scores the same as the whole frame would."""
     x = features_frame(frame)
-    proba = model.predict_proba(x)[:, 1]
-    impact = np.empty((len(x), len(FEATURE_NAMES)))
-    for j, name in enumerate(FEATURE_NAMES):
-        occluded = x.copy()
-        occluded[name] = reference[name]
-        impact[:, j] = proba - model.predict_proba(occluded)[:, 1]
-    # Stable order: larger impact first, ties by the feature list's order.
-    order = np.argsort(-impact, axis=1, kind="stable")[:, :drivers]
+    proba, impact = occlusion_impact(model, x, reference)
+    order = top_driver_order(impact, drivers)
     names = np.asarray(FEATURE_NAMES)
     high, medium = cutoffs
     out = pd.DataFrame(

@@ -1,73 +1,697 @@
 """The Ray Serve application: the registered champion over HTTP.
 
-`POST /predict` scores one customer's features; `GET /health` says whether a model
-is loaded. The deployment resolves ``models:/<name>@champion`` to a version and
-loads that version; if it cannot, it stays up and reports itself degraded.
+Two deployments:
+
+- ``ChampionPointer`` (one replica) knows which model version every replica should serve:
+  the version behind the registry alias ``champion``, resolved every ``poll_interval_s``, or
+  a version pinned by an admin or by its ``user_config`` (``pinned_version``).
+- ``ChurnPredictor`` (autoscaled) is the FastAPI ingress. Each replica asks the pointer
+  every ``sync_interval_s`` which version to serve; when it changes it loads the new
+  version in a thread while the old one keeps answering, checks its signature against the
+  API's schema and then swaps it in with one assignment: no request is dropped or sees a
+  half-loaded model. A version that fails to load leaves the old one serving; `/health`
+  says so and the error is logged. Batching, limits and the prediction log come from the
+  deployment's ``user_config`` and change live through ``reconfigure()``.
+
+Endpoints: ``POST /v1/predict``, ``POST /v1/predict/customers``, ``GET /v1/model``,
+``GET /health``, and the admin endpoints ``POST /v1/admin/reload`` and
+``POST /v1/admin/model`` (bearer token). Every response carries the request id in the
+``X-Request-ID`` header; prediction responses carry it and the model version in the body.
 """
 
+import asyncio
+import dataclasses
+import datetime as dt
 import logging
+import secrets
+import time
 import uuid
-from typing import Optional
+from typing import Any, Optional
 
+import numpy as np
+import orjson
 import pandas as pd
-from fastapi import Body, FastAPI, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from pydantic import TypeAdapter, ValidationError
 from ray import serve
 
-from churn_platform.ml.registry import LoadedModel, MLflowLocation, load_by_alias
-from churn_platform.serving.schemas import CustomerFeatures, Health, Prediction
+from churn_platform.features import FEATURE_NAMES, ID_COLUMN, TIME_COLUMN, example_record
+from churn_platform.ml.fast_predict import compile_scorer
+from churn_platform.ml.registry import LoadedModel, MLflowLocation, load_version, resolve_alias
+from churn_platform.ml.scoring import occlusion_impact, reference_values, top_driver_order
+from churn_platform.ml.training import features_frame
+from churn_platform.serving.config import (
+    ADMIN_TOKEN_ENV,
+    API_TOKEN_ENV,
+    MAX_ONGOING_REQUESTS,
+    Autoscaling,
+    PointerOptions,
+    ServingOptions,
+    token_from_env,
+)
+from churn_platform.serving.customer_features import CustomerFeatures
+from churn_platform.serving.prediction_log import PredictionLogWriter
+from churn_platform.serving.schemas import (
+    AdminResult,
+    CustomerResult,
+    CustomersRequest,
+    CustomersResponse,
+    Health,
+    ModelInfo,
+    PredictResponse,
+    SignatureColumns,
+    SwitchRequest,
+    columns_from_features,
+    columns_from_signature,
+    predict_request_schema,
+    record_model,
+)
 
 log = logging.getLogger("ray.serve")
 
+DRIVERS = 3
+RETRY_FAILED_LOAD_S = 30.0
+ENDPOINTS = ("/v1/predict", "/v1/predict/customers", "/v1/model", "/health", "/v1/admin/reload", "/v1/admin/model")
+
+
+class ServingError(Exception):
+    def __init__(self, status: int, detail: Any):
+        self.status, self.detail = status, detail
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY, default=str), status_code=status, media_type="application/json")
+
+
+# --- request plumbing: request id, body size limit, metrics ------------------------------------
+
+
+class _State:
+    """Per-process state that the middleware and the OpenAPI document read.
+
+    Serve ships the deployment class by value, so a module-level *variable* assigned in a
+    replica would land in a copy of this module's globals; attributes of a class defined here
+    (imported by reference) are the one place both sides see."""
+
+    max_body_bytes: int = ServingOptions.model_fields["max_body_bytes"].default
+    metrics: Optional["_Metrics"] = None
+    record_model: Any = None
+    openapi: Optional[dict[str, Any]] = None
+
+
+class ApiMiddleware:
+    """Pure ASGI middleware: the request id for the handlers, the body size limit (413) and per-request metrics."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if 0 < len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        endpoint = scope.get("path", "")
+        endpoint = endpoint if endpoint in ENDPOINTS else "other"
+        status_holder = {"status": 500}
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                # Serve itself returns the request id in X-Request-ID (the client's, if it sent one).
+            await send(message)
+
+        limit = _State.max_body_bytes
+        try:
+            declared = int(headers.get(b"content-length", b"0") or 0)
+        except ValueError:
+            declared = 0
+        try:
+            if declared > limit:
+                await _send_plain(send_with_id, 413, f"request body of {declared} bytes is over the limit of {limit} bytes")
+                return
+            received = 0
+
+            async def limited_receive():
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > limit:
+                        raise ServingError(413, f"request body is over the limit of {limit} bytes")
+                return message
+
+            try:
+                await self.app(scope, limited_receive, send_with_id)
+            except ServingError as exc:
+                await _send_plain(send_with_id, exc.status, exc.detail)
+        finally:
+            if _State.metrics is not None:
+                _State.metrics.request(endpoint, status_holder["status"], (time.perf_counter() - started) * 1000)
+
+
+async def _send_plain(send, status: int, detail: str) -> None:
+    body = orjson.dumps({"detail": detail})
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _Metrics:
+    """Application metrics, exported by Ray on each node's metrics port (names get a ``ray_`` prefix)."""
+
+    def __init__(self) -> None:
+        from ray.util import metrics
+
+        self.requests = metrics.Counter("churn_api_requests", description="HTTP requests by endpoint and status.", tag_keys=("endpoint", "status"))
+        self.latency = metrics.Histogram(
+            "churn_api_latency_ms",
+            description="Time from request to response inside the replica.",
+            boundaries=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000],
+            tag_keys=("endpoint",),
+        )
+        self.batch_requests = metrics.Histogram("churn_batch_requests", description="Requests scored in one model call.", boundaries=[1, 2, 4, 8, 16, 32, 64, 128, 256])
+        self.batch_rows = metrics.Histogram("churn_batch_rows", description="Rows scored in one model call.", boundaries=[1, 4, 16, 64, 256, 1024, 4096, 16384])
+        self.predictions = metrics.Counter("churn_predictions", description="Rows scored, by model version.", tag_keys=("model_version",))
+        self.errors = metrics.Counter("churn_api_errors", description="Responses with status 5xx, by endpoint.", tag_keys=("endpoint",))
+        self.model_info = metrics.Gauge("churn_model_version_info", description="1 for the version this replica serves.", tag_keys=("model_name", "model_version"))
+        self.load_failures = metrics.Counter("churn_model_load_failures", description="Model versions that failed to load (the old one kept serving).")
+        self.log_dropped = metrics.Counter("churn_prediction_log_dropped_rows", description="Predictions the log could not keep.")
+        self.log_buffered = metrics.Gauge("churn_prediction_log_buffered_rows", description="Predictions waiting to be written.")
+
+    def request(self, endpoint: str, status: int, latency_ms: float) -> None:
+        self.requests.inc(1, {"endpoint": endpoint, "status": str(status)})
+        self.latency.observe(latency_ms, {"endpoint": endpoint})
+        if status >= 500:
+            self.errors.inc(1, {"endpoint": endpoint})
+
+
+# --- the app -------------------------------------------------------------------------------------
+
 api = FastAPI(
     title="churn_platform prediction API",
-    description="Churn probabilities from the registered champion model.",
-    version="0.1.0",
+    description=(
+        "Churn probabilities from the registered champion model. The record schema is the served "
+        "model's MLflow signature. Every response has an `X-Request-ID` header (yours, if you send one)."
+    ),
+    version="1.0.0",
 )
+api.add_middleware(ApiMiddleware)
 
 
-@serve.deployment(name="ChurnPredictor", ray_actor_options={"num_cpus": 0.5})
-@serve.ingress(api)
-class ChurnPredictor:
+@api.exception_handler(ServingError)
+async def _serving_error(request: Request, exc: ServingError) -> Response:
+    return _json({"detail": exc.detail}, status=exc.status)
+
+
+_State.record_model = record_model(columns_from_features())
+
+
+def _openapi() -> dict[str, Any]:
+    if _State.openapi:
+        return _State.openapi
+    schema = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
+    schema["paths"]["/v1/predict"]["post"]["requestBody"] = predict_request_schema(_State.record_model)
+    bearer = {"type": "http", "scheme": "bearer"}
+    schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = bearer
+    for path in ("/v1/admin/reload", "/v1/admin/model"):
+        schema["paths"][path]["post"]["security"] = [{"bearer": []}]
+    _State.openapi = schema
+    return schema
+
+
+api.openapi = _openapi  # type: ignore[method-assign]
+
+ERROR_RESPONSES = {
+    401: {"description": "Missing or wrong bearer token."},
+    413: {"description": "Too many records, or a body over the size limit."},
+    422: {"description": "Invalid input; `detail` names each field at fault."},
+    503: {"description": "No model loaded yet (the reason is in `detail`)."},
+}
+
+
+def _check_token(request: Request, expected: Optional[str], what: str) -> None:
+    if expected is None:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), expected.encode()):
+        raise HTTPException(status_code=401, detail=f"{what} requires a valid bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+@serve.deployment(name="ChampionPointer", num_replicas=1, ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)
+class ChampionPointer:
+    """The version that every ChurnPredictor replica should serve."""
+
     def __init__(self, tracking_uri: str, model_name: str, alias: str = "champion") -> None:
         self._location = MLflowLocation(tracking_uri=tracking_uri, experiment_name="")
-        self._name = model_name
-        self._alias = alias
-        self._model: Optional[LoadedModel] = None
+        self._name, self._alias = model_name, alias
+        self._options = PointerOptions()
+        self._admin_pin: Optional[str] = None
+        self._resolved: Optional[str] = None
         self._error: Optional[str] = None
+        self._checked = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def reconfigure(self, config: dict) -> None:
+        self._options = PointerOptions.model_validate(config or {})
+        self._admin_pin = None  # a new deployment config replaces an admin's pin
+
+    async def _resolve(self) -> None:
+        async with self._lock:
+            try:
+                self._resolved = await asyncio.to_thread(resolve_alias, self._location, self._name, self._alias)
+                self._error = None
+            except Exception as exc:
+                self._error = f"cannot resolve models:/{self._name}@{self._alias}: {type(exc).__name__}: {exc}"[:500]
+            self._checked = time.monotonic()
+
+    async def target(self) -> dict:
+        pinned = self._admin_pin or self._options.pinned_version
+        if pinned:
+            return {"version": pinned, "following": "pinned", "error": None}
+        if time.monotonic() - self._checked >= self._options.poll_interval_s:
+            await self._resolve()
+        return {"version": self._resolved, "following": "alias", "error": self._error}
+
+    async def refresh(self) -> dict:
+        await self._resolve()
+        return await self.target()
+
+    async def pin(self, version: Optional[str]) -> dict:
+        if version is not None:
+            from mlflow import MlflowClient
+
+            def exists() -> None:
+                self._location.activate_registry()
+                MlflowClient().get_model_version(self._name, version)
+
+            try:
+                await asyncio.to_thread(exists)
+            except Exception as exc:
+                return {"ok": False, "detail": f"{self._name} has no version {version!r}: {type(exc).__name__}"}
+        self._admin_pin = version
+        if version is None:
+            await self._resolve()
+        return {"ok": True, **(await self.target())}
+
+
+@serve.deployment(
+    name="ChurnPredictor",
+    max_ongoing_requests=MAX_ONGOING_REQUESTS,
+    ray_actor_options={"num_cpus": 0.5},
+    autoscaling_config=Autoscaling().model_dump(),
+    graceful_shutdown_timeout_s=10,
+)
+@serve.ingress(api)
+class ChurnPredictor:
+    def __init__(self, pointer, tracking_uri: str, model_name: str, alias: str = "champion", columns: Optional[list] = None) -> None:
+        self._pointer = pointer
+        self._location = MLflowLocation(tracking_uri=tracking_uri, experiment_name="")
+        self._name, self._alias = model_name, alias
+        self._columns: SignatureColumns = tuple(tuple(c) for c in columns) if columns else columns_from_features()  # type: ignore[assignment]
+        self._feature_columns = [name for name, _, _ in self._columns]
+        record = record_model(self._columns)
+        _State.record_model, _State.openapi = record, None
+        self._one = TypeAdapter(record)
+        self._many = TypeAdapter(list[record])  # type: ignore[valid-type]
+        self._options = ServingOptions()
+        self._admin_token = token_from_env(ADMIN_TOKEN_ENV)
+        self._api_token = token_from_env(API_TOKEN_ENV)
+        _State.metrics = self._metrics = _Metrics()
+        self._model: Optional[LoadedModel] = None
+        self._loaded_at: Optional[dt.datetime] = None
+        self._target: Optional[str] = None
+        self._following = "alias"
+        self._error: Optional[str] = None
+        self._failed: tuple[Optional[str], float] = (None, 0.0)
+        self._features = CustomerFeatures(None)
+        self._reference: dict[str, object] = dict(example_record())
+        self._log: Optional[PredictionLogWriter] = None
+        self._background: Optional[asyncio.Task] = None
+        self._swap_lock = asyncio.Lock()
+        # Start with the alias's version, so that a new replica answers at once; the pointer may
+        # name another (pinned) version, which the first sync then loads.
         try:
-            self._model = load_by_alias(self._location, model_name, alias)
-            log.info("loaded %s version %s (@%s)", model_name, self._model.version, alias)
-        except Exception as exc:  # keep serving /health; predict answers 503 with the reason
-            self._error = f"cannot load models:/{model_name}@{alias}: {exc}"
+            version = resolve_alias(self._location, model_name, alias)
+            self._install(self._load(version))
+        except Exception as exc:
+            self._error = f"cannot load models:/{model_name}@{alias}: {type(exc).__name__}: {exc}"[:500]
             log.error(self._error)
 
-    @api.get("/health", response_model=Health)
-    def health(self):
-        if self._model is None:
-            body = Health(status="degraded", model_name=self._name, detail=self._error)
-            return JSONResponse(status_code=503, content=body.model_dump())
-        return Health(status="ready", model_name=self._name, model_version=self._model.version)
+    # -- model lifecycle ------------------------------------------------------------------------
 
-    @api.post("/predict", response_model=Prediction)
-    def predict(self, features: CustomerFeatures = Body(...)) -> Prediction:  # type: ignore[valid-type]
+    def _load(self, version: str) -> LoadedModel:
+        model = load_version(self._location, self._name, version, self._alias)
+        scorer, note = compile_scorer(model.model)
+        log.info("%s version %s: %s", self._name, version, note)
+        model = dataclasses.replace(model, scorer=scorer, scorer_note=note)
+        if model.signature is not None:
+            served = columns_from_signature(model.signature)
+            if [(n, k) for n, k, _ in served] != [(n, k) for n, k, _ in self._columns]:
+                raise ValueError(
+                    f"version {version}'s signature {[(n, k) for n, k, _ in served]} differs from this API's schema; "
+                    "redeploy the application to serve a model with other features"
+                )
+        return model
+
+    def _install(self, model: LoadedModel) -> None:
+        previous = self._model
+        self._model = model  # one assignment: a request uses the old or the new model, never a mix
+        self._loaded_at = dt.datetime.now(dt.timezone.utc)
+        self._error = None
+        if previous is not None:
+            self._metrics.model_info.set(0, {"model_name": previous.name, "model_version": previous.version})
+        self._metrics.model_info.set(1, {"model_name": model.name, "model_version": model.version})
+        log.info("serving %s version %s (was %s)", model.name, model.version, previous.version if previous else "none")
+
+    async def _sync_once(self) -> None:
+        target = await self._pointer.target.remote()
+        await self._apply(target)
+        if self._features.uri and await asyncio.to_thread(self._features.refresh):
+            self._reference = reference_values(self._features.frame)
+        if self._log is not None:
+            self._metrics.log_buffered.set(self._log.buffered)
+        if self._model is not None:  # a gauge is exported from its latest value: keep it current
+            self._metrics.model_info.set(1, {"model_name": self._model.name, "model_version": self._model.version})
+
+    async def _apply(self, target: dict) -> None:
+        async with self._swap_lock:
+            version, self._following = target.get("version"), target.get("following", "alias")
+            self._target = version
+            if version is None:
+                if self._model is None:
+                    self._error = target.get("error") or "no version to serve"
+                return
+            if self._model is not None and self._model.version == version:
+                self._error = None
+                return
+            failed_version, retry_at = self._failed
+            if failed_version == version and time.monotonic() < retry_at:
+                return
+            try:
+                model = await asyncio.to_thread(self._load, version)
+            except Exception as exc:
+                self._failed = (version, time.monotonic() + RETRY_FAILED_LOAD_S)
+                still = f"; still serving version {self._model.version}" if self._model else ""
+                self._error = f"cannot load {self._name} version {version}: {type(exc).__name__}: {exc}"[:500] + still
+                self._metrics.load_failures.inc()
+                log.error(self._error)
+                return
+            self._install(model)
+
+    async def _sync_forever(self) -> None:
+        while True:
+            try:
+                await self._sync_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the pointer restarting, for example: try again next round
+                log.warning("model sync failed: %s", exc)
+            await asyncio.sleep(self._options.sync_interval_s)
+
+    def _ensure_background(self) -> None:
+        if self._background is None or self._background.done():
+            self._background = asyncio.get_running_loop().create_task(self._sync_forever())
+        if self._log is not None:
+            self._log.start()
+
+    async def reconfigure(self, config: dict) -> None:
+        options = ServingOptions.model_validate(config or {})
+        self._options = options
+        _State.max_body_bytes = options.max_body_bytes
+        self._score.set_max_batch_size(options.max_batch_size)
+        self._score.set_batch_wait_timeout_s(options.batch_wait_timeout_s)
+        if options.prediction_log_dir and (self._log is None or str(self._log.directory) != options.prediction_log_dir):
+            if self._log is not None:
+                await asyncio.to_thread(self._log.close)
+            self._log = PredictionLogWriter(options.prediction_log_dir, options.prediction_log_flush_s, options.prediction_log_max_buffer)
+        elif not options.prediction_log_dir and self._log is not None:
+            await asyncio.to_thread(self._log.close)
+            self._log = None
+        if options.features_uri != self._features.uri:
+            self._features = CustomerFeatures(options.features_uri)
+            if await asyncio.to_thread(self._features.refresh):
+                self._reference = reference_values(self._features.frame)
+        self._ensure_background()
+
+    def __del__(self) -> None:
+        # Serve calls this on a graceful shutdown: write what is still buffered.
+        log_writer = getattr(self, "_log", None)
+        if log_writer is not None:
+            try:
+                log_writer.flush()
+            except Exception:
+                pass
+
+    # -- scoring --------------------------------------------------------------------------------
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    async def _score(self, batches: list[list[dict]]) -> list[tuple[np.ndarray, LoadedModel]]:
+        model = self._model
+        if model is None:
+            raise ServingError(503, f"no model loaded: {self._error}")
+        sizes = [len(b) for b in batches]
+        rows = batches[0] if len(batches) == 1 else [r for b in batches for r in b]
+        proba = model.score_records(rows)
+        self._metrics.batch_requests.observe(len(batches))
+        self._metrics.batch_rows.observe(len(rows))
+        self._metrics.predictions.inc(len(rows), {"model_version": model.version})
+        return [(part, model) for part in np.split(proba, np.cumsum(sizes)[:-1])]
+
+    async def _predict(self, x: list[dict]) -> tuple[np.ndarray, LoadedModel]:
         if self._model is None:
             raise HTTPException(status_code=503, detail=f"no model loaded: {self._error}")
-        frame = pd.DataFrame([features.model_dump()])  # type: ignore[attr-defined]
-        probability = float(self._model.predict_proba(frame)[0])
-        return Prediction(
-            churn_probability=probability,
-            model_name=self._model.name,
-            model_version=self._model.version,
-            request_id=uuid.uuid4().hex,
+        try:
+            proba, model = await self._score(x)
+        except ServingError as exc:
+            raise HTTPException(status_code=exc.status, detail=exc.detail) from None
+        if not np.all(np.isfinite(proba)):
+            raise HTTPException(status_code=422, detail="these features give no finite probability")
+        return proba, model
+
+    def _drivers(self, model: LoadedModel, records: list[dict]) -> list[list[dict]]:
+        x = features_frame(pd.DataFrame.from_records(records, columns=list(FEATURE_NAMES)))
+        _, impact = occlusion_impact(model.model, x, self._reference)
+        order = top_driver_order(impact, DRIVERS)
+        return [
+            [{"feature": FEATURE_NAMES[j], "impact": round(float(impact[i, j]), 6)} for j in order[i]]
+            for i in range(len(x))
+        ]
+
+    def _log_predictions(self, request_id: str, endpoint: str, records: list[dict], ids, proba: np.ndarray, model: LoadedModel) -> None:
+        if self._log is None:
+            return
+        try:
+            meta = {"request_id": request_id, "logged_at": dt.datetime.now(dt.timezone.utc), "endpoint": endpoint,
+                    "model_name": model.name, "model_version": model.version}
+            rows = [{**r, **meta, "customer_id": cid, "churn_probability": float(p)} for r, cid, p in zip(records, ids, proba)]
+            dropped = self._log.append(rows)
+            if dropped:
+                self._metrics.log_dropped.inc(dropped)
+        except Exception as exc:  # logging never fails a request
+            log.warning("prediction log append failed: %s", exc)
+
+    def _parse_records(self, body: bytes) -> list[dict]:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise HTTPException(status_code=400, detail=f"the body is not valid JSON: {exc}") from None
+        single = isinstance(data, dict)
+        if not single and not isinstance(data, list):
+            raise HTTPException(status_code=422, detail=[{"loc": ["body"], "msg": "expected a record or a list of records", "type": "type_error"}])
+        if not single:
+            if len(data) == 0:
+                raise HTTPException(status_code=422, detail=[{"loc": ["body"], "msg": "the list of records is empty", "type": "too_short"}])
+            if len(data) > self._options.max_records_per_request:
+                raise HTTPException(
+                    status_code=413,
+                    detail=f"{len(data)} records in one request; the limit is {self._options.max_records_per_request}",
+                )
+        try:
+            records = [self._one.validate_python(data)] if single else self._many.validate_python(data)
+        except ValidationError as exc:
+            errors = [
+                {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors(include_url=False, include_context=False, include_input=False)
+            ]
+            raise HTTPException(status_code=422, detail=errors) from None
+        return [r.__dict__ for r in records]
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    @api.post("/v1/predict", response_model=PredictResponse, responses=ERROR_RESPONSES, summary="Score one customer or a list")
+    async def predict(
+        self,
+        request: Request,
+        explain: bool = Query(False, description="Add each prediction's top three drivers."),
+    ) -> Response:
+        """Score the records in the body (one object, or a list of up to `max_records_per_request`).
+
+        A record may carry `customer_id`, which is only recorded in the prediction log."""
+        self._ensure_background()
+        _check_token(request, self._api_token, "prediction")
+        records = self._parse_records(await request.body())
+        proba, model = await self._predict(records)
+        request_id = request.state.request_id
+        ids = [r.get("customer_id") for r in records]
+        drivers = self._drivers(model, records) if explain else None
+        predictions = [
+            {"churn_probability": float(p), "customer_id": cid, "drivers": drivers[i] if drivers else None}
+            for i, (p, cid) in enumerate(zip(proba, ids))
+        ]
+        self._log_predictions(request_id, "/v1/predict", records, ids, proba, model)
+        return _json({"request_id": request_id, "model_name": model.name, "model_version": model.version, "predictions": predictions})
+
+    @api.post("/v1/predict/customers", response_model=CustomersResponse, responses=ERROR_RESPONSES, summary="Score customers by id")
+    async def predict_customers(self, request: Request, body: CustomersRequest) -> Response:
+        """Score customers from the latest `scoring_features`. An unknown id gets `found: false` with a
+        reason; the other ids are still scored."""
+        self._ensure_background()
+        _check_token(request, self._api_token, "prediction")
+        if len(body.customer_ids) > self._options.max_records_per_request:
+            raise HTTPException(
+                status_code=413,
+                detail=f"{len(body.customer_ids)} customer ids in one request; the limit is {self._options.max_records_per_request}",
+            )
+        if self._model is None:
+            raise HTTPException(status_code=503, detail=f"no model loaded: {self._error}")
+        try:
+            rows, found = self._features.lookup(body.customer_ids)
+        except LookupError as exc:
+            raise HTTPException(status_code=503, detail=f"customer features unavailable: {exc}") from None
+        request_id = request.state.request_id
+        model, proba, drivers = self._model, np.empty(0), None
+        if len(rows):
+            records = features_frame(rows).to_dict("records")
+            proba, model = await self._predict(records)
+            drivers = self._drivers(model, records) if body.explain else None
+            self._log_predictions(request_id, "/v1/predict/customers", records, rows[ID_COLUMN].tolist(), proba, model)
+        results, k = [], 0
+        for cid, ok in zip(body.customer_ids, found):
+            if ok:
+                results.append(
+                    {
+                        "customer_id": cid,
+                        "found": True,
+                        "churn_probability": float(proba[k]),
+                        "snapshot_date": pd.Timestamp(rows[TIME_COLUMN].iloc[k]).date(),
+                        "drivers": drivers[k] if drivers else None,
+                        "detail": None,
+                    }
+                )
+                k += 1
+            else:
+                results.append({"customer_id": cid, "found": False, "churn_probability": None, "snapshot_date": None, "drivers": None,
+                                "detail": "unknown customer_id: not an active customer in the latest scoring_features"})
+        return _json(
+            {
+                "request_id": request_id,
+                "model_name": model.name,
+                "model_version": model.version,
+                "features_as_of": self._features.as_of,
+                "results": results,
+                "unknown": found.count(False),
+            }
         )
 
+    @api.get("/v1/model", response_model=ModelInfo, responses={503: ERROR_RESPONSES[503]}, summary="The model being served")
+    async def model_info(self) -> ModelInfo:
+        self._ensure_background()
+        model = self._model
+        if model is None:
+            raise HTTPException(status_code=503, detail=f"no model loaded: {self._error}")
+        return ModelInfo(
+            name=model.name,
+            version=model.version,
+            alias=self._alias,
+            following=self._following,  # type: ignore[arg-type]
+            run_id=model.run_id,
+            trained_at=model.created_at,
+            loaded_at=self._loaded_at or dt.datetime.now(dt.timezone.utc),
+            metrics={k: v for k, v in model.metrics.items() if np.isfinite(v)},
+            features=self._feature_columns,
+            scorer=model.scorer_note or None,
+        )
 
-def build_app(tracking_uri: str, model_name: str = "churn_model", alias: str = "champion"):
-    """The Serve application, for `serve.run` and for a `serve deploy` config (import path)."""
-    return ChurnPredictor.bind(tracking_uri, model_name, alias)
+    @api.get("/health", response_model=Health, responses={503: {"description": "No model loaded.", "model": Health}}, summary="Ready or degraded")
+    async def health(self) -> Response:
+        self._ensure_background()
+        model = self._model
+        problems = [p for p in (self._error, self._features.error if self._features.uri else None) if p]
+        body = Health(
+            status="ready" if model is not None and not problems else "degraded",
+            model_name=self._name,
+            model_version=model.version if model else None,
+            target_version=self._target,
+            detail="; ".join(problems) or None,
+        )
+        return _json(body.model_dump(), status=200 if model is not None else 503)
+
+    @api.post("/v1/admin/reload", response_model=AdminResult, responses={401: ERROR_RESPONSES[401], 403: {"description": "Admin API disabled."}},
+              summary="Resolve the alias now and load its version")
+    async def admin_reload(self, request: Request) -> AdminResult:
+        self._require_admin(request)
+        target = await self._pointer.refresh.remote()
+        await self._apply(target)
+        return AdminResult(target_version=target.get("version"), following=target.get("following", "alias"), detail=self._error)
+
+    @api.post("/v1/admin/model", response_model=AdminResult, responses={401: ERROR_RESPONSES[401], 403: {"description": "Admin API disabled."}, 404: {"description": "No such version."}},
+              summary="Pin a registered version (null follows the alias again)")
+    async def admin_switch(self, request: Request, body: SwitchRequest) -> AdminResult:
+        self._require_admin(request)
+        result = await self._pointer.pin.remote(body.version)
+        if not result.get("ok"):
+            raise HTTPException(status_code=404, detail=result.get("detail"))
+        await self._apply(result)
+        return AdminResult(target_version=result.get("version"), following=result.get("following", "alias"), detail=self._error)
+
+    def _require_admin(self, request: Request) -> None:
+        if self._admin_token is None:
+            raise HTTPException(status_code=403, detail=f"the admin API is disabled: set {ADMIN_TOKEN_ENV} in the replicas' environment")
+        _check_token(request, self._admin_token, "the admin API")
+
+
+def signature_columns(tracking_uri: str, model_name: str, alias: str) -> SignatureColumns:
+    """The API's record columns: the champion's signature, or the feature list if there is no champion yet."""
+    from mlflow.models import get_model_info
+
+    location = MLflowLocation(tracking_uri=tracking_uri, experiment_name="")
+    try:
+        version = resolve_alias(location, model_name, alias)
+        signature = get_model_info(f"models:/{model_name}/{version}").signature
+        if signature is not None:
+            return columns_from_signature(signature)
+    except Exception as exc:
+        log.warning("no signature for models:/%s@%s (%s); the API uses the platform's feature list", model_name, alias, exc)
+    return columns_from_features()
+
+
+def build_app(
+    tracking_uri: str,
+    model_name: str = "churn_model",
+    alias: str = "champion",
+    options: Optional[ServingOptions] = None,
+    pointer: Optional[PointerOptions] = None,
+    autoscaling: Optional[Autoscaling] = None,
+    ray_actor_options: Optional[dict] = None,
+):
+    """The Serve application (for `serve.run`): the pointer and the autoscaled predictor."""
+    columns = [list(c) for c in signature_columns(tracking_uri, model_name, alias)]
+    pointer_app = ChampionPointer.options(user_config=(pointer or PointerOptions()).model_dump()).bind(tracking_uri, model_name, alias)
+    predictor = ChurnPredictor.options(
+        user_config=(options or ServingOptions()).model_dump(),
+        autoscaling_config=(autoscaling or Autoscaling()).model_dump(),
+        **({"ray_actor_options": ray_actor_options} if ray_actor_options else {}),
+    )
+    return predictor.bind(pointer_app, tracking_uri, model_name, alias, columns)
 
 
 def app_builder(args: dict[str, str]):
-    """Application builder for Serve config files: `import_path: churn_platform.serving.app:app_builder`."""
+    """Application builder for Serve config files: `import_path: churn_platform.serving.app:app_builder`.
+
+    The config's per-deployment ``user_config`` and ``autoscaling_config`` override what is set here."""
     return build_app(args["tracking_uri"], args.get("model_name", "churn_model"), args.get("alias", "champion"))

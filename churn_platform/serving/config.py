@@ -1,0 +1,91 @@
+"""Serving settings: one place for what `serve deploy` reads from YAML and local runs read from the environment.
+
+Two groups:
+
+- `ServingOptions` is the deployment's ``user_config``: batching, request limits, the
+  prediction log and how often a replica checks which model it should serve. Changing it
+  with ``serve deploy`` reaches running replicas through ``reconfigure()``, without a restart.
+- Secrets (the bearer tokens) are read by each replica from its own environment and never
+  travel in a config: ``CHURN_PLATFORM_SERVING_ADMIN_TOKEN`` enables the admin endpoints,
+  ``CHURN_PLATFORM_SERVING_API_TOKEN`` (optional) makes the prediction endpoints require a token.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ADMIN_TOKEN_ENV = "CHURN_PLATFORM_SERVING_ADMIN_TOKEN"
+API_TOKEN_ENV = "CHURN_PLATFORM_SERVING_API_TOKEN"
+PROXY_ENV = "CHURN_PLATFORM_SERVING_PROXY"
+"""``haproxy`` (default: Serve's HAProxy ingress, measured fastest here) or ``python`` (Serve's own proxy)."""
+
+ENV_PREFIX = "CHURN_PLATFORM_SERVING_"
+
+
+class ServingOptions(BaseModel):
+    """The ``user_config`` of the ChurnPredictor deployment (every field has a working default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_size: int = Field(32, ge=1, le=1024, description="Requests scored together in one model call.")
+    batch_wait_timeout_s: float = Field(0.002, ge=0, le=1, description="Longest wait for a batch to fill.")
+    max_records_per_request: int = Field(1000, ge=1, description="Records (or customer ids) one request may carry; more is a 413.")
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body; larger is a 413.")
+    sync_interval_s: float = Field(1.0, gt=0, description="How often a replica asks which version it should serve.")
+    prediction_log_dir: Optional[str] = Field(None, description="Directory of the Parquet prediction log; none disables the log.")
+    prediction_log_flush_s: float = Field(2.0, gt=0, description="Buffered predictions are written at least this often.")
+    prediction_log_max_buffer: int = Field(200_000, ge=1000, description="Rows held in memory at most; beyond, new rows are dropped and counted.")
+    features_uri: Optional[str] = Field(
+        None, description="Where /v1/predict/customers reads the latest scoring features: a DuckDB warehouse file or a Parquet file."
+    )
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "ServingOptions":
+        """Options from ``CHURN_PLATFORM_SERVING_<FIELD>`` variables (for local runs), then ``overrides``."""
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = os.environ.get(ENV_PREFIX + name.upper())
+            if raw not in (None, ""):
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)
+
+
+class PointerOptions(BaseModel):
+    """The ``user_config`` of the ChampionPointer deployment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pinned_version: Optional[str] = Field(None, description="Serve this version instead of following the alias.")
+    poll_interval_s: float = Field(5.0, gt=0, description="How often the registry's alias is resolved.")
+
+
+class Autoscaling(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_replicas: int = 1
+    max_replicas: int = 2
+    target_ongoing_requests: float = 16
+    upscale_delay_s: float = 5
+    downscale_delay_s: float = 60
+
+    @classmethod
+    def from_env(cls) -> "Autoscaling":
+        values = {}
+        for name in cls.model_fields:
+            raw = os.environ.get(ENV_PREFIX + name.upper())
+            if raw not in (None, ""):
+                values[name] = raw
+        return cls.model_validate(values)
+
+
+MAX_ONGOING_REQUESTS = 256
+"""Requests one replica accepts at once; the batcher turns them into few model calls."""
+
+
+def token_from_env(name: str) -> Optional[str]:
+    value = os.environ.get(name, "").strip()
+    return value or None

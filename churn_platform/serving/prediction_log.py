@@ -1,0 +1,133 @@
+"""The prediction log: every served prediction, appended to Parquet files that monitoring reads.
+
+Each replica buffers its predictions in memory and a background task writes the buffer
+to a new Parquet file at least every ``flush_interval_s`` seconds (and when the replica
+shuts down), under ``<dir>/date=YYYY-MM-DD/``. A file is written under a temporary name
+and renamed, so a reader never sees half a file.
+
+Logging never blocks or fails a request: ``append`` only adds to the buffer, and a write
+that fails keeps the rows for the next attempt. What can be lost is bounded: on a crash,
+the rows of the last ``flush_interval_s`` seconds; if writes keep failing, rows beyond
+``max_buffer_rows`` are dropped and counted (``dropped``), never silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from churn_platform.features import CATEGORICAL_FEATURES, FEATURE_NAMES
+
+log = logging.getLogger("ray.serve")
+
+META_COLUMNS = ("request_id", "logged_at", "endpoint", "customer_id", "model_name", "model_version", "churn_probability")
+LOG_COLUMNS = (*META_COLUMNS, *FEATURE_NAMES)
+
+
+def _schema() -> pa.Schema:
+    fields = [
+        pa.field("request_id", pa.string()),
+        pa.field("logged_at", pa.timestamp("us", tz="UTC")),
+        pa.field("endpoint", pa.string()),
+        pa.field("customer_id", pa.string()),
+        pa.field("model_name", pa.string()),
+        pa.field("model_version", pa.string()),
+        pa.field("churn_probability", pa.float64()),
+    ]
+    fields += [pa.field(f, pa.string() if f in CATEGORICAL_FEATURES else pa.float64()) for f in FEATURE_NAMES]
+    return pa.schema(fields)
+
+
+SCHEMA = _schema()
+
+
+class PredictionLogWriter:
+    def __init__(self, directory: str | os.PathLike, flush_interval_s: float = 2.0, max_buffer_rows: int = 200_000, writer_id: Optional[str] = None):
+        self.directory = Path(directory)
+        self.flush_interval_s = flush_interval_s
+        self.max_buffer_rows = max_buffer_rows
+        self.writer_id = writer_id or uuid.uuid4().hex[:12]
+        self._buffer: list[dict] = []
+        self._buffered = 0
+        self._lock = threading.Lock()
+        self._sequence = 0
+        self.dropped = 0
+        self.written = 0
+        self.last_error: Optional[str] = None
+        self._task: Optional[asyncio.Task] = None
+
+    @property
+    def buffered(self) -> int:
+        return self._buffered
+
+    def append(self, rows: list[dict]) -> int:
+        """Add rows (dicts with the LOG_COLUMNS) to the buffer; returns how many were dropped for lack of room."""
+        with self._lock:
+            room = self.max_buffer_rows - len(self._buffer)
+            dropped = max(0, len(rows) - max(room, 0))
+            if dropped:
+                rows = rows[: max(room, 0)]
+                self.dropped += dropped
+            self._buffer.extend(rows)
+            self._buffered = len(self._buffer)
+            return dropped
+
+    def flush(self) -> int:
+        """Write the buffered rows to one new file; returns the rows written. Safe to call from any thread."""
+        with self._lock:
+            rows, self._buffer, self._buffered = self._buffer, [], 0
+        if not rows:
+            return 0
+        try:
+            table = pa.Table.from_pylist(rows, schema=SCHEMA)
+            day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+            folder = self.directory / f"date={day}"
+            folder.mkdir(parents=True, exist_ok=True)
+            self._sequence += 1
+            name = f"part-{self.writer_id}-{self._sequence:08d}.parquet"
+            tmp = folder / f".{name}.tmp"
+            pq.write_table(table, tmp)
+            os.replace(tmp, folder / name)
+        except Exception as exc:  # keep the rows for the next attempt (bounded by max_buffer_rows)
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("prediction log write failed, %d rows kept for retry: %s", len(rows), self.last_error)
+            self.append(rows)
+            return 0
+        self.last_error = None
+        self.written += len(rows)
+        return len(rows)
+
+    def start(self) -> None:
+        """Start the background flush loop on the running event loop (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval_s)
+            if self._buffered:
+                await asyncio.to_thread(self.flush)
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self.flush()
+
+
+def read_prediction_log(directory: str | os.PathLike) -> pd.DataFrame:
+    """Every logged prediction under ``directory`` (empty frame with the log's columns if none)."""
+    root = Path(directory)
+    files = sorted(p for p in root.glob("date=*/part-*.parquet")) if root.exists() else []
+    if not files:
+        return SCHEMA.empty_table().to_pandas()
+    return pa.concat_tables([pq.read_table(p, schema=SCHEMA) for p in files]).to_pandas()
