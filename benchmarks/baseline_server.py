@@ -23,14 +23,14 @@ from pydantic import TypeAdapter, ValidationError
 from churn_platform.ml.fast_predict import compile_scorer
 from churn_platform.ml.registry import MLflowLocation, load_version, resolve_alias
 from churn_platform.serving.app import signature_columns
-from churn_platform.serving.schemas import record_model
+from churn_platform.serving.schemas import record_validator
 from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 
 TRACKING_URI = os.environ["CHURN_PLATFORM_BENCH_TRACKING_URI"]
 location = MLflowLocation(TRACKING_URI, "")
 model = load_version(location, REGISTERED_MODEL_NAME, resolve_alias(location, REGISTERED_MODEL_NAME, CHAMPION_ALIAS), CHAMPION_ALIAS)
 model = dataclasses.replace(model, scorer=compile_scorer(model.model)[0])
-record = record_model(signature_columns(TRACKING_URI, REGISTERED_MODEL_NAME, CHAMPION_ALIAS))
+record = record_validator(signature_columns(TRACKING_URI, REGISTERED_MODEL_NAME, CHAMPION_ALIAS))
 one, many = TypeAdapter(record), TypeAdapter(list[record])  # type: ignore[valid-type]
 
 app = FastAPI()
@@ -43,7 +43,7 @@ async def predict(request: Request) -> Response:
         records = [one.validate_python(data)] if isinstance(data, dict) else many.validate_python(data)
     except (orjson.JSONDecodeError, ValidationError) as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
-    rows = [r.__dict__ for r in records]
+    rows = records
     proba = model.score_records(rows)
     body = {
         "request_id": uuid.uuid4().hex,

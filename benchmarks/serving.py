@@ -9,7 +9,7 @@ validation and scorer, nothing else), and in the same process the scorer's own r
 second on 1,000-row calls, which bounds what HTTP can reach.
 
     python benchmarks/serving.py                          # trains a champion on 30k customers first (~3 min)
-    python benchmarks/serving.py --home .churn_home/demo  # or serve the champion of an existing home
+    python benchmarks/serving.py --home .churn_home/demo  # the champion of an existing home (built there if empty)
     python benchmarks/serving.py --proxy python           # Ray Serve's Python proxy instead of HAProxy
 
 Needs `wrk` (Debian/Ubuntu: `apt-get install wrk`). Ray Serve and the baseline run one after
@@ -165,7 +165,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="churn-serve-bench-"))
     try:
         home = args.home.resolve() if args.home else work / "home"
-        if not args.home:
+        if not (home / "warehouse.duckdb").exists():
             build_champion(home, args.customers)
         from churn_platform.settings import Settings
 

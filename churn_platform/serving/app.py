@@ -67,6 +67,7 @@ from churn_platform.serving.schemas import (
     columns_from_signature,
     predict_request_schema,
     record_model,
+    record_validator,
 )
 
 log = logging.getLogger("ray.serve")
@@ -316,8 +317,9 @@ class ChurnPredictor:
         self._feature_columns = [name for name, _, _ in self._columns]
         record = record_model(self._columns)
         _State.record_model, _State.openapi = record, None
-        self._one = TypeAdapter(record)
-        self._many = TypeAdapter(list[record])  # type: ignore[valid-type]
+        validator = record_validator(self._columns)
+        self._one = TypeAdapter(validator)
+        self._many = TypeAdapter(list[validator])  # type: ignore[valid-type]
         self._options = ServingOptions()
         self._admin_token = token_from_env(ADMIN_TOKEN_ENV)
         self._api_token = token_from_env(API_TOKEN_ENV)
@@ -519,7 +521,7 @@ class ChurnPredictor:
                 for e in exc.errors(include_url=False, include_context=False, include_input=False)
             ]
             raise HTTPException(status_code=422, detail=errors) from None
-        return [r.__dict__ for r in records]
+        return records
 
     # -- endpoints ------------------------------------------------------------------------------
 
