@@ -54,8 +54,10 @@ calibrate = time.perf_counter() - t
 from pathlib import Path
 from churn_platform.ml.oracle import load_truth, oracle_metrics
 oracle = oracle_metrics(load_truth(Path(sys.argv[3]) / "_ground_truth"), split.test, selected.model.predict_proba(x_test)[:, 1])
+candidates = {r.name: {"validation_roc_auc": r.validation_metrics["roc_auc"], "test_roc_auc": r.test_metrics["roc_auc"],
+                       "test_over_oracle": r.test_metrics["roc_auc"] / oracle["oracle_roc_auc"] if oracle else None} for r in results}
 open(sys.argv[2], "w").write(json.dumps({"rows": len(df), "train_rows": len(split.train), "read_seconds": read, "fit_seconds": fits,
-                  "calibrate_seconds": calibrate, "selected": best.name,
+                  "calibrate_seconds": calibrate, "selected": best.name, "candidates": candidates,
                   "test_roc_auc": selected.test_metrics["roc_auc"], **oracle}))
 """
 
@@ -82,6 +84,9 @@ def bench(customers: int, work: Path, memory_limit: str) -> dict:
         + (f", oracle {measured['oracle_roc_auc']:.3f}, model / oracle {measured['model_over_oracle']:.3f}" if "oracle_roc_auc" in measured else ""),
         flush=True,
     )
+    for name, m in measured["candidates"].items():
+        ratio = f", / oracle {m['test_over_oracle']:.3f}" if m["test_over_oracle"] else ""
+        print(f"    {name:<20} validation ROC-AUC {m['validation_roc_auc']:.4f}, test ROC-AUC {m['test_roc_auc']:.4f}{ratio}", flush=True)
     return result
 
 

@@ -236,6 +236,12 @@ def _summary(report) -> str:
             f"model / oracle {m['model_over_oracle']:.3f}"
         )
     lines.append(f"  promotion gate: {m['gate_decision']} ({m['gate_reason']})")
+    b = report.business
+    if b.get("churn_rate") is not None:
+        lines.append(
+            f"  business ({b['latest_complete_month']}): customer churn {b['churn_rate']:.1%}, MRR churn {b['mrr_churn_rate']:.1%}, "
+            f"net revenue retention {b['net_revenue_retention']:.1%}; chart {b['chart_path']}"
+        )
     if "churn_scores" in report.tables:
         lines.append(f"  batch scores: {report.tables['churn_scores']:,} customers in scores.churn_scores")
     d = report.drift

@@ -21,6 +21,7 @@ TABLE_KEYS = (
     "marts.training_set",
     "marts.scoring_features",
     "scores.churn_scores",
+    "business.business_metrics_monthly",
 )
 
 
@@ -42,6 +43,7 @@ class RunReport:
     failed_checks: list[str]
     warned_checks: list[str]
     home: str
+    business: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=str)
@@ -154,6 +156,10 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
             failed_checks=failed_checks,
             warned_checks=warned_checks,
             home=str(settings.home),
+            business={
+                k: _meta(instance, "business_health", k)
+                for k in ("latest_complete_month", "churn_rate", "mrr_churn_rate", "net_revenue_retention", "chart_path")
+            },
         )
     return report
 

@@ -44,6 +44,8 @@ DBT_PROJECT_DIR = Path(os.environ.get("CHURN_PLATFORM_DBT_PROJECT_DIR", REPO_DIR
 REGISTERED_MODEL_NAME = "churn_model"
 EXPERIMENT_NAME = "churn_platform"
 CHAMPION_ALIAS = "champion"
+LABEL_HORIZON_DAYS = 30
+"""Churn within this many days after a snapshot is the label (dbt var ``label_horizon_days``; a test keeps them equal)."""
 DEFAULT_PARTITIONS_START = dt.date(2025, 1, 1)
 PLANNED_EVENTS_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 OPEN_ENDED = "open"

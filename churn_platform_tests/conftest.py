@@ -70,3 +70,46 @@ def e2e(tmp_path_factory) -> E2E:
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     run.report = json.loads(run.report_path.read_text())
     return run
+
+
+class WebhookReceiver:
+    """A local HTTP server that records the JSON bodies posted to it (a stand-in Slack)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        import http.server
+        import json as _json
+        import threading
+
+        received: list[dict] = []
+        self.received = received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                received.append(_json.loads(body))
+                self.send_response(500 if fail else 200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def texts(self) -> list[str]:
+        return [m["text"] for m in self.received]
+
+    def kinds(self) -> list[str]:
+        return [f["value"] for m in self.received for f in m["attachments"][0]["fields"] if f["title"] == "kind"]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def webhook():
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()

@@ -32,8 +32,14 @@ EXPECTED_GROUPS = {
     "training_set": "features",
     "scoring_features": "features",
     "churn_model": "ml",
-        "churn_scores": "ml",
+    "churn_scores": "ml",
     "feature_drift_report": "monitoring",
+    "prediction_log": "monitoring",
+    "prediction_drift_report": "monitoring",
+    "churn_outcomes": "monitoring",
+    "model_performance": "monitoring",
+    "business_metrics_monthly": "business",
+    "business_health": "business",
 }
 
 
@@ -67,6 +73,9 @@ def test_lineage_runs_from_sources_to_model_and_drift(graph):
     assert parents("churn_model") == {"training_set"}
     assert parents("feature_drift_report") == {"training_set", "scoring_features"}
     assert {"customer_features", "churn_labels"} <= parents("training_set")
+    # Business health comes from the sources alone, never from a model.
+    assert parents("business_metrics_monthly") == {"stg_crm_customers", "stg_billing_invoices", "int_customer_churn"}
+    assert parents("business_health") == {"business_metrics_monthly"}
 
 
 def test_usage_and_its_daily_models_are_partitioned_by_day(graph):

@@ -42,7 +42,7 @@ def test_contracts_quarantine_exactly_the_injected_faults_and_counts_reconcile(e
 def test_warehouse_holds_raw_and_feature_tables(e2e):
     with duckdb.connect(str(e2e.settings.warehouse_path), read_only=True) as con:
         for table, rows in e2e.report["tables"].items():
-            schema = "scores" if table == "churn_scores" else "marts"
+            schema = {"churn_scores": "scores", "business_metrics_monthly": "business"}.get(table, "marts")
             assert rows > 0
             assert con.execute(f"select count(*) from {schema}.{table}").fetchone()[0] == rows
         # Every active customer at the latest snapshot is scored, by the champion.
@@ -196,3 +196,33 @@ def test_known_effects_have_the_right_direction(e2e, feature, step):
     after = champion.predict_proba(scoring.assign(**{feature: scoring[feature] + step}))
     assert (after >= before - 1e-12).all(), f"{int((after < before - 1e-12).sum())} customers got a lower risk"
     assert after.mean() > before.mean()
+
+
+def test_business_metrics_match_an_independent_computation(e2e):
+    with duckdb.connect(str(e2e.settings.warehouse_path), read_only=True) as con:
+        mart = con.execute("select * from business.business_metrics_monthly order by month").df()
+        crm = con.execute("select customer_id, signup_date, cancelled_at from staging.stg_crm_customers").df()
+        invoices = con.execute("select customer_id, invoice_date, amount from staging.stg_billing_invoices").df()
+    assert len(mart) >= 6 and mart["is_complete_month"].iloc[:-1].all()
+    signup = crm.groupby("customer_id")["signup_date"].min().pipe(pd.to_datetime)
+    churn = crm.groupby("customer_id")["cancelled_at"].min().pipe(pd.to_datetime)
+    invoices["month"] = pd.to_datetime(invoices["invoice_date"]).dt.to_period("M").dt.to_timestamp()
+    mrr = invoices.groupby(["customer_id", "month"])["amount"].sum()
+    for _, row in mart.iloc[[1, len(mart) // 2, -2]].iterrows():
+        month = pd.Timestamp(row["month"])
+        after = month + pd.DateOffset(months=1)
+        active = signup.index[(signup < month) & (churn.reindex(signup.index).isna() | (churn.reindex(signup.index) >= month))]
+        churned = [c for c in active if pd.notna(churn.get(c)) and month <= churn[c] < after]
+        previous = mrr.xs(month - pd.DateOffset(months=1), level="month").reindex(active).fillna(0)
+        current = mrr.xs(month, level="month").reindex(active).fillna(0)
+        assert row["customers_at_start"] == len(active)
+        assert row["churned_customers"] == len(churned)
+        assert row["churn_rate"] == pytest.approx(len(churned) / len(active), abs=1e-12)
+        assert row["mrr_churn_rate"] == pytest.approx(previous[churned].sum() / previous.sum(), rel=1e-9)
+        paying = previous.index[previous > 0]
+        assert row["net_revenue_retention"] == pytest.approx(current[paying].sum() / previous.sum(), rel=1e-9)
+    business = e2e.report["business"]
+    latest = mart[mart["is_complete_month"]].iloc[-1]
+    assert business["latest_complete_month"] == str(latest["month"])[:10]
+    assert business["churn_rate"] == pytest.approx(latest["churn_rate"])
+    assert Path(business["chart_path"]).stat().st_size > 10_000

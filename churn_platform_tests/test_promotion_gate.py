@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from churn_platform.defs.ml import GATE_CHECK, churn_model
-from churn_platform.defs.resources import MLflowResource, SourceResource, WarehouseResource
+from churn_platform.defs.resources import MLflowResource, Notifier, SourceResource, WarehouseResource
 from churn_platform.features import LABEL_COLUMN, TIME_COLUMN
 from churn_platform.ml import gate
 from churn_platform.ml.registry import MLflowLocation, load_by_alias
@@ -49,7 +49,7 @@ def test_gate_arguments_are_checked():
 
 
 @pytest.fixture
-def registry(tmp_path):
+def registry(tmp_path, webhook):
     location = MLflowLocation(f"sqlite:///{tmp_path / 'mlflow.db'}", "gate-test", (tmp_path / "artifacts").as_uri())
     resources = {
         "warehouse": WarehouseResource(path=str(tmp_path / "w.duckdb")),
@@ -60,6 +60,7 @@ def registry(tmp_path):
             experiment_name=location.experiment_name,
             artifact_location=location.artifact_location,
         ),
+        "notifier": Notifier(webhook_url=webhook.url),
     }
     return location, resources
 
@@ -80,7 +81,7 @@ def _gate(result) -> dg.AssetCheckEvaluation:
     return evaluation
 
 
-def test_the_gate_promotes_good_models_only(registry):
+def test_the_gate_promotes_good_models_only(registry, webhook):
     location, resources = registry
     good = make_training_set(rows_per_snapshot=800, seed=1)
 
@@ -122,3 +123,7 @@ def test_the_gate_promotes_good_models_only(registry):
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
     assert "worse than champion version 1" in evaluation.description
     assert load_by_alias(location, "churn_model", "champion").version == "1"
+    # Each decision was announced through the notifier's webhook.
+    assert webhook.kinds() == ["promotion", "challenger", "challenger"]
+    assert "version 1 promoted to @champion" in webhook.texts()[0]
+    assert "version 3 kept as @challenger" in webhook.texts()[2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import dagster as dg
@@ -11,15 +12,19 @@ warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy`", catego
 
 from churn_platform.settings import EXPERIMENT_NAME, REGISTERED_MODEL_NAME, Settings
 
+ALERT_WEBHOOK_ENV = "CHURN_PLATFORM_ALERT_WEBHOOK_URL"
+
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The platform's one Definitions object, wired to the locations in ``settings``."""
+    from churn_platform.defs.alerts import alert_on_failed_checks, alert_on_freshness, alert_on_run_failure
     from churn_platform.defs.automation import build_daily_pipeline, build_retrain_on_drift, retrain_job
+    from churn_platform.defs.business import business_health
     from churn_platform.defs.dbt import build_dbt_assets, dbt_project, dbt_resource
     from churn_platform.defs.ml import churn_model
-    from churn_platform.defs.monitoring import feature_drift_report
+    from churn_platform.defs.monitoring import churn_outcomes, feature_drift_report, model_performance, prediction_drift_report, prediction_log
     from churn_platform.defs.partitions import usage_partitions
-    from churn_platform.defs.resources import MLflowResource, ReportStore, SourceResource, WarehouseResource
+    from churn_platform.defs.resources import MLflowResource, Notifier, PredictionLogStore, ReportStore, SourceResource, WarehouseResource
     from churn_platform.defs.scores import churn_scores
     from churn_platform.defs.sources import build_source_assets
 
@@ -27,10 +32,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     partitions = usage_partitions(settings)
     daily_pipeline_job, daily_schedule = build_daily_pipeline(partitions)
     return dg.Definitions(
-        assets=[*build_source_assets(partitions), *build_dbt_assets(project, partitions), churn_model, churn_scores, feature_drift_report],
+        assets=[*build_source_assets(partitions), *build_dbt_assets(project, partitions), churn_model, churn_scores, feature_drift_report, prediction_log, prediction_drift_report, churn_outcomes, model_performance, business_health],
         jobs=[daily_pipeline_job, retrain_job],
         schedules=[daily_schedule],
-        sensors=[build_retrain_on_drift(settings.drift_threshold)],
+        sensors=[build_retrain_on_drift(settings.drift_threshold), alert_on_run_failure, alert_on_failed_checks, alert_on_freshness],
         # The local warehouse is one DuckDB file with a single writer: run each job's steps
         # in one process (which is also faster than a process per step on a laptop).
         executor=dg.in_process_executor,
@@ -53,6 +58,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 registered_model_name=REGISTERED_MODEL_NAME,
             ),
             "reports": ReportStore(reports_dir=str(settings.reports_dir)),
+            "prediction_logs": PredictionLogStore(path=str(settings.prediction_log_dir)),
+            "notifier": Notifier(webhook_url=os.environ.get(ALERT_WEBHOOK_ENV) or None),
             "dbt": dbt_resource(project),
         },
     )

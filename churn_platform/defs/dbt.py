@@ -42,7 +42,8 @@ def prepare_manifest(project: DbtProject) -> Path:
 
 
 class ChurnDbtTranslator(DagsterDbtTranslator):
-    """Keys models by name, groups them by folder (staging → staging, marts → features),
+    """Keys models by name, groups them by folder (staging → staging, business → business,
+    the rest → features),
     and gives them freshness policies and automation."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
@@ -55,7 +56,8 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
         node = manifest["nodes"].get(unique_id) or manifest["sources"].get(unique_id) or {}
         if node.get("resource_type") != "model":
             return spec
-        group = "staging" if "staging" in node.get("fqn", []) else "features"
+        fqn = node.get("fqn", [])
+        group = "staging" if "staging" in fqn else "business" if "business" in fqn else "features"
         spec = spec.replace_attributes(
             group_name=group,
             freshness_policy=freshness_for(group),

@@ -5,7 +5,7 @@ promotion gate (a blocking asset check) decide whether it becomes `champion` or 
 import dagster as dg
 
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import MLflowResource, SourceResource, WarehouseResource
+from churn_platform.defs.resources import MLflowResource, Notifier, SourceResource, WarehouseResource
 from churn_platform.features import LABEL_COLUMN
 from churn_platform.ml import gate
 from churn_platform.ml.oracle import load_truth, oracle_metrics
@@ -53,6 +53,7 @@ def churn_model(
     warehouse: WarehouseResource,
     mlflow_store: MLflowResource,
     source: SourceResource,
+    notifier: Notifier,
 ):
     data = warehouse.read_table("marts", "training_set")
     context.log.info(f"training on {len(data):,} labelled rows ({data[LABEL_COLUMN].mean():.1%} churned)")
@@ -98,6 +99,19 @@ def churn_model(
     )
     apply_decision(location, name, decision)
     context.log.info(f"{name} version {registered.version} → @{decision.alias}: {decision.reason}")
+    notifier.notify(
+        "promotion" if decision.promoted else "challenger",
+        f"{name} version {registered.version} "
+        + ("promoted to @champion" if decision.promoted else f"kept as @{decision.alias}: not promoted"),
+        {
+            "reason": decision.reason,
+            "candidate_roc_auc": round(decision.candidate_roc_auc, 4),
+            "champion_version": decision.champion_version or "none",
+            "champion_roc_auc": "n/a" if decision.champion_roc_auc is None else round(decision.champion_roc_auc, 4),
+            "run_id": context.run_id,
+        },
+        logger=context.log,
+    )
     rows = "\n".join(
         f"| {r.name} | {r.validation_metrics['roc_auc']:.4f} | {r.test_metrics['roc_auc']:.4f} | "
         f"{r.test_metrics['pr_auc']:.4f} | {r.test_metrics['brier']:.4f} | {'**selected**' if r is best else ''} |"

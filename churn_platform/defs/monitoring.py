@@ -1,10 +1,12 @@
-"""Monitoring assets: feature drift between training data and the latest features."""
+"""Monitoring assets: feature drift between training data and the latest features, and the
+served predictions with their checks."""
 
 
 import dagster as dg
+import pandas as pd
 
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import ReportStore, WarehouseResource
+from churn_platform.defs.resources import MLflowResource, PredictionLogStore, ReportStore, WarehouseResource
 from churn_platform.monitoring.drift import feature_drift
 
 
@@ -42,4 +44,238 @@ def feature_drift_report(
             "report_path": dg.MetadataValue.path(str(result.html_path)),
             "column_drift": dg.MetadataValue.md("| feature | method | score |\n|---|---|---|\n" + scores),
         }
+    )
+
+
+class PredictionLogConfig(dg.Config):
+    max_age_hours: float = 26.0
+    """The log is stale when its latest prediction is older than this."""
+
+
+@dg.asset(
+    group_name="monitoring",
+    deps=[dg.AssetKey("training_set")],
+    kinds={"parquet", "duckdb"},
+    freshness_policy=freshness_for("monitoring"),
+    automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
+    check_specs=[
+        dg.AssetCheckSpec(
+            "prediction_log_is_fresh",
+            asset="prediction_log",
+            description="A prediction was logged within max_age_hours (warns otherwise).",
+        ),
+        dg.AssetCheckSpec(
+            "served_features_match_training",
+            asset="prediction_log",
+            description="Served feature columns exist with the training set's types; categories unseen in training are listed.",
+        ),
+    ],
+    description=(
+        "Every prediction the API served (request id, time, endpoint, customer id when known, features, "
+        "probability, model version), read from the API's Parquet log into `monitoring.prediction_log`."
+    ),
+)
+def prediction_log(
+    context: dg.AssetExecutionContext,
+    config: PredictionLogConfig,
+    warehouse: WarehouseResource,
+    prediction_logs: PredictionLogStore,
+):
+    import datetime as dt
+
+    from churn_platform.features import FEATURE_NAMES
+    from churn_platform.monitoring.served import compare_schema, staleness
+
+    served = prediction_logs.read()
+    warehouse.write_table("monitoring", "prediction_log", served)
+    training = warehouse.read_table("marts", "training_set")
+    by_version = served.groupby("model_version").size().to_dict() if len(served) else {}
+    context.log.info(f"{len(served):,} logged predictions ({', '.join(f'v{k}: {v:,}' for k, v in by_version.items()) or 'none'})")
+    yield dg.MaterializeResult(
+        metadata={
+            "rows": len(served),
+            "customers": int(served["customer_id"].nunique()) if len(served) else 0,
+            "by_model_version": dg.MetadataValue.json({str(k): int(v) for k, v in by_version.items()}),
+            "latest_prediction": str(pd.to_datetime(served["logged_at"], utc=True).max()) if len(served) else "none",
+            "mean_probability": float(served["churn_probability"].mean()) if len(served) else float("nan"),
+            "log_path": dg.MetadataValue.path(prediction_logs.path),
+        }
+    )
+    fresh, why, meta = staleness(served, dt.datetime.now(dt.timezone.utc), config.max_age_hours)
+    yield dg.AssetCheckResult(
+        check_name="prediction_log_is_fresh", passed=fresh, severity=dg.AssetCheckSeverity.WARN, description=why, metadata=meta
+    )
+    comparison = compare_schema(served, training[list(FEATURE_NAMES)])
+    if comparison.matches:
+        why = "served features match the training set" + (
+            f"; unseen categories: {comparison.unseen_categories}" if comparison.unseen_categories else ""
+        )
+    else:
+        why = f"served features differ from the training set: missing {comparison.missing}, types {comparison.type_mismatches}"
+    yield dg.AssetCheckResult(
+        check_name="served_features_match_training",
+        passed=comparison.matches,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=why,
+        metadata={
+            "missing_columns": dg.MetadataValue.json(comparison.missing),
+            "type_mismatches": dg.MetadataValue.json(comparison.type_mismatches),
+            "unseen_categories": dg.MetadataValue.json(comparison.unseen_categories),
+        },
+    )
+
+
+@dg.asset(
+    group_name="monitoring",
+    deps=[dg.AssetKey("prediction_log"), dg.AssetKey("churn_model"), dg.AssetKey("training_set")],
+    kinds={"evidently"},
+    freshness_policy=freshness_for("monitoring"),
+    automation_condition=dg.AutomationCondition.eager(),
+    description=(
+        "Evidently value-drift and summary report of the served churn probabilities (`prediction_log`) "
+        "against the champion's probabilities on the holdout (the latest labelled snapshot)."
+    ),
+)
+def prediction_drift_report(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow_store: MLflowResource, reports: ReportStore
+) -> dg.MaterializeResult:
+    from churn_platform.ml.registry import load_by_alias
+    from churn_platform.ml.training import time_split
+    from churn_platform.monitoring.drift import prediction_drift
+    from churn_platform.settings import CHAMPION_ALIAS
+
+    champion = load_by_alias(mlflow_store.location, mlflow_store.registered_model_name, CHAMPION_ALIAS)
+    holdout = time_split(warehouse.read_table("marts", "training_set")).test
+    reference = pd.Series(champion.predict_proba(holdout))
+    served = warehouse.read_table("monitoring", "prediction_log")
+    result = prediction_drift(reference, served["churn_probability"], reports.path_for("prediction_drift_report.html"))
+    if result.score is None:
+        context.log.info(f"no prediction drift verdict: {result.note}")
+    else:
+        context.log.info(f"served probabilities vs holdout: {result.method} {result.score:.4g} (drifted: {result.drifted})")
+    metadata = {
+        "champion_version": champion.version,
+        "reference_rows": result.reference_rows,
+        "served_rows": result.current_rows,
+        "reference_mean_probability": result.reference_mean,
+        "served_mean_probability": float("nan") if result.current_mean is None else result.current_mean,
+        "drift_score": float("nan") if result.score is None else result.score,
+        "drift_method": result.method or "none",
+        "drift_detected": "unknown" if result.drifted is None else str(result.drifted).lower(),
+    }
+    if result.html_path is not None:
+        metadata["report_path"] = dg.MetadataValue.path(str(result.html_path))
+    if result.note:
+        metadata["note"] = result.note
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    group_name="monitoring",
+    deps=[dg.AssetKey("churn_scores"), dg.AssetKey("prediction_log"), dg.AssetKey("int_customer_churn"), dg.AssetKey("int_daily_usage")],
+    kinds={"duckdb"},
+    freshness_policy=freshness_for("monitoring"),
+    automation_condition=dg.AutomationCondition.eager(),
+    description=(
+        "The feedback loop: every prediction with a customer (batch scores and served predictions) joined "
+        "with whether that customer cancelled within the label horizon after the prediction's as-of day; "
+        "a prediction matures once that horizon has been observed. Written to `monitoring.churn_outcomes`."
+    ),
+)
+def churn_outcomes(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from churn_platform.monitoring.outcomes import outcomes
+    from churn_platform.settings import LABEL_HORIZON_DAYS
+
+    with warehouse.connect(read_only=True) as con:
+        predictions = con.execute(
+            """
+            select 'batch' as source, cast(customer_id as varchar) as customer_id, cast(snapshot_date as date) as as_of,
+                   model_version, churn_probability
+            from scores.churn_scores_history
+            union all
+            select 'served', customer_id, coalesce(as_of, cast(logged_at as date)), model_version, churn_probability
+            from monitoring.prediction_log where customer_id is not null
+            """
+        ).df()
+        churn = con.execute("select customer_id, churn_date from intermediate.int_customer_churn").df()
+        data_end = con.execute("select max(event_date) from intermediate.int_daily_usage").fetchone()[0]
+    frame = outcomes(predictions, churn, data_end, LABEL_HORIZON_DAYS)
+    warehouse.write_table("monitoring", "churn_outcomes", frame)
+    matured = frame[frame["matured"].astype(bool)] if len(frame) else frame
+    context.log.info(f"{len(frame):,} predictions with a customer, {len(matured):,} matured (data up to {data_end})")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(frame),
+            "matured": len(matured),
+            "matured_churn_rate": float(matured["churned"].astype(bool).mean()) if len(matured) else float("nan"),
+            "data_end": str(data_end),
+            "horizon_days": LABEL_HORIZON_DAYS,
+            "by_source": dg.MetadataValue.json(frame.groupby("source").size().astype(int).to_dict() if len(frame) else {}),
+        }
+    )
+
+
+class PerformanceConfig(dg.Config):
+    floor: float = 0.70
+    """The matured ROC-AUC below which the model is failing (the promotion gate's floor)."""
+    min_rows: int = 50
+    """Matured predictions a month needs to be judged."""
+
+
+@dg.asset(
+    group_name="monitoring",
+    deps=[dg.AssetKey("churn_outcomes")],
+    kinds={"python"},
+    freshness_policy=freshness_for("monitoring"),
+    automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[
+        dg.AssetCheckSpec(
+            "performance_above_floor",
+            asset="model_performance",
+            description="The latest month with enough matured predictions has ROC-AUC at or above the floor (error otherwise).",
+        )
+    ],
+    description=(
+        "Real performance of each model version: ROC-AUC, top-decile lift and calibration (mean predicted "
+        "against observed churn, expected calibration error) of matured predictions per as-of month."
+    ),
+)
+def model_performance(context: dg.AssetExecutionContext, config: PerformanceConfig, warehouse: WarehouseResource):
+    from churn_platform.monitoring.outcomes import latest_judgeable, performance
+
+    perf = performance(warehouse.read_table("monitoring", "churn_outcomes"))
+    warehouse.write_table("monitoring", "model_performance", perf)
+    latest = latest_judgeable(perf, config.min_rows)
+    table = perf.assign(month=perf["month"].astype(str)).to_markdown(index=False, floatfmt=".3f") if len(perf) else "no matured predictions yet"
+    metadata: dict[str, object] = {"months": len(perf), "by_version_and_month": dg.MetadataValue.md(table)}
+    if latest is not None:
+        metadata.update(
+            {
+                "model_version": str(latest["model_version"]),
+                "month": str(latest["month"])[:10],
+                "roc_auc": float(latest["roc_auc"]),
+                "top_decile_lift": float(latest["top_decile_lift"]),
+                "mean_predicted": float(latest["mean_predicted"]),
+                "observed_rate": float(latest["observed_rate"]),
+                "ece": float(latest["ece"]),
+                "matured_predictions": int(latest["predictions"]),
+            }
+        )
+    yield dg.MaterializeResult(metadata=metadata)
+    if latest is None:
+        yield dg.AssetCheckResult(
+            check_name="performance_above_floor", passed=True, severity=dg.AssetCheckSeverity.ERROR,
+            description=f"nothing to judge yet: no month has {config.min_rows} matured predictions of both outcomes",
+        )
+        return
+    passed = latest["roc_auc"] >= config.floor
+    yield dg.AssetCheckResult(
+        check_name="performance_above_floor",
+        passed=bool(passed),
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"version {latest['model_version']}, {str(latest['month'])[:7]}: matured ROC-AUC {latest['roc_auc']:.3f} "
+            f"{'reaches' if passed else 'is below'} the floor {config.floor:.2f} ({int(latest['predictions'])} predictions)"
+        ),
+        metadata={"roc_auc": float(latest["roc_auc"]), "floor": config.floor, "model_version": str(latest["model_version"])},
     )

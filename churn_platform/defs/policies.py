@@ -15,6 +15,7 @@ FRESHNESS_BY_GROUP: dict[str, dg.FreshnessPolicy] = {
     "features": DAILY,
     "ml": WEEKLY,
     "monitoring": DAILY,
+    "business": DAILY,
 }
 
 

@@ -185,3 +185,29 @@ class ReportStore(dg.ConfigurableResource):
         path = Path(self.reports_dir) / name
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+
+class Notifier(dg.ConfigurableResource):
+    """Alerts for failed checks, freshness failures, failed runs and promotions.
+
+    Every alert is logged; with ``webhook_url`` (``CHURN_PLATFORM_ALERT_WEBHOOK_URL``) it is also
+    posted in Slack's incoming-webhook format. Delivery never raises."""
+
+    webhook_url: str | None = None
+    timeout_s: float = 5.0
+
+    def notify(self, kind: str, title: str, details: dict | None = None, logger=None) -> bool:
+        from churn_platform.monitoring.alerts import Alert, deliver
+
+        return deliver(Alert(kind, title, dict(details or {})), self.webhook_url, self.timeout_s, logger)
+
+
+class PredictionLogStore(dg.ConfigurableResource):
+    """Where the prediction API writes its Parquet prediction log (``<home>/prediction_log``)."""
+
+    path: str
+
+    def read(self) -> pd.DataFrame:
+        from churn_platform.serving.prediction_log import read_prediction_log
+
+        return read_prediction_log(self.path)

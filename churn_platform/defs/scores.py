@@ -59,6 +59,7 @@ def churn_scores(
         scores = score_frame(champion.model, population, champion.name, champion.version, reference, cutoffs)
     seconds = time.monotonic() - started
     warehouse.write_table(SCORES_SCHEMA, SCORES_TABLE, scores)
+    history_rows = record_history(warehouse, scores)
     by_tier = scores.groupby("risk_tier")["revenue_at_risk"].agg(["size", "sum"])
     top = scores.nlargest(10, "revenue_at_risk")[
         ["customer_id", "churn_probability", "risk_tier", "driver_1", "driver_2", "driver_3", "revenue_at_risk"]
@@ -77,5 +78,24 @@ def churn_scores(
             "high_risk_cutoff": cutoffs[0],
             "medium_risk_cutoff": cutoffs[1],
             "top_revenue_at_risk": dg.MetadataValue.md(top.to_markdown(index=False, floatfmt=".3f")),
+            "history_rows": history_rows,
         }
     )
+
+
+HISTORY_TABLE = "churn_scores_history"
+
+
+def record_history(warehouse: WarehouseResource, scores) -> int:
+    """Keep every run's scores in `scores.churn_scores_history`, one set per snapshot date and model
+    version (a rerun replaces its own set), for the feedback loop (`churn_outcomes`). Returns its rows."""
+    with warehouse.connect() as con:
+        con.register("new_scores", scores)
+        con.execute(f"create table if not exists {SCORES_SCHEMA}.{HISTORY_TABLE} as select *, now() as scored_at from new_scores limit 0")
+        con.execute(
+            f"delete from {SCORES_SCHEMA}.{HISTORY_TABLE} h using (select distinct snapshot_date, model_version from new_scores) n "
+            "where h.snapshot_date = n.snapshot_date and h.model_version = n.model_version"
+        )
+        con.execute(f"insert into {SCORES_SCHEMA}.{HISTORY_TABLE} select *, now() from new_scores")
+        con.unregister("new_scores")
+        return int(con.execute(f"select count(*) from {SCORES_SCHEMA}.{HISTORY_TABLE}").fetchone()[0])

@@ -23,9 +23,9 @@ class DriftResult:
 
 
 def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, html_path: Path) -> DriftResult:
-    """Run Evidently's data-drift preset on the model's features (current against reference)."""
+    """Run Evidently's data-drift and data-summary presets on the model's features (current against reference)."""
     from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
+    from evidently.presets import DataDriftPreset, DataSummaryPreset
 
     if reference.empty or current.empty:
         raise ValueError(
@@ -37,7 +37,7 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, html_path: Pat
     )
     ref = Dataset.from_pandas(_prepare(reference[columns]), data_definition=definition)
     cur = Dataset.from_pandas(_prepare(current[columns]), data_definition=definition)
-    snapshot = Report([DataDriftPreset()]).run(cur, ref)
+    snapshot = Report([DataDriftPreset(), DataSummaryPreset()]).run(cur, ref)
     html_path = Path(html_path)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(html_path))
@@ -74,3 +74,48 @@ def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
     for col in CATEGORICAL_FEATURES:
         out[col] = out[col].astype("string")
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictionDriftResult:
+    score: float | None  # Evidently's drift score for churn_probability (a p-value for K-S)
+    method: str
+    threshold: float | None
+    drifted: bool | None
+    reference_rows: int
+    current_rows: int
+    reference_mean: float
+    current_mean: float | None
+    html_path: Path | None
+    note: str
+
+
+MIN_SERVED_ROWS = 30
+"""Fewer served predictions than this give no drift verdict (the test would mean nothing)."""
+
+
+def prediction_drift(reference: pd.Series, current: pd.Series, html_path: Path) -> PredictionDriftResult:
+    """Evidently's value drift of the served churn probabilities (current) against the champion's
+    probabilities on the holdout (reference)."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataSummaryPreset
+
+    reference = pd.to_numeric(reference, errors="coerce").dropna()
+    current = pd.to_numeric(current, errors="coerce").dropna()
+    base = dict(reference_rows=len(reference), current_rows=len(current), reference_mean=float(reference.mean()) if len(reference) else float("nan"))
+    if len(current) < MIN_SERVED_ROWS:
+        return PredictionDriftResult(None, "", None, None, **base, current_mean=float(current.mean()) if len(current) else None,
+                                     html_path=None, note=f"{len(current)} served predictions: at least {MIN_SERVED_ROWS} are needed")
+    definition = DataDefinition(numerical_columns=["churn_probability"])
+    ref = Dataset.from_pandas(pd.DataFrame({"churn_probability": reference.to_numpy()}), data_definition=definition)
+    cur = Dataset.from_pandas(pd.DataFrame({"churn_probability": current.to_numpy()}), data_definition=definition)
+    snapshot = Report([ValueDrift(column="churn_probability"), DataSummaryPreset()]).run(cur, ref)
+    html_path = Path(html_path)
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    snapshot.save_html(str(html_path))
+    (drift,) = [m for m in snapshot.dict()["metrics"] if m["config"].get("type", "").endswith("ValueDrift")]
+    score, method, threshold = float(drift["value"]), str(drift["config"].get("method", "")), drift["config"].get("threshold")
+    # p-value tests drift below the threshold; distances drift above it.
+    drifted = None if threshold is None else (score < threshold if "p_value" in method else score > threshold)
+    return PredictionDriftResult(score, method, threshold, drifted, **base, current_mean=float(current.mean()), html_path=html_path, note="")

@@ -484,13 +484,14 @@ class ChurnPredictor:
             for i in range(len(x))
         ]
 
-    def _log_predictions(self, request_id: str, endpoint: str, records: list[dict], ids, proba: np.ndarray, model: LoadedModel) -> None:
+    def _log_predictions(self, request_id: str, endpoint: str, records: list[dict], ids, proba: np.ndarray, model: LoadedModel, as_of=None) -> None:
         if self._log is None:
             return
         try:
-            meta = {"request_id": request_id, "logged_at": dt.datetime.now(dt.timezone.utc), "endpoint": endpoint,
-                    "model_name": model.name, "model_version": model.version}
-            rows = [{**r, **meta, "customer_id": cid, "churn_probability": float(p)} for r, cid, p in zip(records, ids, proba)]
+            now = dt.datetime.now(dt.timezone.utc)
+            meta = {"request_id": request_id, "logged_at": now, "endpoint": endpoint, "model_name": model.name, "model_version": model.version}
+            days = as_of if as_of is not None else [now.date()] * len(records)
+            rows = [{**r, **meta, "customer_id": cid, "as_of": day, "churn_probability": float(p)} for r, cid, day, p in zip(records, ids, days, proba)]
             dropped = self._log.append(rows)
             if dropped:
                 self._metrics.log_dropped.inc(dropped)
@@ -571,7 +572,8 @@ class ChurnPredictor:
             records = features_frame(rows).to_dict("records")
             proba, model = await self._predict(records)
             drivers = self._drivers(model, records) if body.explain else None
-            self._log_predictions(request_id, "/v1/predict/customers", records, rows[ID_COLUMN].tolist(), proba, model)
+            as_of = [pd.Timestamp(d).date() for d in rows[TIME_COLUMN]]
+            self._log_predictions(request_id, "/v1/predict/customers", records, rows[ID_COLUMN].tolist(), proba, model, as_of)
         results, k = [], 0
         for cid, ok in zip(body.customer_ids, found):
             if ok:

@@ -30,7 +30,8 @@ from churn_platform.features import CATEGORICAL_FEATURES, FEATURE_NAMES
 
 log = logging.getLogger("ray.serve")
 
-META_COLUMNS = ("request_id", "logged_at", "endpoint", "customer_id", "model_name", "model_version", "churn_probability")
+META_COLUMNS = ("request_id", "logged_at", "endpoint", "customer_id", "as_of", "model_name", "model_version", "churn_probability")
+"""``as_of`` is the day the features describe: the snapshot date when scored by customer id, else the day served."""
 LOG_COLUMNS = (*META_COLUMNS, *FEATURE_NAMES)
 
 
@@ -40,6 +41,7 @@ def _schema() -> pa.Schema:
         pa.field("logged_at", pa.timestamp("us", tz="UTC")),
         pa.field("endpoint", pa.string()),
         pa.field("customer_id", pa.string()),
+        pa.field("as_of", pa.date32()),
         pa.field("model_name", pa.string()),
         pa.field("model_version", pa.string()),
         pa.field("churn_probability", pa.float64()),
@@ -125,9 +127,19 @@ class PredictionLogWriter:
 
 
 def read_prediction_log(directory: str | os.PathLike) -> pd.DataFrame:
-    """Every logged prediction under ``directory`` (empty frame with the log's columns if none)."""
+    """Every logged prediction under ``directory`` (an empty frame with the log's columns if none).
+
+    Files are unioned by column name, so a file written by another version of the API (a column
+    more or less, or another type) is read rather than refused; monitoring's schema check then
+    reports the difference."""
     root = Path(directory)
-    files = sorted(p for p in root.glob("date=*/part-*.parquet")) if root.exists() else []
+    files = sorted(str(p) for p in root.glob("date=*/part-*.parquet")) if root.exists() else []
     if not files:
         return SCHEMA.empty_table().to_pandas()
-    return pa.concat_tables([pq.read_table(p, schema=SCHEMA) for p in files]).to_pandas()
+    import duckdb
+
+    with duckdb.connect() as con:
+        frame = con.execute("select * from read_parquet(?, union_by_name = true, hive_partitioning = false) order by logged_at, request_id", [files]).df()
+    if "logged_at" in frame.columns:
+        frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)
+    return frame

@@ -1,0 +1,73 @@
+"""The feedback loop: what happened to customers after they were scored, and how good the scores were.
+
+A prediction made for a customer "as of" a day matures once the label horizon after that
+day has been observed in the sources; its outcome is whether the customer cancelled within
+the horizon. Matured outcomes give each model version's real performance over time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from churn_platform.ml.training import TOP_SHARE, expected_calibration_error
+
+OUTCOME_COLUMNS = ("source", "customer_id", "as_of", "model_version", "churn_probability", "matured", "churned")
+MIN_ROWS_FOR_PERFORMANCE = 50
+
+
+def outcomes(predictions: pd.DataFrame, churn: pd.DataFrame, data_end: dt.date, horizon_days: int) -> pd.DataFrame:
+    """Join predictions (source, customer_id, as_of, model_version, churn_probability) with each
+    customer's churn date; ``churned`` is set only for matured predictions."""
+    if predictions.empty:
+        return pd.DataFrame(columns=list(OUTCOME_COLUMNS))
+    p = predictions.copy()
+    p["customer_id"] = p["customer_id"].astype(str)
+    p["as_of"] = pd.to_datetime(p["as_of"]).dt.normalize()
+    c = churn.assign(customer_id=churn["customer_id"].astype(str), churn_date=pd.to_datetime(churn["churn_date"]))
+    c = c.dropna(subset=["churn_date"]).groupby("customer_id", as_index=False)["churn_date"].min()
+    out = p.merge(c, on="customer_id", how="left")
+    horizon = pd.Timedelta(days=horizon_days)
+    out["matured"] = out["as_of"] + horizon <= pd.Timestamp(data_end) + pd.Timedelta(days=1)
+    churned = (out["churn_date"] >= out["as_of"]) & (out["churn_date"] < out["as_of"] + horizon)
+    out["churned"] = churned.astype("boolean").where(out["matured"])
+    return out.loc[:, list(OUTCOME_COLUMNS)]
+
+
+def performance(outcomes_frame: pd.DataFrame) -> pd.DataFrame:
+    """ROC-AUC, top-decile lift and calibration of matured predictions, per model version and as-of month."""
+    from sklearn.metrics import roc_auc_score
+
+    matured = outcomes_frame[outcomes_frame["matured"].astype(bool)].copy()
+    columns = ["model_version", "month", "predictions", "churned", "roc_auc", "top_decile_lift", "mean_predicted", "observed_rate", "ece"]
+    if matured.empty:
+        return pd.DataFrame(columns=columns)
+    matured["month"] = pd.to_datetime(matured["as_of"]).dt.to_period("M").dt.to_timestamp()
+    rows = []
+    for (version, month), g in matured.groupby(["model_version", "month"], sort=True):
+        y = g["churned"].astype(bool).to_numpy().astype(int)
+        p = g["churn_probability"].to_numpy(dtype=float)
+        both = 0 < y.sum() < len(y)
+        top = np.argsort(-p, kind="stable")[: max(1, int(round(len(p) * TOP_SHARE)))]
+        rows.append(
+            {
+                "model_version": str(version),
+                "month": month,
+                "predictions": len(g),
+                "churned": int(y.sum()),
+                "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
+                "top_decile_lift": float(y[top].mean() / y.mean()) if y.sum() else float("nan"),
+                "mean_predicted": float(p.mean()),
+                "observed_rate": float(y.mean()),
+                "ece": expected_calibration_error(y, p),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def latest_judgeable(perf: pd.DataFrame, min_rows: int = MIN_ROWS_FOR_PERFORMANCE) -> pd.Series | None:
+    """The latest month with enough matured predictions of both outcomes to judge a model by."""
+    ok = perf[(perf["predictions"] >= min_rows) & perf["roc_auc"].notna()]
+    return None if ok.empty else ok.sort_values(["month", "model_version"]).iloc[-1]
