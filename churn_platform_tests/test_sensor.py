@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import pytest
 
-from churn_platform.defs.automation import DRIFT_REPORT_KEY, build_retrain_on_drift
+from churn_platform.defs.automation import DRIFT_REPORT_KEY, PERFORMANCE_KEY, build_retrain_on_drift
 
 
 @pytest.fixture
@@ -62,3 +64,38 @@ def test_several_drifted_reports_between_ticks_give_one_retraining(instance):
     result = tick(sensor, instance, None)
     assert len(result.run_requests) == 1
     assert result.run_requests[0].tags["churn_platform/drift_share"] == "0.7000"
+
+
+def report_performance(instance: dg.DagsterInstance, roc_auc: float) -> None:
+    instance.report_runless_asset_event(dg.AssetMaterialization(PERFORMANCE_KEY, metadata={"roc_auc": roc_auc}))
+
+
+def test_decayed_performance_requests_one_retraining_once(instance):
+    sensor = build_retrain_on_drift(0.3, performance_floor=0.7)
+    report_performance(instance, 0.74)
+    healthy = tick(sensor, instance, None)
+    assert healthy.run_requests == [] and "ROC-AUC 0.740 at or above 0.70" in healthy.skip_message
+    report_performance(instance, 0.62)
+    decayed = tick(sensor, instance, healthy.cursor)
+    (request,) = decayed.run_requests
+    assert request.run_key.startswith("model_performance:")
+    assert request.tags["churn_platform/trigger"] == "performance"
+    assert request.tags["churn_platform/matured_roc_auc"] == "0.6200"
+    assert tick(sensor, instance, decayed.cursor).run_requests == []
+
+
+def test_drift_and_decay_together_give_one_retraining_naming_both(instance):
+    sensor = build_retrain_on_drift(0.3, performance_floor=0.7)
+    report_drift(instance, 0.5)
+    report_performance(instance, 0.6)
+    (request,) = tick(sensor, instance, None).run_requests
+    assert request.tags["churn_platform/trigger"] == "drift+performance"
+    assert "feature_drift_report:" in request.run_key and "model_performance:" in request.run_key
+
+
+def test_a_cursor_of_the_earlier_format_is_still_read(instance):
+    sensor = build_retrain_on_drift(0.3)
+    report_drift(instance, 0.9)
+    first = tick(sensor, instance, None)
+    old_style = str(json.loads(first.cursor)["feature_drift_report"])
+    assert tick(sensor, instance, old_style).run_requests == []

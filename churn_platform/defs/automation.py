@@ -1,5 +1,7 @@
-"""Jobs, the daily schedule and the sensor that retrains on drift."""
+"""Jobs, the daily schedule and the sensor that retrains on drift or on decayed performance."""
 
+
+import json
 
 import dagster as dg
 
@@ -34,49 +36,94 @@ retrain_job = dg.define_asset_job(
 )
 
 
-def drift_share_of(event: dg.EventLogEntry) -> float | None:
+def _metadata_value(event: dg.EventLogEntry, name: str) -> float | None:
     materialization = event.asset_materialization
-    if materialization is None or "drift_share" not in materialization.metadata:
+    if materialization is None or name not in materialization.metadata:
         return None
-    return float(materialization.metadata["drift_share"].value)
+    value = materialization.metadata[name].value
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def drift_share_of(event: dg.EventLogEntry) -> float | None:
+    return _metadata_value(event, "drift_share")
 
 
 DRIFT_REPORT_KEY = dg.AssetKey("feature_drift_report")
+PERFORMANCE_KEY = dg.AssetKey("model_performance")
 
 
-def build_retrain_on_drift(threshold: float) -> dg.SensorDefinition:
-    """A sensor that reads new drift reports after its cursor (a storage id) and asks for one
-    retraining when the latest report over the threshold is new; the run key is that
-    report's storage id, so a report never triggers twice."""
+def _read_cursor(raw: str | None) -> dict[str, int]:
+    if not raw:
+        return {}
+    if raw.isdigit():  # the cursor of earlier versions: the drift report's storage id alone
+        return {"feature_drift_report": int(raw)}
+    return {k: int(v) for k, v in json.loads(raw).items()}
+
+
+def build_retrain_on_drift(threshold: float, performance_floor: float = 0.70) -> dg.SensorDefinition:
+    """A sensor that reads new drift reports and new matured-performance results after its cursor
+    (a storage id per asset) and asks for one retraining when the latest new drift report is over
+    ``threshold`` or the latest new performance result is below ``performance_floor``. The run
+    key names the events that triggered it, so an event never triggers twice."""
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"the drift threshold is a share between 0 and 1, got {threshold}")
+    if not 0.0 <= performance_floor <= 1.0:
+        raise ValueError(f"the performance floor is a ROC-AUC between 0 and 1, got {performance_floor}")
 
     @dg.sensor(
         name="retrain_on_drift",
         job=retrain_job,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Retrains the churn model when a drift report's drift share exceeds {threshold:.2f}.",
+        description=(
+            f"Retrains the churn model when a drift report's drift share exceeds {threshold:.2f}, "
+            f"or when matured predictions' ROC-AUC falls below {performance_floor:.2f}."
+        ),
     )
     def retrain_on_drift(context: dg.SensorEvaluationContext):
-        after = int(context.cursor) if context.cursor else None
-        records = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=DRIFT_REPORT_KEY, after_storage_id=after), limit=1000, ascending=True
-        ).records
-        if not records:
-            return dg.SkipReason("no new feature_drift_report since the last evaluation")
-        context.update_cursor(str(records[-1].storage_id))
-        over = [(r, share) for r in records if (share := drift_share_of(r.event_log_entry)) is not None and share > threshold]
-        if not over:
-            shares = ", ".join(
-                "none" if (v := drift_share_of(r.event_log_entry)) is None else f"{v:.2f}" for r in records
+        cursor = _read_cursor(context.cursor)
+        new = {}
+        for key in (DRIFT_REPORT_KEY, PERFORMANCE_KEY):
+            name = key.to_user_string()
+            new[name] = context.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, after_storage_id=cursor.get(name)), limit=1000, ascending=True
+            ).records
+            if new[name]:
+                cursor[name] = new[name][-1].storage_id
+        if not any(new.values()):
+            return dg.SkipReason("no new feature_drift_report or model_performance since the last evaluation")
+        context.update_cursor(json.dumps(cursor, sort_keys=True))
+        drifted = [(r, v) for r in new["feature_drift_report"] if (v := drift_share_of(r.event_log_entry)) is not None and v > threshold]
+        decayed = [
+            (r, v) for r in new["model_performance"] if (v := _metadata_value(r.event_log_entry, "roc_auc")) is not None and v < performance_floor
+        ]
+        if not drifted and not decayed:
+            shares = ", ".join("none" if (v := drift_share_of(r.event_log_entry)) is None else f"{v:.2f}" for r in new["feature_drift_report"])
+            aucs = ", ".join(
+                "none" if (v := _metadata_value(r.event_log_entry, "roc_auc")) is None else f"{v:.3f}" for r in new["model_performance"]
             )
-            return dg.SkipReason(f"{len(records)} new drift report(s), drift share(s) {shares} within {threshold:.2f}")
-        record, share = over[-1]
-        context.log.info(f"drift share {share:.2f} exceeds {threshold:.2f}: requesting retraining")
-        return dg.RunRequest(
-            run_key=f"feature_drift_report:{record.storage_id}",
-            tags={"churn_platform/trigger": "drift", "churn_platform/drift_share": f"{share:.4f}"},
-        )
+            parts = []
+            if new["feature_drift_report"]:
+                parts.append(f"{len(new['feature_drift_report'])} new drift report(s), drift share(s) {shares} within {threshold:.2f}")
+            if new["model_performance"]:
+                parts.append(f"{len(new['model_performance'])} new performance result(s), ROC-AUC {aucs} at or above {performance_floor:.2f}")
+            return dg.SkipReason("; ".join(parts))
+        keys, tags, reasons = [], {}, []
+        if drifted:
+            record, share = drifted[-1]
+            keys.append(f"feature_drift_report:{record.storage_id}")
+            tags["churn_platform/drift_share"] = f"{share:.4f}"
+            reasons.append(f"drift share {share:.2f} exceeds {threshold:.2f}")
+        if decayed:
+            record, auc = decayed[-1]
+            keys.append(f"model_performance:{record.storage_id}")
+            tags["churn_platform/matured_roc_auc"] = f"{auc:.4f}"
+            reasons.append(f"matured ROC-AUC {auc:.3f} is below {performance_floor:.2f}")
+        trigger = "+".join(k.split(":")[0].replace("feature_drift_report", "drift").replace("model_performance", "performance") for k in keys)
+        context.log.info("; ".join(reasons) + ": requesting retraining")
+        return dg.RunRequest(run_key="+".join(keys), tags={"churn_platform/trigger": trigger, "churn_platform/reason": "; ".join(reasons), **tags})
 
     return retrain_on_drift

@@ -29,7 +29,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from churn_platform.features import CATEGORICAL_FEATURES, FEATURE_NAMES, LABEL_COLUMN, NUMERIC_FEATURES, TIME_COLUMN
+from churn_platform.features import CATEGORICAL_FEATURES, FEATURE_NAMES, ID_COLUMN, LABEL_COLUMN, NUMERIC_FEATURES, TIME_COLUMN
 
 
 class TrainingDataError(ValueError):
@@ -75,6 +75,10 @@ def time_split(df: pd.DataFrame) -> TimeSplit:
         raise TrainingDataError(
             f"need at least 3 labelled snapshots for a time-based split (train, validation, test), got {len(snapshots)}"
         )
+    # A warehouse returns rows in no fixed order, and row sampling (LightGBM's bagging, the
+    # forest's bootstrap) depends on it: put them in one order so the same data gives the same model.
+    order = [TIME_COLUMN, ID_COLUMN] if ID_COLUMN in df.columns else [TIME_COLUMN]
+    df = df.sort_values(order, kind="stable").reset_index(drop=True)
     when = pd.to_datetime(df[TIME_COLUMN])
     split = TimeSplit(
         train=df[when < snapshots[-2]],

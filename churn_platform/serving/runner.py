@@ -33,7 +33,13 @@ def ray_environment(proxy: str | None = None) -> dict[str, str]:
     mode = (proxy or os.environ.get(PROXY_ENV) or "haproxy").lower()
     if mode not in PROXY_MODES:
         raise ValueError(f"{PROXY_ENV}={mode!r}: choose one of {', '.join(PROXY_MODES)}")
-    return {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "1", **PROXY_MODES[mode]}
+    env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "1", **PROXY_MODES[mode]}
+    if mode == "haproxy":
+        # A stopping replica keeps answering for this long while HAProxy stops routing to it.
+        # Serve's default (30 s) suits a cluster behind a load balancer; on one machine HAProxy
+        # learns of it at once, and a local stop should not take half a minute.
+        env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = os.environ.get("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
+    return env
 
 
 def start(

@@ -38,7 +38,7 @@ months as (
 ),
 
 mrr as (
-    select customer_id, cast(date_trunc('month', invoice_date) as date) as month, sum(amount) as mrr
+    select customer_id, cast(date_trunc('month', invoice_date) as date) as month, sum(cast(amount as decimal(18, 2))) as mrr
     from {{ ref('stg_billing_invoices') }}
     group by 1, 2
 ),
@@ -82,11 +82,14 @@ select
     count(*) as customers_at_start,
     count(*) filter (where p.churned_in_month) as churned_customers,
     coalesce(max(n.new_customers), 0) as new_customers,
-    count(*) filter (where p.churned_in_month) / count(*) as churn_rate,
-    sum(p.previous_mrr) as starting_mrr,
-    sum(p.previous_mrr) filter (where p.churned_in_month) as churned_mrr,
-    coalesce(sum(p.previous_mrr) filter (where p.churned_in_month), 0) / nullif(sum(p.previous_mrr), 0) as mrr_churn_rate,
-    sum(p.current_mrr) filter (where p.previous_mrr > 0) / nullif(sum(p.previous_mrr), 0) as net_revenue_retention
+    cast(count(*) filter (where p.churned_in_month) as double) / count(*) as churn_rate,
+    -- Money is summed as decimals (exact, in any row order) and divided as doubles.
+    cast(sum(p.previous_mrr) as double) as starting_mrr,
+    cast(sum(p.previous_mrr) filter (where p.churned_in_month) as double) as churned_mrr,
+    cast(coalesce(sum(p.previous_mrr) filter (where p.churned_in_month), 0) as double)
+        / nullif(cast(sum(p.previous_mrr) as double), 0) as mrr_churn_rate,
+    cast(sum(p.current_mrr) filter (where p.previous_mrr > 0) as double)
+        / nullif(cast(sum(p.previous_mrr) as double), 0) as net_revenue_retention
 from per_customer as p
 cross join bounds as b
 left join new_customers as n on n.month = p.month
