@@ -213,6 +213,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print("\n[drift] The closed loop: sensor → retraining → promotion gate → hot swap", flush=True)
             loop = run_closed_loop(settings, url)
             (home / "closed_loop.json").write_text(json.dumps(loop.as_dict(), indent=2, default=str))
+            run_report = json.loads((home / "run_report.json").read_text())
+            run_report["closed_loop"] = loop.as_dict()
+            (home / "run_report.json").write_text(json.dumps(run_report, indent=2, sort_keys=True, default=str))
             print(f"  outcome: {loop.outcome}; steps and timings in {home / 'closed_loop.json'}", flush=True)
             prediction["model_version"] = httpx.get(f"{url}/health", timeout=10).json()["model_version"]
     print("\nStopped Ray Serve.")

@@ -110,7 +110,7 @@ def run_closed_loop(
             served = _served_version(url)
             probe = httpx.post(f"{url}/v1/predict", json=_example(), timeout=10).json()
             report.add("hot_swap", started, served_version=served, predicted_by=probe.get("model_version"))
-            say(f"  serving: version {served} answers (was {before}), {report.steps[-1].seconds:.1f} s after the promotion")
+            say(f"  serving: version {served} answers (was {before}), {report.steps[-1].seconds:.1f} s after the retraining run ended")
             report.outcome = "promoted and served" if served == new_version else f"promoted, but serving still answers with {served}"
         else:
             report.add("hot_swap", started, served_version=_served_version(url), skipped="not promoted: the champion keeps serving")

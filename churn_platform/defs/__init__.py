@@ -24,7 +24,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     from churn_platform.defs.ml import churn_model
     from churn_platform.defs.monitoring import churn_outcomes, feature_drift_report, model_performance, prediction_drift_report, prediction_log
     from churn_platform.defs.partitions import usage_partitions
-    from churn_platform.defs.resources import MLflowResource, Notifier, PredictionLogStore, ReportStore, SourceResource, WarehouseResource
+    from churn_platform.defs.resources import MLflowResource, MonitoringPolicy, Notifier, PredictionLogStore, ReportStore, SourceResource, WarehouseResource
     from churn_platform.defs.scores import churn_scores
     from churn_platform.defs.sources import build_source_assets
 
@@ -58,6 +58,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
                 registered_model_name=REGISTERED_MODEL_NAME,
             ),
             "reports": ReportStore(reports_dir=str(settings.reports_dir)),
+            "policy": MonitoringPolicy(drift_threshold=settings.drift_threshold),
             "prediction_logs": PredictionLogStore(path=str(settings.prediction_log_dir)),
             "notifier": Notifier(webhook_url=os.environ.get(ALERT_WEBHOOK_ENV) or None),
             "dbt": dbt_resource(project),

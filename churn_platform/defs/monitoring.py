@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import MLflowResource, PredictionLogStore, ReportStore, WarehouseResource
+from churn_platform.defs.resources import MLflowResource, MonitoringPolicy, PredictionLogStore, ReportStore, WarehouseResource
 from churn_platform.monitoring.drift import feature_drift
 
 
@@ -16,14 +16,21 @@ from churn_platform.monitoring.drift import feature_drift
     kinds={"evidently"},
     freshness_policy=freshness_for("monitoring"),
     automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[
+        dg.AssetCheckSpec(
+            "drift_share_within_threshold",
+            asset="feature_drift_report",
+            description="The share of drifted features is at most the drift threshold (warns otherwise).",
+        )
+    ],
     description=(
         "Evidently data-drift report of the latest `scoring_features` against the `training_set` "
         "features; the drift share drives the `retrain_on_drift` sensor."
     ),
 )
 def feature_drift_report(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, reports: ReportStore
-) -> dg.MaterializeResult:
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, reports: ReportStore, policy: MonitoringPolicy
+):
     reference = warehouse.read_table("marts", "training_set")
     current = warehouse.read_table("marts", "scoring_features")
     result = feature_drift(reference, current, reports.path_for("feature_drift_report.html"))
@@ -34,7 +41,7 @@ def feature_drift_report(
         f"| {col} | {result.column_methods.get(col, '')} | {score:.4g} |"
         for col, score in sorted(result.column_scores.items())
     )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "drift_share": result.drift_share,
             "drifted_columns": result.drifted_columns,
@@ -44,6 +51,18 @@ def feature_drift_report(
             "report_path": dg.MetadataValue.path(str(result.html_path)),
             "column_drift": dg.MetadataValue.md("| feature | method | score |\n|---|---|---|\n" + scores),
         }
+    )
+    within = result.drift_share <= policy.drift_threshold
+    yield dg.AssetCheckResult(
+        check_name="drift_share_within_threshold",
+        passed=within,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{result.drifted_columns} of {result.total_columns} features drifted (share {result.drift_share:.2f}), "
+            f"{'within' if within else 'over'} the threshold {policy.drift_threshold:.2f}"
+            + ("" if within else ": the retrain_on_drift sensor will ask for a retraining")
+        ),
+        metadata={"drift_share": result.drift_share, "threshold": policy.drift_threshold},
     )
 
 

@@ -211,3 +211,10 @@ class PredictionLogStore(dg.ConfigurableResource):
         from churn_platform.serving.prediction_log import read_prediction_log
 
         return read_prediction_log(self.path)
+
+
+class MonitoringPolicy(dg.ConfigurableResource):
+    """Thresholds of the monitoring checks (the retrain sensor uses the same drift threshold)."""
+
+    drift_threshold: float = 0.3
+    """A feature drift share above this warns (CHURN_PLATFORM_DRIFT_THRESHOLD)."""
