@@ -10,7 +10,6 @@ Serve deployment, so that the comparison measures what Ray Serve adds. Started b
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import uuid
 
@@ -20,16 +19,14 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
-from churn_platform.ml.fast_predict import compile_scorer
-from churn_platform.ml.registry import MLflowLocation, load_version, resolve_alias
+from churn_platform.ml.registry import MLflowLocation, load_by_alias
 from churn_platform.serving.app import signature_columns
 from churn_platform.serving.schemas import record_validator
 from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 
 TRACKING_URI = os.environ["CHURN_PLATFORM_BENCH_TRACKING_URI"]
 location = MLflowLocation(TRACKING_URI, "")
-model = load_version(location, REGISTERED_MODEL_NAME, resolve_alias(location, REGISTERED_MODEL_NAME, CHAMPION_ALIAS), CHAMPION_ALIAS)
-model = dataclasses.replace(model, scorer=compile_scorer(model.model)[0])
+model = load_by_alias(location, REGISTERED_MODEL_NAME, CHAMPION_ALIAS).with_compiled_scorer()
 record = record_validator(signature_columns(TRACKING_URI, REGISTERED_MODEL_NAME, CHAMPION_ALIAS))
 one, many = TypeAdapter(record), TypeAdapter(list[record])  # type: ignore[valid-type]
 

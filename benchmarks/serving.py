@@ -121,17 +121,12 @@ def scoring_records(home: Path, n: int) -> list[dict]:
 
 
 def in_process(tracking_uri: str, records: list[dict]) -> dict:
-    import dataclasses
-
     import pandas as pd
 
-    from churn_platform.ml.fast_predict import compile_scorer
     from churn_platform.ml.registry import MLflowLocation, load_by_alias
     from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 
-    model = load_by_alias(MLflowLocation(tracking_uri, ""), REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
-    scorer, note = compile_scorer(model.model)
-    model = dataclasses.replace(model, scorer=scorer)
+    model = load_by_alias(MLflowLocation(tracking_uri, ""), REGISTERED_MODEL_NAME, CHAMPION_ALIAS).with_compiled_scorer()
     frame = pd.DataFrame(records)
 
     def rate(fn) -> float:
@@ -144,7 +139,7 @@ def in_process(tracking_uri: str, records: list[dict]) -> dict:
 
     return {
         "model_version": model.version,
-        "scorer": note,
+        "scorer": model.scorer_note,
         "compiled_rows_per_s": rate(lambda: model.score_records(records)),
         "pipeline_rows_per_s": rate(lambda: model.predict_proba(frame)),
     }
@@ -159,6 +154,8 @@ def main() -> None:
     parser.add_argument("--proxy", choices=["haproxy", "python"], default="haproxy")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "serving.json")
     args = parser.parse_args()
+    import httpx
+
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk (or brew install wrk)")
 
@@ -193,8 +190,6 @@ def main() -> None:
         )
         wait_http(f"{url}/health")
         for _ in range(120):  # every replica up
-            import httpx
-
             if all(httpx.get(f"{url}/health", timeout=5).status_code == 200 for _ in range(8)):
                 break
             time.sleep(0.5)

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from churn_platform.settings import Settings, normalise_sources
+from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, Settings, normalise_sources
 from churn_platform.sources.generator import DRIFT_SCENARIOS
 
 
@@ -224,7 +224,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if drift:
         from churn_platform.ml.registry import MLflowLocation, resolve_alias
 
-        champion = resolve_alias(MLflowLocation(settings.mlflow_tracking_uri, ""), "churn_model", "champion")
+        champion = resolve_alias(MLflowLocation(settings.mlflow_tracking_uri, ""), REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
     if prediction["model_version"] != champion:
         print(
             f"error: served version {prediction['model_version']} is not the champion ({champion})",

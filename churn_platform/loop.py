@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import httpx
 
-from churn_platform.settings import Settings
+from churn_platform.features import example_record
+from churn_platform.settings import CHAMPION_ALIAS, Settings
 
 
 @dataclasses.dataclass
@@ -57,6 +58,7 @@ def run_closed_loop(
     import dagster as dg
 
     from churn_platform.defs import build_definitions
+    from churn_platform.defs.ml import GATE_CHECK
 
     report = LoopReport()
     defs = build_definitions(settings)
@@ -89,7 +91,7 @@ def run_closed_loop(
         for event in result.get_asset_materialization_events():
             if event.asset_key == dg.AssetKey("churn_model"):
                 meta = {k: v.value for k, v in event.materialization.metadata.items()}
-        gate = [c for c in result.get_asset_check_evaluations() if c.check_name == "promotion_gate"]
+        gate = [c for c in result.get_asset_check_evaluations() if c.check_name == GATE_CHECK]
         step = report.add(
             "retraining", started, run_id=result.run_id, success=result.success, model_version=meta.get("model_version"),
             alias=meta.get("alias"), candidate=meta.get("candidate"), roc_auc=meta.get("roc_auc"),
@@ -103,12 +105,12 @@ def run_closed_loop(
 
         started = time.monotonic()
         new_version = str(meta.get("model_version"))
-        if meta.get("alias") == "champion":
+        if meta.get("alias") == CHAMPION_ALIAS:
             deadline = time.monotonic() + swap_timeout_s
             while _served_version(url) != new_version and time.monotonic() < deadline:
                 time.sleep(0.2)
             served = _served_version(url)
-            probe = httpx.post(f"{url}/v1/predict", json=_example(), timeout=10).json()
+            probe = httpx.post(f"{url}/v1/predict", json=example_record(), timeout=10).json()
             report.add("hot_swap", started, served_version=served, predicted_by=probe.get("model_version"))
             say(f"  serving: version {served} answers (was {before}), {report.steps[-1].seconds:.1f} s after the retraining run ended")
             report.outcome = "promoted and served" if served == new_version else f"promoted, but serving still answers with {served}"
@@ -123,8 +125,3 @@ def run_closed_loop(
         say(f"  sensor again: {len(again.run_requests)} run request(s) ({again.skip_message})")
     return report
 
-
-def _example() -> dict:
-    from churn_platform.features import example_record
-
-    return example_record()

@@ -14,11 +14,27 @@ from churn_platform.monitoring.alerts import Alert, deliver
 from churn_platform_tests.conftest import WebhookReceiver
 
 
+def fields_of(body: dict) -> dict[str, str]:
+    return {f["title"]: f["value"] for f in body["attachments"][0]["fields"]}
+
+
+def run_status_context(sensor_name: str, instance, result, event_type, webhook):
+    """The context a run-status sensor gets for ``result``'s run, at its event of ``event_type``."""
+    (event,) = [e for e in result.all_events if e.event_type == event_type]
+    return dg.build_run_status_sensor_context(
+        sensor_name=sensor_name,
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=event,
+        resources={"notifier": Notifier(webhook_url=webhook.url)},
+    )
+
+
 def test_an_alert_is_posted_in_slack_format(webhook):
     assert deliver(Alert("promotion", "churn_model version 4 promoted", {"roc_auc": 0.84}), webhook.url)
     (body,) = webhook.received
     assert body["text"] == "[churn_platform] churn_model version 4 promoted"
-    fields = {f["title"]: f["value"] for f in body["attachments"][0]["fields"]}
+    fields = fields_of(body)
     assert fields == {"kind": "promotion", "roc_auc": "0.84"}
 
 
@@ -72,18 +88,11 @@ def test_failed_checks_of_a_successful_run_alert(tmp_path, webhook):
     instance = dg.DagsterInstance.local_temp(str(tmp_path))
     result = dg.materialize([scored], instance=instance)
     assert result.success
-    success = [e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_SUCCESS][0]
-    with dg.build_run_status_sensor_context(
-        sensor_name="alert_on_failed_checks",
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        dagster_event=success,
-        resources={"notifier": Notifier(webhook_url=webhook.url)},
-    ) as context:
+    with run_status_context("alert_on_failed_checks", instance, result, dg.DagsterEventType.RUN_SUCCESS, webhook) as context:
         alert_on_failed_checks(context)
     (body,) = webhook.received  # the passed check sends nothing
     assert body["text"] == "[churn_platform] check scored:ids_unique warned"
-    fields = {f["title"]: f["value"] for f in body["attachments"][0]["fields"]}
+    fields = fields_of(body)
     assert fields["kind"] == "check_warned" and fields["duplicates"] == "4" and fields["run_id"] == result.run_id
 
 
@@ -95,16 +104,9 @@ def test_a_failed_run_alerts_with_its_error(tmp_path, webhook):
     instance = dg.DagsterInstance.local_temp(str(tmp_path))
     result = dg.materialize([fragile], instance=instance, raise_on_error=False)
     assert not result.success
-    failure = [e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE][-1]
-    with dg.build_run_status_sensor_context(
-        sensor_name="alert_on_run_failure",
-        dagster_instance=instance,
-        dagster_run=result.dagster_run,
-        dagster_event=failure,
-        resources={"notifier": Notifier(webhook_url=webhook.url)},
-    ) as context:
+    with run_status_context("alert_on_run_failure", instance, result, dg.DagsterEventType.RUN_FAILURE, webhook) as context:
         alert_on_run_failure(context.for_run_failure())
     (body,) = webhook.received
     assert f"run {result.run_id[:8]}" in body["text"] and "failed" in body["text"]
-    fields = {f["title"]: f["value"] for f in body["attachments"][0]["fields"]}
+    fields = fields_of(body)
     assert fields["kind"] == "run_failed" and fields["run_id"] == result.run_id

@@ -184,6 +184,10 @@ def test_too_many_records_and_too_large_bodies_are_413(url):
     big = b'{"padding": "' + b"x" * MAX_BODY + b'"}'
     r = httpx.post(f"{url}/v1/predict", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413
+    # Without a Content-Length (a chunked body), the limit is enforced while the body is read.
+    for path in ("/v1/predict", "/v1/predict/customers"):
+        r = httpx.post(f"{url}{path}", content=iter([big[: MAX_BODY // 2], big[MAX_BODY // 2 :]]), headers={"content-type": "application/json"})
+        assert r.status_code == 413, (path, r.status_code, r.text)
     ids = {"customer_ids": ["1"] * (MAX_RECORDS + 1)}
     assert httpx.post(f"{url}/v1/predict/customers", json=ids).status_code == 413
 

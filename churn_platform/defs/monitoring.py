@@ -2,6 +2,8 @@
 served predictions with their checks."""
 
 
+import datetime as dt
+
 import dagster as dg
 import pandas as pd
 
@@ -10,16 +12,19 @@ from churn_platform.defs.resources import MLflowResource, MonitoringPolicy, Pred
 from churn_platform.monitoring.drift import feature_drift
 
 
-@dg.asset(
-    group_name="monitoring",
+def monitoring_asset(**kwargs):
+    """``@dg.asset`` in the monitoring group, with its freshness policy and, unless given,
+    eager automation."""
+    kwargs.setdefault("automation_condition", dg.AutomationCondition.eager())
+    return dg.asset(group_name="monitoring", freshness_policy=freshness_for("monitoring"), **kwargs)
+
+
+@monitoring_asset(
     deps=[dg.AssetKey("training_set"), dg.AssetKey("scoring_features")],
     kinds={"evidently"},
-    freshness_policy=freshness_for("monitoring"),
-    automation_condition=dg.AutomationCondition.eager(),
     check_specs=[
         dg.AssetCheckSpec(
-            "drift_share_within_threshold",
-            asset="feature_drift_report",
+            "drift_share_within_threshold", asset="feature_drift_report",
             description="The share of drifted features is at most the drift threshold (warns otherwise).",
         )
     ],
@@ -71,21 +76,17 @@ class PredictionLogConfig(dg.Config):
     """The log is stale when its latest prediction is older than this."""
 
 
-@dg.asset(
-    group_name="monitoring",
+@monitoring_asset(
     deps=[dg.AssetKey("training_set")],
     kinds={"parquet", "duckdb"},
-    freshness_policy=freshness_for("monitoring"),
     automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
     check_specs=[
         dg.AssetCheckSpec(
-            "prediction_log_is_fresh",
-            asset="prediction_log",
+            "prediction_log_is_fresh", asset="prediction_log",
             description="A prediction was logged within max_age_hours (warns otherwise).",
         ),
         dg.AssetCheckSpec(
-            "served_features_match_training",
-            asset="prediction_log",
+            "served_features_match_training", asset="prediction_log",
             description="Served feature columns exist with the training set's types; categories unseen in training are listed.",
         ),
     ],
@@ -100,8 +101,6 @@ def prediction_log(
     warehouse: WarehouseResource,
     prediction_logs: PredictionLogStore,
 ):
-    import datetime as dt
-
     from churn_platform.features import FEATURE_NAMES
     from churn_platform.monitoring.served import compare_schema, staleness
 
@@ -144,12 +143,9 @@ def prediction_log(
     )
 
 
-@dg.asset(
-    group_name="monitoring",
+@monitoring_asset(
     deps=[dg.AssetKey("prediction_log"), dg.AssetKey("churn_model"), dg.AssetKey("training_set")],
     kinds={"evidently"},
-    freshness_policy=freshness_for("monitoring"),
-    automation_condition=dg.AutomationCondition.eager(),
     description=(
         "Evidently value-drift and summary report of the served churn probabilities (`prediction_log`) "
         "against the champion's probabilities on the holdout (the latest labelled snapshot)."
@@ -189,12 +185,9 @@ def prediction_drift_report(
     return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(
-    group_name="monitoring",
+@monitoring_asset(
     deps=[dg.AssetKey("churn_scores"), dg.AssetKey("prediction_log"), dg.AssetKey("int_customer_churn"), dg.AssetKey("int_daily_usage")],
     kinds={"duckdb"},
-    freshness_policy=freshness_for("monitoring"),
-    automation_condition=dg.AutomationCondition.eager(),
     description=(
         "The feedback loop: every prediction with a customer (batch scores and served predictions) joined "
         "with whether that customer cancelled within the label horizon after the prediction's as-of day; "
@@ -241,16 +234,12 @@ class PerformanceConfig(dg.Config):
     """Matured predictions a month needs to be judged."""
 
 
-@dg.asset(
-    group_name="monitoring",
+@monitoring_asset(
     deps=[dg.AssetKey("churn_outcomes")],
     kinds={"python"},
-    freshness_policy=freshness_for("monitoring"),
-    automation_condition=dg.AutomationCondition.eager(),
     check_specs=[
         dg.AssetCheckSpec(
-            "performance_above_floor",
-            asset="model_performance",
+            "performance_above_floor", asset="model_performance",
             description="The latest month with enough matured predictions has ROC-AUC at or above the floor (error otherwise).",
         )
     ],

@@ -148,9 +148,11 @@ def _prepare(column_transformer) -> Callable[[Records], np.ndarray]:
     return prepare
 
 
-def _response(model) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
-    """The model's decision function (what Platt calibration was fitted on, when the model has
-    one; else its probability) and its probability."""
+Score = Callable[[np.ndarray], np.ndarray]
+
+
+def _response(model) -> tuple[Optional[Score], Score]:
+    """The model's raw score (its decision function, where it has one) and its probability."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
 
@@ -171,7 +173,7 @@ def _response(model) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.n
                 total += tree.predict_proba(x32, check_input=False)
             return (total / len(trees))[:, 1]
 
-        return proba, proba
+        return None, proba
     try:
         from lightgbm import LGBMClassifier
     except ImportError:  # pragma: no cover
@@ -179,8 +181,6 @@ def _response(model) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.n
     if LGBMClassifier is not None and isinstance(model, LGBMClassifier):
         booster = model.booster_
         best = model.best_iteration_ if getattr(model, "best_iteration_", None) else None
-        if not hasattr(model, "decision_function"):
-            raise NotCompilable("a LightGBM without decision_function")
         return (lambda x: booster.predict(x, raw_score=True, num_iteration=best)), (lambda x: booster.predict(x, num_iteration=best))
     raise NotCompilable(f"model {type(model).__name__}")
 
@@ -213,7 +213,13 @@ def _compile(model) -> CompiledScorer:
     if not isinstance(inner, Pipeline) or len(inner.steps) != 2:
         raise NotCompilable(f"estimator {type(inner).__name__}")
     prepare = _prepare(inner.steps[0][1])
-    decision, probability = _response(inner.steps[1][1])
+    estimator = inner.steps[1][1]
+    raw, probability = _response(estimator)
+    # What Platt scaling was fitted on, by sklearn's own rule: the decision function if the
+    # estimator has one, else the probability.
+    decision = probability if not hasattr(estimator, "decision_function") else raw
+    if calibration is not None and decision is None:
+        raise NotCompilable(f"no raw score for {type(estimator).__name__}'s decision function")
     a, b = calibration or (0.0, 0.0)
 
     def score(records: Records) -> np.ndarray:

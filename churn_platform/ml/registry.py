@@ -250,6 +250,13 @@ class LoadedModel:
     def predict_proba(self, frame: pd.DataFrame):
         return self.model.predict_proba(features_frame(frame))[:, 1]
 
+    def with_compiled_scorer(self) -> "LoadedModel":
+        """This model with its verified compiled scorer (or none, and the reason, in ``scorer_note``)."""
+        from churn_platform.ml.fast_predict import compile_scorer
+
+        scorer, note = compile_scorer(self.model)
+        return dataclasses.replace(self, scorer=scorer, scorer_note=note)
+
     def score_records(self, records: list[dict]):
         """Probabilities for feature records (dicts): the compiled scorer when there is one."""
         if self.scorer is not None:

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 log = logging.getLogger("churn_platform.alerts")
 
-KINDS = ("check_failed", "check_warned", "freshness_failed", "freshness_warned", "run_failed", "promotion", "challenger", "retraining")
+KINDS = ("check_failed", "check_warned", "freshness_failed", "freshness_warned", "run_failed", "promotion", "challenger")
 
 
 @dataclasses.dataclass(frozen=True)

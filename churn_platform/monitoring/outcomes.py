@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-import numpy as np
 import pandas as pd
 
-from churn_platform.ml.training import TOP_SHARE, expected_calibration_error
+from churn_platform.ml.training import evaluate, expected_calibration_error
 
 OUTCOME_COLUMNS = ("source", "customer_id", "as_of", "model_version", "churn_probability", "matured", "churned")
 MIN_ROWS_FOR_PERFORMANCE = 50
@@ -38,8 +37,6 @@ def outcomes(predictions: pd.DataFrame, churn: pd.DataFrame, data_end: dt.date, 
 
 def performance(outcomes_frame: pd.DataFrame) -> pd.DataFrame:
     """ROC-AUC, top-decile lift and calibration of matured predictions, per model version and as-of month."""
-    from sklearn.metrics import roc_auc_score
-
     matured = outcomes_frame[outcomes_frame["matured"].astype(bool)].copy()
     columns = ["model_version", "month", "predictions", "churned", "roc_auc", "top_decile_lift", "mean_predicted", "observed_rate", "ece"]
     if matured.empty:
@@ -49,16 +46,16 @@ def performance(outcomes_frame: pd.DataFrame) -> pd.DataFrame:
     for (version, month), g in matured.groupby(["model_version", "month"], sort=True):
         y = g["churned"].astype(bool).to_numpy().astype(int)
         p = g["churn_probability"].to_numpy(dtype=float)
-        both = 0 < y.sum() < len(y)
-        top = np.argsort(-p, kind="stable")[: max(1, int(round(len(p) * TOP_SHARE)))]
+        # The training metrics, where they are defined (a month needs churners and stayers).
+        metrics = evaluate(y, p) if 0 < y.sum() < len(y) else {}
         rows.append(
             {
                 "model_version": str(version),
                 "month": month,
                 "predictions": len(g),
                 "churned": int(y.sum()),
-                "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
-                "top_decile_lift": float(y[top].mean() / y.mean()) if y.sum() else float("nan"),
+                "roc_auc": metrics.get("roc_auc", float("nan")),
+                "top_decile_lift": metrics.get("top_decile_lift", float("nan")),
                 "mean_predicted": float(p.mean()),
                 "observed_rate": float(y.mean()),
                 "ece": expected_calibration_error(y, p),

@@ -13,7 +13,6 @@ from churn_platform.features import CATEGORICAL_FEATURES, FEATURE_NAMES, NUMERIC
 @dataclasses.dataclass(frozen=True)
 class SchemaComparison:
     missing: list[str]  # training features the log lacks
-    extra: list[str]  # logged feature-like columns the model does not know
     type_mismatches: dict[str, str]  # column -> "logged <kind>, trained <kind>"
     unseen_categories: dict[str, dict[str, int]]  # column -> value -> served rows
 
@@ -49,7 +48,7 @@ def compare_schema(served: pd.DataFrame, training: pd.DataFrame) -> SchemaCompar
             new = {v: int(n) for v, n in counts.items() if v not in known}
             if new:
                 unseen[c] = new
-    return SchemaComparison(missing, [], mismatches, unseen)
+    return SchemaComparison(missing, mismatches, unseen)
 
 
 def staleness(served: pd.DataFrame, now: dt.datetime, max_age_hours: float) -> tuple[bool, str, dict]:

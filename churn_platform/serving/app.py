@@ -20,7 +20,6 @@ Endpoints: ``POST /v1/predict``, ``POST /v1/predict/customers``, ``GET /v1/model
 """
 
 import asyncio
-import dataclasses
 import datetime as dt
 import logging
 import secrets
@@ -38,7 +37,6 @@ from pydantic import TypeAdapter, ValidationError
 from ray import serve
 
 from churn_platform.features import FEATURE_NAMES, ID_COLUMN, TIME_COLUMN, example_record
-from churn_platform.ml.fast_predict import compile_scorer
 from churn_platform.ml.registry import LoadedModel, MLflowLocation, load_version, resolve_alias
 from churn_platform.ml.scoring import occlusion_impact, reference_values, top_driver_order
 from churn_platform.ml.training import features_frame
@@ -77,9 +75,12 @@ RETRY_FAILED_LOAD_S = 30.0
 ENDPOINTS = ("/v1/predict", "/v1/predict/customers", "/v1/model", "/health", "/v1/admin/reload", "/v1/admin/model")
 
 
-class ServingError(Exception):
+class ServingError(HTTPException):
+    """An error with its HTTP status, raised below the route (the body limit while the body is
+    read, no model inside the batch): FastAPI answers it like any HTTPException."""
+
     def __init__(self, status: int, detail: Any):
-        self.status, self.detail = status, detail
+        super().__init__(status_code=status, detail=detail)
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -120,10 +121,10 @@ class ApiMiddleware:
         endpoint = endpoint if endpoint in ENDPOINTS else "other"
         status_holder = {"status": 500}
 
-        async def send_with_id(message):
+        async def send_recording_status(message):
+            # Serve itself returns the request id in X-Request-ID (the client's, if it sent one).
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
-                # Serve itself returns the request id in X-Request-ID (the client's, if it sent one).
             await send(message)
 
         limit = _State.max_body_bytes
@@ -133,7 +134,7 @@ class ApiMiddleware:
             declared = 0
         try:
             if declared > limit:
-                await _send_plain(send_with_id, 413, f"request body of {declared} bytes is over the limit of {limit} bytes")
+                await _send_plain(send_recording_status, 413, f"request body of {declared} bytes is over the limit of {limit} bytes")
                 return
             received = 0
 
@@ -146,10 +147,7 @@ class ApiMiddleware:
                         raise ServingError(413, f"request body is over the limit of {limit} bytes")
                 return message
 
-            try:
-                await self.app(scope, limited_receive, send_with_id)
-            except ServingError as exc:
-                await _send_plain(send_with_id, exc.status, exc.detail)
+            await self.app(scope, limited_receive, send_recording_status)
         finally:
             if _State.metrics is not None:
                 _State.metrics.request(endpoint, status_holder["status"], (time.perf_counter() - started) * 1000)
@@ -201,11 +199,6 @@ api = FastAPI(
     version="1.0.0",
 )
 api.add_middleware(ApiMiddleware)
-
-
-@api.exception_handler(ServingError)
-async def _serving_error(request: Request, exc: ServingError) -> Response:
-    return _json({"detail": exc.detail}, status=exc.status)
 
 
 _State.record_model = record_model(columns_from_features())
@@ -347,10 +340,8 @@ class ChurnPredictor:
     # -- model lifecycle ------------------------------------------------------------------------
 
     def _load(self, version: str) -> LoadedModel:
-        model = load_version(self._location, self._name, version, self._alias)
-        scorer, note = compile_scorer(model.model)
-        log.info("%s version %s: %s", self._name, version, note)
-        model = dataclasses.replace(model, scorer=scorer, scorer_note=note)
+        model = load_version(self._location, self._name, version, self._alias).with_compiled_scorer()
+        log.info("%s version %s: %s", self._name, version, model.scorer_note)
         if model.signature is not None:
             served = columns_from_signature(model.signature)
             if [(n, k) for n, k, _ in served] != [(n, k) for n, k, _ in self._columns]:
@@ -467,10 +458,7 @@ class ChurnPredictor:
     async def _predict(self, x: list[dict]) -> tuple[np.ndarray, LoadedModel]:
         if self._model is None:
             raise HTTPException(status_code=503, detail=f"no model loaded: {self._error}")
-        try:
-            proba, model = await self._score(x)
-        except ServingError as exc:
-            raise HTTPException(status_code=exc.status, detail=exc.detail) from None
+        proba, model = await self._score(x)
         if not np.all(np.isfinite(proba)):
             raise HTTPException(status_code=422, detail="these features give no finite probability")
         return proba, model

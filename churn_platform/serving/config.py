@@ -25,6 +25,17 @@ PROXY_ENV = "CHURN_PLATFORM_SERVING_PROXY"
 ENV_PREFIX = "CHURN_PLATFORM_SERVING_"
 
 
+def _from_env(model: type[BaseModel], overrides: dict[str, Any]) -> Any:
+    """``model`` from ``CHURN_PLATFORM_SERVING_<FIELD>`` variables, then the non-None ``overrides``."""
+    values: dict[str, Any] = {}
+    for name in model.model_fields:
+        raw = os.environ.get(ENV_PREFIX + name.upper())
+        if raw not in (None, ""):
+            values[name] = raw
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return model.model_validate(values)
+
+
 class ServingOptions(BaseModel):
     """The ``user_config`` of the ChurnPredictor deployment (every field has a working default)."""
 
@@ -45,13 +56,7 @@ class ServingOptions(BaseModel):
     @classmethod
     def from_env(cls, **overrides: Any) -> "ServingOptions":
         """Options from ``CHURN_PLATFORM_SERVING_<FIELD>`` variables (for local runs), then ``overrides``."""
-        values: dict[str, Any] = {}
-        for name in cls.model_fields:
-            raw = os.environ.get(ENV_PREFIX + name.upper())
-            if raw not in (None, ""):
-                values[name] = raw
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.model_validate(values)
+        return _from_env(cls, overrides)
 
 
 class PointerOptions(BaseModel):
@@ -74,12 +79,7 @@ class Autoscaling(BaseModel):
 
     @classmethod
     def from_env(cls) -> "Autoscaling":
-        values = {}
-        for name in cls.model_fields:
-            raw = os.environ.get(ENV_PREFIX + name.upper())
-            if raw not in (None, ""):
-                values[name] = raw
-        return cls.model_validate(values)
+        return _from_env(cls, {})
 
 
 MAX_ONGOING_REQUESTS = 256

@@ -60,7 +60,6 @@ class PredictionLogWriter:
         self.max_buffer_rows = max_buffer_rows
         self.writer_id = writer_id or uuid.uuid4().hex[:12]
         self._buffer: list[dict] = []
-        self._buffered = 0
         self._lock = threading.Lock()
         self._sequence = 0
         self.dropped = 0
@@ -70,7 +69,7 @@ class PredictionLogWriter:
 
     @property
     def buffered(self) -> int:
-        return self._buffered
+        return len(self._buffer)
 
     def append(self, rows: list[dict]) -> int:
         """Add rows (dicts with the LOG_COLUMNS) to the buffer; returns how many were dropped for lack of room."""
@@ -81,13 +80,12 @@ class PredictionLogWriter:
                 rows = rows[: max(room, 0)]
                 self.dropped += dropped
             self._buffer.extend(rows)
-            self._buffered = len(self._buffer)
             return dropped
 
     def flush(self) -> int:
         """Write the buffered rows to one new file; returns the rows written. Safe to call from any thread."""
         with self._lock:
-            rows, self._buffer, self._buffered = self._buffer, [], 0
+            rows, self._buffer = self._buffer, []
         if not rows:
             return 0
         try:
@@ -117,7 +115,7 @@ class PredictionLogWriter:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.flush_interval_s)
-            if self._buffered:
+            if self._buffer:
                 await asyncio.to_thread(self.flush)
 
     def close(self) -> None:
