@@ -9,7 +9,7 @@ DBT_DIR := dbt_project
 MANIFEST := $(DBT_DIR)/target/manifest.json
 DBT_FILES := $(shell find $(DBT_DIR)/models $(DBT_DIR)/macros $(DBT_DIR)/tests -type f 2>/dev/null) $(DBT_DIR)/dbt_project.yml $(DBT_DIR)/profiles.yml
 HOME_DIR ?= .churn_home
-DEV_HOME := $(abspath $(HOME_DIR)/dev)
+DEV_HOME := $(abspath $(HOME_DIR)/demo)
 
 export RAY_USAGE_STATS_ENABLED := 0
 export DO_NOT_TRACK := 1
@@ -18,12 +18,14 @@ export MLFLOW_DISABLE_TELEMETRY := true
 # One planned event per asset for a run over many daily partitions (see churn_platform/settings.py).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 
-.PHONY: help env prepare demo test dev lock validate clean
+.PHONY: help env prepare demo test test-production browser screenshots dev docs lock validate clean
 
 help:
 	@echo "make demo      set up and run the platform end to end (generate, Dagster run, MLflow, Ray Serve, a live prediction)"
 	@echo "make test      set up and run the test suite"
-	@echo "make dev       Dagster UI + daemon on http://localhost:3000 and the MLflow UI on http://localhost:5000"
+	@echo "make test-production  the production profile on real services: PostgreSQL, S3 (moto), mlflow server, Dagster daemon, Ray cluster"
+	@echo "make dev       Dagster UI + daemon on http://localhost:3000 and the MLflow UI on http://localhost:5000, over the demo's state"
+	@echo "make docs      generate and serve the dbt docs on http://localhost:8081"
 	@echo "make validate  dagster definitions validate"
 	@echo "make lock      re-resolve pyproject.toml into requirements.lock"
 
@@ -45,22 +47,51 @@ prepare: $(MANIFEST)
 demo: prepare
 	$(BIN)/churn-platform demo --home $(HOME_DIR)/demo
 
-test: prepare
+# Debian's Chromium and chromedriver for the browser test, installed once when missing.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "Installing Debian's chromium and chromium-driver for the browser test"; \
+	  apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null \
+	  || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null; }; \
+	elif [ -z "$$CHURN_PLATFORM_CHROMIUM" ]; then \
+	  echo "The browser test needs Chromium and chromedriver: apt-get install chromium chromium-driver (Debian)," \
+	       "or set CHURN_PLATFORM_CHROMIUM and CHURN_PLATFORM_CHROMEDRIVER"; \
+	fi
+
+test: prepare browser
 	$(BIN)/python -m pytest
+
+# The README's screenshots (asset graph, MLflow run, drift report) from the demo's state.
+screenshots: prepare browser
+	@test -d $(HOME_DIR)/demo/dagster || $(MAKE) demo
+	$(BIN)/python -m churn_platform_tests.browser --home $(HOME_DIR)/demo --out deploy/screenshots
+
+# Starts a moto S3 server, an mlflow server, a Ray head, dagster-webserver and dagster-daemon
+# (PostgreSQL is the machine's server, started if it is installed and stopped) and runs the
+# pipeline through them. Service logs are kept in $(HOME_DIR)/production-logs.
+test-production: prepare
+	CHURN_PLATFORM_PRODUCTION_LOGS=$(abspath $(HOME_DIR))/production-logs $(BIN)/python -m pytest -m production churn_platform_tests/production
 
 validate: prepare
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
+# The UIs over the demo's state (after `make demo` every asset shows its materializations,
+# checks and metadata; before it, the graph is there to materialize from the UI).
 dev: prepare
 	@mkdir -p $(DEV_HOME)/dagster $(DEV_HOME)/mlflow
 	@test -f $(DEV_HOME)/dagster/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DEV_HOME)/dagster/dagster.yaml
-	@echo "Dagster UI: http://localhost:3000    MLflow UI: http://localhost:5000    (Ctrl-C stops both)"
+	@echo "Dagster UI: http://localhost:3000    MLflow UI: http://localhost:5000    state: $(DEV_HOME)    (Ctrl-C stops both)"
 	@trap 'kill 0' INT TERM EXIT; \
-	CHURN_PLATFORM_HOME=$(DEV_HOME) DAGSTER_HOME=$(DEV_HOME)/dagster \
-	  $(BIN)/mlflow ui --backend-store-uri sqlite:///$(DEV_HOME)/mlflow/mlflow.db --host 127.0.0.1 --port 5000 & \
-	CHURN_PLATFORM_HOME=$(DEV_HOME) DAGSTER_HOME=$(DEV_HOME)/dagster \
-	  $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000; \
+	export CHURN_PLATFORM_HOME=$(DEV_HOME) DAGSTER_HOME=$(DEV_HOME)/dagster; \
+	if [ -d $(DEV_HOME)/sources ]; then export CHURN_PLATFORM_SOURCES=$(DEV_HOME)/sources; fi; \
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(DEV_HOME)/mlflow/mlflow.db --host 127.0.0.1 --port 5000 & \
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000; \
 	wait
+
+# dbt docs for analysts, with the catalog of the demo's warehouse (built first if missing).
+docs: prepare
+	$(BIN)/churn-platform docs --home $(HOME_DIR)/demo --serve --port 8081
 
 lock:
 	rm -rf .lock-venv

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import signal
 import sys
@@ -52,6 +53,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         flush=True,
     )
     started = time.monotonic()
+    if args.out.startswith("s3://"):
+        return _generate_to_s3(args, config, started)
     data, counts = generate_to_dir(config, Path(args.out), fmt=args.format, progress=_progress_printer("simulating"))
     for name, rows in counts.items():
         print(f"  {name:<17} {rows:>12,} rows")
@@ -60,6 +63,29 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if config.drift_scenario != "none":
         print(f"  drift scenario {config.drift_scenario} from day {config.drift_start}")
     print(f"Wrote {args.out} in {time.monotonic() - started:.1f}s (ground truth in {Path(args.out) / '_ground_truth'})")
+    return 0
+
+
+def _generate_to_s3(args: argparse.Namespace, config, started: float) -> int:
+    """Generate into a temporary folder, then upload it to the S3 landing zone."""
+    import tempfile
+
+    from dagster_aws.s3 import S3Resource
+
+    from churn_platform.sources.generator import generate_to_dir
+    from churn_platform.sources.readers import SourceError, upload_dir_to_s3
+
+    endpoint = os.environ.get("CHURN_PLATFORM_S3_ENDPOINT_URL") or None
+    with tempfile.TemporaryDirectory(prefix="churn_landing_") as tmp:
+        _, counts = generate_to_dir(config, Path(tmp), fmt=args.format, progress=_progress_printer("simulating"))
+        try:
+            keys = upload_dir_to_s3(S3Resource(endpoint_url=endpoint).get_client(), Path(tmp), args.out)
+        except SourceError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    for name, rows in counts.items():
+        print(f"  {name:<17} {rows:>12,} rows")
+    print(f"Uploaded {len(keys)} files to {args.out} in {time.monotonic() - started:.1f}s")
     return 0
 
 
@@ -90,6 +116,64 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(_summary(report))
     print(f"Run report: {report_path}")
     return 0
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from churn_platform.launch import LaunchError, launch_daily_pipeline, wait_for_run
+
+    settings = Settings.from_env()
+    try:
+        run_id = launch_daily_pipeline(settings, args.webserver)
+        print(f"Queued daily_pipeline run {run_id} on {args.webserver} ({args.webserver}/runs/{run_id})", flush=True)
+        if not args.wait:
+            return 0
+        result = wait_for_run(
+            args.webserver, run_id, timeout_s=args.timeout, on_status=lambda status, s: print(f"  {s:6.0f}s  {status}", flush=True)
+        )
+    except LaunchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Run {run_id}: {result.status} after {result.seconds:.0f}s")
+    return 0 if result.status == "SUCCESS" else 1
+
+
+def cmd_exporter(args: argparse.Namespace) -> int:
+    from churn_platform.monitoring.exporter import serve
+
+    settings = Settings.from_env()
+    serve(args.port, args.host, drift_threshold=settings.drift_threshold)
+    print(f"Prometheus metrics of the Dagster instance at {settings.dagster_home} on http://{args.host}:{args.port}/metrics", flush=True)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    try:
+        while not stop["now"]:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from churn_platform.docs_site import DocsError, generate_docs, serve_docs
+
+    settings = _settings(args)
+    if not settings.warehouse_path.exists():
+        from churn_platform.pipeline import PipelineFailed, run_pipeline
+
+        print(f"No warehouse in {settings.home} yet: building it (generator defaults) for the docs' catalog", flush=True)
+        try:
+            run_pipeline(settings, log_level="WARNING")
+        except PipelineFailed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    target = settings.home / "dbt_docs"
+    try:
+        generate_docs(settings.warehouse_path, target)
+    except DocsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"dbt docs generated in {target} from {settings.warehouse_path}", flush=True)
+    return serve_docs(target, args.host, args.port) if args.serve else 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -290,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customers", type=int, default=2_000)
     p.add_argument("--days", type=int, default=365)
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--out", required=True, help="folder to write the sources to")
+    p.add_argument("--out", required=True, help="folder, or s3://bucket/prefix landing zone, to write the sources to")
     p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     p.add_argument(
         "--drift-scenario",
@@ -312,6 +396,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-json", help="where to write the run report (default HOME/run_report.json)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("launch", help="queue the daily pipeline on a running Dagster deployment (production profile)")
+    p.add_argument("--webserver", default=os.environ.get("DAGSTER_WEBSERVER_URL", "http://127.0.0.1:3000"))
+    p.add_argument("--wait", action="store_true", help="follow the run until it ends; exit 1 unless it succeeded")
+    p.add_argument("--timeout", type=float, default=1800.0)
+    p.set_defaults(func=cmd_launch)
+
+    p = sub.add_parser("exporter", help="serve the pipeline's drift, model and freshness metrics to Prometheus")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=9188)
+    p.set_defaults(func=cmd_exporter)
+
+    p = sub.add_parser("docs", help="generate the dbt docs (catalog from the home's warehouse) and serve them")
+    p.add_argument("--home", default=".churn_home/demo")
+    p.add_argument("--serve", action="store_true", help="serve them on http://HOST:PORT until interrupted")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8081)
+    p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser("train", help="train the candidates on your own customer feature table (Parquet or CSV)")
     p.add_argument("--features", required=True, help="a .parquet or .csv file, one row per customer (and time)")

@@ -179,10 +179,10 @@ def _meta(instance, key: str, name: str, default: Any = None) -> Any:
 
 
 def _count_tables(settings: Settings, tables: tuple[str, ...]) -> dict[str, int]:
-    import duckdb
+    from churn_platform.defs import warehouse_for
 
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        return {t.split(".")[-1]: int(con.execute(f"select count(*) from {t}").fetchone()[0]) for t in tables}
+    warehouse = warehouse_for(settings).process_config_and_initialize()
+    return {t.split(".")[-1]: int(warehouse.query(f"select count(*) as n from {t}")["n"].iloc[0]) for t in tables}
 
 
 def write_report(report: RunReport, path: Path) -> None:

@@ -24,6 +24,15 @@ Environment variables:
     The dbt target (``duckdb`` by default).
 ``CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT``
     DuckDB's memory limit for the warehouse and dbt (default ``8GB``); beyond it, DuckDB spills to disk.
+``CHURN_PLATFORM_PROFILE``
+    ``local`` (default: everything embedded under the home) or ``production``: the
+    warehouse and dbt on PostgreSQL (``CHURN_PLATFORM_PG_HOST``, ``_PORT``, ``_USER``,
+    ``_PASSWORD``, ``_DATABASE``), raw files landing under ``CHURN_PLATFORM_S3_LANDING``
+    (``s3://bucket/prefix``) and reports under ``CHURN_PLATFORM_S3_REPORTS``, MLflow at
+    ``CHURN_PLATFORM_MLFLOW_TRACKING_URI`` (an ``mlflow server``) and Ray Serve on the Ray
+    cluster at ``CHURN_PLATFORM_RAY_ADDRESS``. The Dagster instance is whatever
+    ``DAGSTER_HOME/dagster.yaml`` says (``deploy/dagster.yaml``: PostgreSQL). Secrets come
+    only from these variables; the AWS SDK reads its own (``AWS_ACCESS_KEY_ID``, ...).
 ``CHURN_PLATFORM_PARTITIONS_START`` / ``CHURN_PLATFORM_PARTITIONS_END``
     The first day of the daily usage partitions (default 2025-01-01, the generator's first
     day) and the day after the last one (default: ``CHURN_PLATFORM_DAYS`` days after the
@@ -90,6 +99,49 @@ def _env_partitions_end(name: str) -> dt.date | str | None:
     return _env_date(name, DEFAULT_PARTITIONS_START)
 
 
+LOCAL = "local"
+PRODUCTION = "production"
+PROFILES = (LOCAL, PRODUCTION)
+PRODUCTION_REQUIRED = (
+    "CHURN_PLATFORM_PG_HOST",
+    "CHURN_PLATFORM_PG_DATABASE",
+    "CHURN_PLATFORM_S3_LANDING",
+    "CHURN_PLATFORM_MLFLOW_TRACKING_URI",
+)
+"""What the production profile cannot run without (the rest have defaults)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PostgresLocation:
+    """A PostgreSQL database, from ``CHURN_PLATFORM_PG_*`` (the dbt profile reads the same)."""
+
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    password: str = dataclasses.field(default="", repr=False)
+    database: str = "churn_platform"
+
+    @classmethod
+    def from_env(cls) -> "PostgresLocation":
+        return cls(
+            host=os.environ.get("CHURN_PLATFORM_PG_HOST") or cls.host,
+            port=_env_int("CHURN_PLATFORM_PG_PORT", cls.port),
+            user=os.environ.get("CHURN_PLATFORM_PG_USER") or cls.user,
+            password=os.environ.get("CHURN_PLATFORM_PG_PASSWORD", ""),
+            database=os.environ.get("CHURN_PLATFORM_PG_DATABASE") or cls.database,
+        )
+
+    def url(self, driver: str = "postgresql+psycopg2") -> str:
+        from urllib.parse import quote
+
+        auth = quote(self.user, safe="") + (f":{quote(self.password, safe='')}" if self.password else "")
+        return f"{driver}://{auth}@{self.host}:{self.port}/{quote(self.database, safe='')}"
+
+    def display(self) -> str:
+        """Where it is, never the password."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
 def normalise_sources(sources: str | os.PathLike | None) -> str | None:
     """A URI stays as it is; a folder becomes an absolute path; empty means the generator."""
     if sources is None or str(sources) == "":
@@ -114,8 +166,28 @@ class Settings:
     partitions_start: dt.date = DEFAULT_PARTITIONS_START
     partitions_end_setting: dt.date | str | None = None
     """A date, ``"open"``, or None for ``days`` days after ``partitions_start``."""
+    profile: str = LOCAL
+    postgres: PostgresLocation | None = None
+    """The warehouse in the production profile."""
+    s3_landing: str | None = None
+    """Production: where raw source files land (``s3://bucket/prefix``); the default sources."""
+    s3_reports: str | None = None
+    """Production: where HTML reports are published (``s3://bucket/prefix``)."""
+    mlflow_server_uri: str | None = None
+    """Production: the MLflow tracking server (``http://host:5000``)."""
+    ray_address: str | None = None
+    """Production: the Ray cluster Serve runs on (``ray://host:10001`` or ``host:6379``)."""
 
     def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"CHURN_PLATFORM_PROFILE must be one of {', '.join(PROFILES)}, got {self.profile!r}")
+        if self.profile == PRODUCTION and (self.postgres is None or not self.mlflow_server_uri or not self.s3_landing):
+            raise ValueError(
+                "the production profile needs a PostgreSQL warehouse, an S3 landing zone and an MLflow "
+                f"server: set {', '.join(PRODUCTION_REQUIRED)}"
+            )
+        if self.s3_landing is not None and not self.s3_landing.startswith("s3://"):
+            raise ValueError(f"CHURN_PLATFORM_S3_LANDING must be an s3:// URI, got {self.s3_landing!r}")
         end = self.partitions_end
         if end is not None and end <= self.partitions_start:
             raise ValueError(f"the usage partitions end ({end}) must come after their start ({self.partitions_start})")
@@ -129,9 +201,35 @@ class Settings:
             return self.partitions_start + dt.timedelta(days=self.days)
         return self.partitions_end_setting  # type: ignore[return-value]
 
+    @property
+    def is_production(self) -> bool:
+        return self.profile == PRODUCTION
+
+    @property
+    def effective_sources(self) -> str | None:
+        """Where the source assets read: the given sources, else (production) the landing zone."""
+        if self.sources is not None:
+            return self.sources
+        return self.s3_landing if self.is_production else None
+
     @classmethod
     def from_env(cls) -> "Settings":
+        profile = (os.environ.get("CHURN_PLATFORM_PROFILE") or LOCAL).strip().lower()
+        production: dict = {}
+        if profile == PRODUCTION:
+            missing = [name for name in PRODUCTION_REQUIRED if not os.environ.get(name)]
+            if missing:
+                raise ValueError(f"CHURN_PLATFORM_PROFILE=production needs {', '.join(missing)} in the environment")
+            production = {
+                "postgres": PostgresLocation.from_env(),
+                "s3_landing": os.environ["CHURN_PLATFORM_S3_LANDING"].rstrip("/"),
+                "s3_reports": (os.environ.get("CHURN_PLATFORM_S3_REPORTS") or "").rstrip("/") or None,
+                "mlflow_server_uri": os.environ["CHURN_PLATFORM_MLFLOW_TRACKING_URI"],
+                "ray_address": os.environ.get("CHURN_PLATFORM_RAY_ADDRESS") or None,
+            }
         return cls(
+            profile=profile,
+            **production,
             home=Path(os.environ.get("CHURN_PLATFORM_HOME", ".churn_home")).resolve(),
             sources=normalise_sources(os.environ.get("CHURN_PLATFORM_SOURCES")),
             s3_endpoint_url=os.environ.get("CHURN_PLATFORM_S3_ENDPOINT_URL") or None,
@@ -139,7 +237,7 @@ class Settings:
             days=_env_int("CHURN_PLATFORM_DAYS", cls.days),
             seed=_env_int("CHURN_PLATFORM_SEED", cls.seed),
             drift_threshold=_env_float("CHURN_PLATFORM_DRIFT_THRESHOLD", cls.drift_threshold),
-            dbt_target=os.environ.get("CHURN_PLATFORM_TARGET", cls.dbt_target),
+            dbt_target=os.environ.get("CHURN_PLATFORM_TARGET") or ("postgres" if profile == PRODUCTION else cls.dbt_target),
             duckdb_memory_limit=os.environ.get("CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
             partitions_start=_env_date("CHURN_PLATFORM_PARTITIONS_START", DEFAULT_PARTITIONS_START),
             partitions_end_setting=_env_partitions_end("CHURN_PLATFORM_PARTITIONS_END"),
@@ -151,7 +249,9 @@ class Settings:
         # one per asset and day (thousands of SQLite writes for a year of history).
         os.environ.setdefault(PLANNED_EVENTS_ENV, "true")
         os.environ["CHURN_PLATFORM_HOME"] = str(self.home)
-        os.environ["DAGSTER_HOME"] = str(self.dagster_home)
+        os.environ["CHURN_PLATFORM_PROFILE"] = self.profile
+        if not (self.is_production and os.environ.get("DAGSTER_HOME")):
+            os.environ["DAGSTER_HOME"] = str(self.dagster_home)
         os.environ["CHURN_PLATFORM_WAREHOUSE"] = str(self.warehouse_path)
         os.environ["CHURN_PLATFORM_TARGET"] = self.dbt_target
         os.environ["CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT"] = self.duckdb_memory_limit
@@ -174,6 +274,10 @@ class Settings:
 
     @property
     def dagster_home(self) -> Path:
+        """The Dagster instance's folder. Production: ``DAGSTER_HOME`` (its ``dagster.yaml`` puts
+        the instance on PostgreSQL); local: under the home, with SQLite storage."""
+        if self.is_production and os.environ.get("DAGSTER_HOME"):
+            return Path(os.environ["DAGSTER_HOME"]).resolve()
         return self.home / "dagster"
 
     @property
@@ -187,11 +291,24 @@ class Settings:
 
     @property
     def mlflow_tracking_uri(self) -> str:
+        if self.mlflow_server_uri:
+            return self.mlflow_server_uri
         return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
 
     @property
-    def mlflow_artifact_location(self) -> str:
+    def mlflow_artifact_location(self) -> str | None:
+        """Local: a folder under the home. With a server: None, the server's artifact root decides."""
+        if self.mlflow_server_uri:
+            return None
         return (self.mlflow_dir / "artifacts").as_uri()
+
+    @property
+    def features_uri(self) -> str:
+        """Where the serving API reads ``marts.scoring_features`` for scoring by customer id."""
+        if self.postgres is not None and self.dbt_target == "postgres":
+            # No password in it: a replica reads CHURN_PLATFORM_PG_PASSWORD from its own environment.
+            return self.postgres.display()
+        return str(self.warehouse_path)
 
     @property
     def reports_dir(self) -> Path:
@@ -206,6 +323,6 @@ class Settings:
         for d in (self.home, self.dagster_home, self.mlflow_dir, self.reports_dir):
             d.mkdir(parents=True, exist_ok=True)
         instance_yaml = self.dagster_home / "dagster.yaml"
-        if not instance_yaml.exists():
+        if not instance_yaml.exists() and not self.is_production:
             # SQLite storage under the home (Dagster's default); no usage statistics leave the machine.
             instance_yaml.write_text("telemetry:\n  enabled: false\n")

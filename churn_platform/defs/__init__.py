@@ -24,7 +24,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     from churn_platform.defs.ml import churn_model
     from churn_platform.defs.monitoring import churn_outcomes, feature_drift_report, model_performance, prediction_drift_report, prediction_log
     from churn_platform.defs.partitions import usage_partitions
-    from churn_platform.defs.resources import MLflowResource, MonitoringPolicy, Notifier, PredictionLogStore, ReportStore, SourceResource, WarehouseResource
+    from churn_platform.defs.resources import MLflowResource, MonitoringPolicy, Notifier, PredictionLogStore, ReportStore, SourceResource
     from churn_platform.defs.scores import churn_scores
     from churn_platform.defs.sources import build_source_assets
 
@@ -38,29 +38,48 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=[build_retrain_on_drift(settings.drift_threshold), alert_on_run_failure, alert_on_failed_checks, alert_on_freshness],
         # The local warehouse is one DuckDB file with a single writer: run each job's steps
         # in one process (which is also faster than a process per step on a laptop).
-        executor=dg.in_process_executor,
+        # PostgreSQL takes writers in parallel: a process per step, two at a time.
+        executor=(
+            dg.multiprocess_executor.configured({"max_concurrent": 2})
+            if settings.is_production
+            else dg.in_process_executor
+        ),
         resources={
             "source": SourceResource(
-                sources=settings.sources,
+                sources=settings.effective_sources,
                 s3_endpoint_url=settings.s3_endpoint_url,
                 landing_dir=str(settings.landing_dir),
                 customers=settings.customers,
                 days=settings.days,
                 seed=settings.seed,
             ),
-            "warehouse": WarehouseResource(
-                path=str(settings.warehouse_path), memory_limit=settings.duckdb_memory_limit
-            ),
+            "warehouse": warehouse_for(settings),
             "mlflow_store": MLflowResource(
                 tracking_uri=settings.mlflow_tracking_uri,
                 experiment_name=EXPERIMENT_NAME,
                 artifact_location=settings.mlflow_artifact_location,
                 registered_model_name=REGISTERED_MODEL_NAME,
             ),
-            "reports": ReportStore(reports_dir=str(settings.reports_dir)),
+            "reports": ReportStore(reports_dir=str(settings.reports_dir), publish_to=settings.s3_reports, s3_endpoint_url=settings.s3_endpoint_url),
             "policy": MonitoringPolicy(drift_threshold=settings.drift_threshold),
             "prediction_logs": PredictionLogStore(path=str(settings.prediction_log_dir)),
             "notifier": Notifier(webhook_url=os.environ.get(ALERT_WEBHOOK_ENV) or None),
             "dbt": dbt_resource(project),
         },
     )
+
+
+def warehouse_for(settings: Settings):
+    """The warehouse resource of the settings' dbt target: PostgreSQL or a DuckDB file."""
+    from churn_platform.defs.resources import PostgresWarehouseResource, WarehouseResource
+
+    if settings.dbt_target == "postgres":
+        pg = settings.postgres
+        if pg is None:
+            from churn_platform.settings import PostgresLocation
+
+            pg = PostgresLocation.from_env()
+        # The password is read from the environment when the resource is used, never stored in config.
+        password = dg.EnvVar("CHURN_PLATFORM_PG_PASSWORD") if os.environ.get("CHURN_PLATFORM_PG_PASSWORD") else ""
+        return PostgresWarehouseResource(host=pg.host, port=pg.port, user=pg.user, password=password, database=pg.database)
+    return WarehouseResource(path=str(settings.warehouse_path), memory_limit=settings.duckdb_memory_limit)

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import ReportStore, WarehouseResource
+from churn_platform.defs.resources import ReportStore, Warehouse
 from churn_platform.monitoring.business import business_chart, inline_png, latest_complete, markdown_table
 
 
@@ -19,7 +19,7 @@ from churn_platform.monitoring.business import business_chart, inline_png, lates
         "and net revenue retention of the latest complete month, as metadata that the UI plots over time."
     ),
 )
-def business_health(context: dg.AssetExecutionContext, warehouse: WarehouseResource, reports: ReportStore) -> dg.MaterializeResult:
+def business_health(context: dg.AssetExecutionContext, warehouse: Warehouse, reports: ReportStore) -> dg.MaterializeResult:
     frame = warehouse.read_table("business", "business_metrics_monthly")
     if frame.empty:
         raise dg.Failure("business_metrics_monthly is empty: the sources cover less than two months")
@@ -29,6 +29,7 @@ def business_health(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     metadata: dict[str, object] = {
         "months": len(frame),
         "chart_path": dg.MetadataValue.path(str(path)),
+        **reports.publish(path),
         "chart": dg.MetadataValue.md(inline_png(png, "monthly churn and retention")),
         "by_month": dg.MetadataValue.md(markdown_table(frame)),
     }

@@ -13,7 +13,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from churn_platform.defs.partitions import PARTITIONED_DBT_MODELS
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import ReportStore, WarehouseResource
+from churn_platform.defs.resources import ReportStore, Warehouse
 from churn_platform.settings import DBT_PROJECT_DIR
 
 
@@ -86,11 +86,10 @@ def _check_manifest(project: DbtProject) -> None:
         )
 
 
-def _dbt_environment(context: dg.AssetExecutionContext, warehouse: WarehouseResource, reports: ReportStore) -> Path:
+def _dbt_environment(context: dg.AssetExecutionContext, warehouse: Warehouse, reports: ReportStore) -> Path:
     # dbt's profile reads the warehouse location from the environment of its process;
     # the warehouse resource is the one place that decides it.
-    os.environ["CHURN_PLATFORM_WAREHOUSE"] = warehouse.path
-    os.environ["CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT"] = warehouse.memory_limit
+    os.environ.update(warehouse.dbt_environment())
     # dbt's artifacts (run_results.json, compiled SQL) and logs stay with the run's other state.
     artifacts = reports.path_for(f"dbt/{context.run_id}/{context.op_def.name}")
     os.environ["DBT_LOG_PATH"] = str(artifacts)
@@ -112,10 +111,10 @@ def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefiniti
         exclude=partitioned,
     )
     def dbt_models(
-        context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, reports: ReportStore
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, reports: ReportStore
     ):
         artifacts = _dbt_environment(context, warehouse, reports)
-        # The DuckDB file is held by the dbt process while it builds, so row counts
+        # A DuckDB file is held by the dbt process while it builds, so row counts
         # are not fetched from a second connection here.
         yield from dbt.cli(["build"], context=context, target_path=artifacts).stream()
 
@@ -129,7 +128,7 @@ def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefiniti
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def dbt_daily_usage(
-        context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource, reports: ReportStore
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, reports: ReportStore
     ):
         artifacts = _dbt_environment(context, warehouse, reports)
         window = context.partition_time_window

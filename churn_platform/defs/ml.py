@@ -5,7 +5,7 @@ promotion gate (a blocking asset check) decide whether it becomes `champion` or 
 import dagster as dg
 
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import MLflowResource, Notifier, SourceResource, WarehouseResource
+from churn_platform.defs.resources import MLflowResource, Notifier, SourceResource, Warehouse
 from churn_platform.features import LABEL_COLUMN
 from churn_platform.ml import gate
 from churn_platform.ml.oracle import load_truth, oracle_metrics
@@ -50,7 +50,7 @@ class TrainingConfig(dg.Config):
 def churn_model(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
-    warehouse: WarehouseResource,
+    warehouse: Warehouse,
     mlflow_store: MLflowResource,
     source: SourceResource,
     notifier: Notifier,

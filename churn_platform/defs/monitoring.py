@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import MLflowResource, MonitoringPolicy, PredictionLogStore, ReportStore, WarehouseResource
+from churn_platform.defs.resources import MLflowResource, MonitoringPolicy, PredictionLogStore, ReportStore, Warehouse
 from churn_platform.monitoring.drift import feature_drift
 
 
@@ -34,7 +34,7 @@ def monitoring_asset(**kwargs):
     ),
 )
 def feature_drift_report(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, reports: ReportStore, policy: MonitoringPolicy
+    context: dg.AssetExecutionContext, warehouse: Warehouse, reports: ReportStore, policy: MonitoringPolicy
 ):
     reference = warehouse.read_table("marts", "training_set")
     current = warehouse.read_table("marts", "scoring_features")
@@ -54,6 +54,7 @@ def feature_drift_report(
             "reference_rows": result.reference_rows,
             "current_rows": result.current_rows,
             "report_path": dg.MetadataValue.path(str(result.html_path)),
+            **reports.publish(result.html_path),
             "column_drift": dg.MetadataValue.md("| feature | method | score |\n|---|---|---|\n" + scores),
         }
     )
@@ -98,7 +99,7 @@ class PredictionLogConfig(dg.Config):
 def prediction_log(
     context: dg.AssetExecutionContext,
     config: PredictionLogConfig,
-    warehouse: WarehouseResource,
+    warehouse: Warehouse,
     prediction_logs: PredictionLogStore,
 ):
     from churn_platform.features import FEATURE_NAMES
@@ -152,7 +153,7 @@ def prediction_log(
     ),
 )
 def prediction_drift_report(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, mlflow_store: MLflowResource, reports: ReportStore
+    context: dg.AssetExecutionContext, warehouse: Warehouse, mlflow_store: MLflowResource, reports: ReportStore
 ) -> dg.MaterializeResult:
     from churn_platform.ml.registry import load_by_alias
     from churn_platform.ml.training import time_split
@@ -180,6 +181,7 @@ def prediction_drift_report(
     }
     if result.html_path is not None:
         metadata["report_path"] = dg.MetadataValue.path(str(result.html_path))
+        metadata.update(reports.publish(result.html_path))
     if result.note:
         metadata["note"] = result.note
     return dg.MaterializeResult(metadata=metadata)
@@ -194,23 +196,25 @@ def prediction_drift_report(
         "a prediction matures once that horizon has been observed. Written to `monitoring.churn_outcomes`."
     ),
 )
-def churn_outcomes(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def churn_outcomes(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     from churn_platform.monitoring.outcomes import outcomes
     from churn_platform.settings import LABEL_HORIZON_DAYS
 
-    with warehouse.connect(read_only=True) as con:
-        predictions = con.execute(
-            """
-            select 'batch' as source, cast(customer_id as varchar) as customer_id, cast(snapshot_date as date) as as_of,
-                   model_version, churn_probability
-            from scores.churn_scores_history
-            union all
-            select 'served', customer_id, coalesce(as_of, cast(logged_at as date)), model_version, churn_probability
-            from monitoring.prediction_log where customer_id is not null
-            """
-        ).df()
-        churn = con.execute("select customer_id, churn_date from intermediate.int_customer_churn").df()
-        data_end = con.execute("select max(event_date) from intermediate.int_daily_usage").fetchone()[0]
+    predictions = warehouse.query(
+        """
+        select 'batch' as source, cast(customer_id as varchar) as customer_id, cast(snapshot_date as date) as as_of,
+               cast(model_version as varchar) as model_version, cast(churn_probability as double precision) as churn_probability
+        from scores.churn_scores_history
+        union all
+        -- Typed explicitly: an empty log has untyped (text) columns, and PostgreSQL casts nothing implicitly.
+        select 'served', cast(customer_id as varchar), coalesce(cast(as_of as date), cast(logged_at as date)),
+               cast(model_version as varchar), cast(churn_probability as double precision)
+        from monitoring.prediction_log where customer_id is not null
+        """
+    )
+    churn = warehouse.query("select customer_id, churn_date from intermediate.int_customer_churn")
+    last_day = pd.to_datetime(warehouse.query("select max(event_date) as data_end from intermediate.int_daily_usage")["data_end"]).iloc[0]
+    data_end = None if pd.isna(last_day) else last_day.date()
     frame = outcomes(predictions, churn, data_end, LABEL_HORIZON_DAYS)
     warehouse.write_table("monitoring", "churn_outcomes", frame)
     matured = frame[frame["matured"].astype(bool)] if len(frame) else frame
@@ -248,7 +252,7 @@ class PerformanceConfig(dg.Config):
         "against observed churn, expected calibration error) of matured predictions per as-of month."
     ),
 )
-def model_performance(context: dg.AssetExecutionContext, config: PerformanceConfig, warehouse: WarehouseResource):
+def model_performance(context: dg.AssetExecutionContext, config: PerformanceConfig, warehouse: Warehouse):
     from churn_platform.monitoring.outcomes import latest_judgeable, performance
 
     perf = performance(warehouse.read_table("monitoring", "churn_outcomes"))

@@ -6,7 +6,7 @@ import time
 import dagster as dg
 
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import MLflowResource, WarehouseResource
+from churn_platform.defs.resources import MLflowResource, Warehouse
 from churn_platform.ml.registry import load_by_alias
 from churn_platform.ml.scoring import RiskTiers, reference_values, score_frame, score_with_ray
 from churn_platform.settings import CHAMPION_ALIAS
@@ -39,7 +39,7 @@ class ScoringConfig(dg.Config):
 def churn_scores(
     context: dg.AssetExecutionContext,
     config: ScoringConfig,
-    warehouse: WarehouseResource,
+    warehouse: Warehouse,
     mlflow_store: MLflowResource,
 ) -> dg.MaterializeResult:
     population = warehouse.read_table("marts", "scoring_features")
@@ -86,16 +86,10 @@ def churn_scores(
 HISTORY_TABLE = "churn_scores_history"
 
 
-def record_history(warehouse: WarehouseResource, scores) -> int:
+def record_history(warehouse: Warehouse, scores) -> int:
     """Keep every run's scores in `scores.churn_scores_history`, one set per snapshot date and model
     version (a rerun replaces its own set), for the feedback loop (`churn_outcomes`). Returns its rows."""
-    with warehouse.connect() as con:
-        con.register("new_scores", scores)
-        con.execute(f"create table if not exists {SCORES_SCHEMA}.{HISTORY_TABLE} as select *, now() as scored_at from new_scores limit 0")
-        con.execute(
-            f"delete from {SCORES_SCHEMA}.{HISTORY_TABLE} h using (select distinct snapshot_date, model_version from new_scores) n "
-            "where h.snapshot_date = n.snapshot_date and h.model_version = n.model_version"
-        )
-        con.execute(f"insert into {SCORES_SCHEMA}.{HISTORY_TABLE} select *, now() from new_scores")
-        con.unregister("new_scores")
-        return int(con.execute(f"select count(*) from {SCORES_SCHEMA}.{HISTORY_TABLE}").fetchone()[0])
+    import pandas as pd
+
+    rows = scores.assign(scored_at=pd.Timestamp.now(tz="UTC").tz_localize(None).floor("us"))
+    return warehouse.replace_rows(SCORES_SCHEMA, HISTORY_TABLE, rows, ["snapshot_date", "model_version"])

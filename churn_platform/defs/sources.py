@@ -8,7 +8,7 @@ import dagster as dg
 
 from churn_platform.defs.partitions import PARTITIONED_SOURCE, slice_for
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import SourceResource, WarehouseResource
+from churn_platform.defs.resources import SourceResource, Warehouse
 from churn_platform.sources.contracts import CONTRACTS, load_with_contract
 from churn_platform.sources.generator import SOURCE_NAMES
 
@@ -56,19 +56,13 @@ def build_source_asset(name: str, partitions: dg.DailyPartitionsDefinition | Non
         context: dg.AssetExecutionContext,
         config: SourceLoadConfig,
         source: SourceResource,
-        warehouse: WarehouseResource,
+        warehouse: Warehouse,
     ):
         part = slice_for(context, partitions) if partitions is not None else None
         days = f" for {part.start} to {part.end - dt.timedelta(days=1)}" if part is not None else ""
         context.log.info(f"reading {name} from {source.origin}{days}")
-        with warehouse.connect() as con:
-            relation = source.register(con, name)
-            con.execute("create schema if not exists raw")
-            con.execute("create schema if not exists quarantine")
-            counts = load_with_contract(con, contract, relation, f"raw.{name}", f"quarantine.{name}", partition=part)
-            schema = con.execute(f"describe raw.{name}").fetchall()
-            table_rows = con.execute(f"select count(*) from raw.{name}").fetchone()[0]
-            preview = con.execute(f"select * from raw.{name} limit 5").df()
+        loaded = warehouse.load_source(source, contract, partition=part)
+        counts, table_rows, preview = loaded.counts, loaded.table_rows, loaded.preview
         context.log.info(
             f"{name}{days}: received {counts.received:,}, accepted {counts.accepted:,}, "
             f"quarantined {counts.quarantined:,} {counts.reasons or ''}"
@@ -86,7 +80,7 @@ def build_source_asset(name: str, partitions: dg.DailyPartitionsDefinition | Non
             metadata={
                 "dagster/row_count": counts.accepted,
                 "dagster/column_schema": dg.TableSchema(
-                    columns=[dg.TableColumn(name=str(row[0]), type=str(row[1])) for row in schema]
+                    columns=[dg.TableColumn(name=column, type=kind) for column, kind in loaded.schema]
                 ),
                 "received_rows": counts.received,
                 "accepted_rows": counts.accepted,
@@ -95,6 +89,7 @@ def build_source_asset(name: str, partitions: dg.DailyPartitionsDefinition | Non
                 "quarantine_reasons": dg.MetadataValue.json(counts.reasons),
                 "origin": source.origin,
                 "table": f"raw.{name}",
+                "warehouse": warehouse.location,
                 "quarantine_table": f"quarantine.{name}",
                 "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
                 **slice_metadata,

@@ -1,9 +1,11 @@
 """The latest scoring features of every active customer, for scoring by customer id.
 
-A replica reads `marts.scoring_features` from the warehouse (a DuckDB file) or a Parquet
-export of it into memory, and reads it again when the file changes. The warehouse is opened
-read-only and only for the read; if it cannot be read (a pipeline run holding its lock, for
-example) the previous copy keeps serving and the error is reported in `/health`.
+A replica reads `marts.scoring_features` from the warehouse (a DuckDB file, a Parquet
+export of it, or PostgreSQL as ``postgresql://user@host:port/database``, the password from
+``CHURN_PLATFORM_PG_PASSWORD``) into memory, and reads it again when the file changes (for
+PostgreSQL: every ``POSTGRES_REFRESH_S`` seconds). The warehouse is opened read-only and only
+for the read; if it cannot be read (a pipeline run holding its lock, for example) the previous
+copy keeps serving and the error is reported in `/health`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 from churn_platform.features import ID_COLUMN, TIME_COLUMN
 
 log = logging.getLogger("ray.serve")
+POSTGRES_REFRESH_S = 60.0
 
 
 class CustomerFeatures:
@@ -32,6 +35,8 @@ class CustomerFeatures:
         """Read the features again if the file changed; returns whether a new copy was loaded."""
         if not self.uri:
             return False
+        if self.uri.startswith(("postgresql://", "postgres://")):
+            return self._refresh_postgres()
         path = Path(self.uri)
         try:
             mtime = os.stat(path).st_mtime
@@ -46,12 +51,44 @@ class CustomerFeatures:
             self.error = f"cannot read scoring features at {path}: {type(exc).__name__}: {exc}"
             log.warning(self.error)
             return False
+        self._mtime = mtime
+        self._install(frame)
+        return True
+
+    def _install(self, frame: pd.DataFrame) -> None:
         frame[ID_COLUMN] = frame[ID_COLUMN].astype(str)
         self.frame = frame.drop_duplicates(ID_COLUMN, keep="last").set_index(ID_COLUMN, drop=False)
         self.as_of = pd.to_datetime(frame[TIME_COLUMN]).max().date() if len(frame) else None
-        self._mtime = mtime
         self.error = None
         log.info("scoring features: %d customers as of %s", len(self.frame), self.as_of)
+
+    def _refresh_postgres(self) -> bool:
+        import time
+        from urllib.parse import unquote, urlsplit
+
+        from churn_platform.settings import PostgresLocation
+        from churn_platform.warehouse_pg import connect, read_query
+
+        now = time.monotonic()
+        if self.frame is not None and self._mtime is not None and now - self._mtime < POSTGRES_REFRESH_S:
+            return False
+        parts = urlsplit(self.uri)
+        location = PostgresLocation(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            user=unquote(parts.username or "postgres"),
+            password=unquote(parts.password) if parts.password else os.environ.get("CHURN_PLATFORM_PG_PASSWORD", ""),
+            database=unquote(parts.path.lstrip("/")),
+        )
+        self._mtime = now
+        try:
+            with connect(location) as con:
+                frame = read_query(con, "select * from marts.scoring_features")
+        except Exception as exc:  # keep the previous copy
+            self.error = f"cannot read scoring features from {location.display()}: {type(exc).__name__}: {exc}"
+            log.warning(self.error)
+            return False
+        self._install(frame)
         return True
 
     @staticmethod

@@ -53,7 +53,8 @@ def start(
     proxy: str | None = None,
     metrics_port: int | None = None,
 ) -> str:
-    """Start local Ray and Serve, deploy the app, wait until it answers. Returns the base URL.
+    """Start Serve on local Ray (or on the cluster at ``settings.ray_address``), deploy the app,
+    wait until it answers. Returns the base URL.
 
     ``options`` default to the environment (``CHURN_PLATFORM_SERVING_*``) with the home's
     prediction log (``<home>/prediction_log``) and warehouse for scoring by customer id."""
@@ -65,10 +66,16 @@ def start(
 
     if options is None:
         options = ServingOptions.from_env(
-            prediction_log_dir=str(settings.prediction_log_dir), features_uri=str(settings.warehouse_path)
+            prediction_log_dir=str(settings.prediction_log_dir), features_uri=settings.features_uri
         )
-    if not ray.is_initialized():
+    if not ray.is_initialized() and settings.ray_address:
+        # A running cluster (production): its processes were started with the ingress switches
+        # (`ray_environment()`), and Serve's replicas are placed wherever it has room.
+        ray.init(address=settings.ray_address, namespace=APP_NAME, log_to_driver=False, configure_logging=False)
+    elif not ray.is_initialized():
+        # A Ray of its own: never a cluster someone started on this machine with `ray start`.
         ray.init(
+            address="local",
             num_cpus=num_cpus or os.cpu_count() or 2,
             include_dashboard=False,
             object_store_memory=256 * 1024 * 1024,

@@ -114,3 +114,22 @@ def ensure_generated(landing_dir: Path, config: GeneratorConfig) -> Path:
         counts = write_sources(generate(config), landing_dir)
         manifest.write_text(json.dumps({"config": wanted, "rows": counts}, indent=2))
     return landing_dir
+
+
+def upload_dir_to_s3(client, directory: Path, uri: str) -> list[str]:
+    """Upload every file under ``directory`` to the S3 prefix ``uri`` (a landing zone), keeping
+    relative paths; returns the keys written."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    prefix = prefix.strip("/")
+    keys = []
+    for path in sorted(Path(directory).rglob("*")):
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        relative = path.relative_to(directory).as_posix()
+        key = f"{prefix}/{relative}" if prefix else relative
+        try:
+            client.upload_file(str(path), bucket, key)
+        except client.exceptions.NoSuchBucket as exc:
+            raise SourceError(f"bucket {bucket!r} does not exist ({uri})") from exc
+        keys.append(key)
+    return keys

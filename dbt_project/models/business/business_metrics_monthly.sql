@@ -82,14 +82,14 @@ select
     count(*) as customers_at_start,
     count(*) filter (where p.churned_in_month) as churned_customers,
     coalesce(max(n.new_customers), 0) as new_customers,
-    cast(count(*) filter (where p.churned_in_month) as double) / count(*) as churn_rate,
+    cast(count(*) filter (where p.churned_in_month) as double precision) / count(*) as churn_rate,
     -- Money is summed as decimals (exact, in any row order) and divided as doubles.
-    cast(sum(p.previous_mrr) as double) as starting_mrr,
-    cast(sum(p.previous_mrr) filter (where p.churned_in_month) as double) as churned_mrr,
-    cast(coalesce(sum(p.previous_mrr) filter (where p.churned_in_month), 0) as double)
-        / nullif(cast(sum(p.previous_mrr) as double), 0) as mrr_churn_rate,
-    cast(sum(p.current_mrr) filter (where p.previous_mrr > 0) as double)
-        / nullif(cast(sum(p.previous_mrr) as double), 0) as net_revenue_retention
+    cast(sum(p.previous_mrr) as double precision) as starting_mrr,
+    cast(sum(p.previous_mrr) filter (where p.churned_in_month) as double precision) as churned_mrr,
+    cast(coalesce(sum(p.previous_mrr) filter (where p.churned_in_month), 0) as double precision)
+        / nullif(cast(sum(p.previous_mrr) as double precision), 0) as mrr_churn_rate,
+    cast(sum(p.current_mrr) filter (where p.previous_mrr > 0) as double precision)
+        / nullif(cast(sum(p.previous_mrr) as double precision), 0) as net_revenue_retention
 from per_customer as p
 cross join bounds as b
 left join new_customers as n on n.month = p.month

@@ -60,7 +60,7 @@ usage as (
                  then u.sessions else 0 end) as sessions_prior_30d,
         -- Summed as decimals: a parallel sum of doubles depends on the order of the rows, and
         -- the same data must give the same features (and models) in every run.
-        cast(sum(case when u.event_date >= p.snapshot_date - 30 then cast(u.minutes as decimal(18, 4)) else 0 end) as double) as minutes_30d,
+        cast(sum(case when u.event_date >= p.snapshot_date - 30 then cast(u.minutes as decimal(18, 4)) else 0 end) as double precision) as minutes_30d,
         sum(case when u.event_date >= p.snapshot_date - 30 then u.feature_uses else 0 end) as feature_uses_30d,
         max(u.event_date) as last_active_date,
         max(u.known_at) as last_known_at
