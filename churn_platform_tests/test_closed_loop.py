@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import dagster as dg
 import httpx
@@ -18,14 +17,10 @@ from churn_platform.serving import runner
 from churn_platform.serving.config import PointerOptions
 from churn_platform.settings import Settings
 from churn_platform.sources.generator import GeneratorConfig, generate_to_dir
+from churn_platform_tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_drift_triggers_one_retraining_whose_promoted_version_is_served(tmp_path, monkeypatch):

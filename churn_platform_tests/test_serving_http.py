@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import socket
 import threading
 import time
 
@@ -27,6 +26,7 @@ from churn_platform.serving import runner
 from churn_platform.serving.config import ADMIN_TOKEN_ENV, API_TOKEN_ENV, PointerOptions, ServingOptions
 from churn_platform.serving.prediction_log import read_prediction_log
 from churn_platform.settings import CHAMPION_ALIAS, EXPERIMENT_NAME, REGISTERED_MODEL_NAME
+from churn_platform_tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -34,11 +34,6 @@ ADMIN_TOKEN = "admin-secret-for-tests"
 MAX_RECORDS = 200
 MAX_BODY = 256 * 1024
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -337,7 +332,8 @@ def test_hot_swap_under_concurrent_requests_drops_nothing_and_a_failed_load_keep
     # An admin pin overrides the alias at once; unpinning follows the alias again.
     r = httpx.post(f"{url}/v1/admin/model", json={"version": champion.version}, headers=admin())
     assert r.status_code == 200 and r.json() == {"target_version": champion.version, "following": "pinned", "detail": None}
-    assert httpx.get(f"{url}/v1/model").json()["following"] == "pinned"
+    # Replicas learn the pin from the pointer at their next sync (every 0.5 s here).
+    wait_for(lambda: httpx.get(f"{url}/v1/model").json()["following"] == "pinned", what="the replicas to follow the pin")
     client.set_registered_model_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS, champion.version)
     r = httpx.post(f"{url}/v1/admin/model", json={"version": None}, headers=admin())
     assert r.status_code == 200 and r.json()["following"] == "alias"

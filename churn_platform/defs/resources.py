@@ -123,6 +123,16 @@ class SourceLoad:
     preview: pd.DataFrame
 
 
+def check_contract(con, source: "SourceResource", contract, partition=None) -> ContractCounts:
+    """Check a source against its contract on DuckDB connection ``con``, into ``raw.<source>``
+    (accepted) and ``quarantine.<source>`` (rejected, with the reason) on that connection."""
+    name = contract.source
+    relation = source.register(con, name)
+    con.execute("create schema if not exists raw")
+    con.execute("create schema if not exists quarantine")
+    return load_with_contract(con, contract, relation, f"raw.{name}", f"quarantine.{name}", partition=partition)
+
+
 class Warehouse(dg.ConfigurableResource):
     """The analytical warehouse that dbt builds on: what assets may ask of it, whatever it is.
 
@@ -207,10 +217,7 @@ class WarehouseResource(Warehouse):
     def load_source(self, source: "SourceResource", contract, partition=None) -> SourceLoad:
         name = contract.source
         with self.connect() as con:
-            relation = source.register(con, name)
-            con.execute("create schema if not exists raw")
-            con.execute("create schema if not exists quarantine")
-            counts = load_with_contract(con, contract, relation, f"raw.{name}", f"quarantine.{name}", partition=partition)
+            counts = check_contract(con, source, contract, partition)
             schema = [(str(r[0]), str(r[1])) for r in con.execute(f"describe raw.{name}").fetchall()]
             table_rows = int(con.execute(f"select count(*) from raw.{name}").fetchone()[0])
             preview = con.execute(f"select * from raw.{name} limit 5").df()
@@ -282,10 +289,7 @@ class PostgresWarehouseResource(Warehouse):
         name = contract.source
         time_column = contract.time_column
         with duckdb.connect() as staging:
-            relation = source.register(staging, name)
-            staging.execute("create schema raw")
-            staging.execute("create schema quarantine")
-            counts = load_with_contract(staging, contract, relation, f"raw.{name}", f"quarantine.{name}", partition=partition)
+            counts = check_contract(staging, source, contract, partition)
             with self.connect() as con:
                 if partition is None:
                     copy_relation(staging, f"raw.{name}", con, "raw", name, replace=True)
