@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import secrets
 import signal
 import socket
 import subprocess
@@ -260,6 +261,10 @@ class ProductionStack:
                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
                 "MLFLOW_DISABLE_TELEMETRY": "true",
                 "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+                # Ray's token authentication, with this stack's own token: the head and every
+                # driver (the Serve deployer) get it from the environment, not from ~/.ray.
+                "RAY_AUTH_MODE": "token",
+                "RAY_AUTH_TOKEN": secrets.token_hex(32),
             }
         )
 
