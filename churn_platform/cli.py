@@ -123,7 +123,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     try:
-        run_id = launch_daily_pipeline(settings, args.webserver)
+        run_id = launch_daily_pipeline(settings, args.webserver, assets=args.asset or None)
         print(f"Queued daily_pipeline run {run_id} on {args.webserver} ({args.webserver}/runs/{run_id})", flush=True)
         if not args.wait:
             return 0
@@ -399,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("launch", help="queue the daily pipeline on a running Dagster deployment (production profile)")
     p.add_argument("--webserver", default=os.environ.get("DAGSTER_WEBSERVER_URL", "http://127.0.0.1:3000"))
+    p.add_argument("--asset", action="append", help="materialize only this asset (repeatable); default: the whole pipeline")
     p.add_argument("--wait", action="store_true", help="follow the run until it ends; exit 1 unless it succeeded")
     p.add_argument("--timeout", type=float, default=1800.0)
     p.set_defaults(func=cmd_launch)

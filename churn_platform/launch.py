@@ -41,8 +41,11 @@ def _client(webserver_url: str):
     )
 
 
-def launch_daily_pipeline(settings: Settings, webserver_url: str, tags: dict[str, str] | None = None) -> str:
-    """Queue a run of ``daily_pipeline`` over every usage partition; returns its run id."""
+def launch_daily_pipeline(
+    settings: Settings, webserver_url: str, tags: dict[str, str] | None = None, assets: list[str] | None = None
+) -> str:
+    """Queue a run of ``daily_pipeline`` over every usage partition (only ``assets``, when given,
+    e.g. ``["prediction_log"]`` to load what the API served); returns its run id."""
     from churn_platform.defs.partitions import all_partitions_range, usage_partitions
 
     first_day, last_day = all_partitions_range(usage_partitions(settings))
@@ -57,6 +60,7 @@ def launch_daily_pipeline(settings: Settings, webserver_url: str, tags: dict[str
                 "dagster/asset_partition_range_end": last_day,
                 **(tags or {}),
             },
+            asset_selection=[[a] for a in assets] if assets else None,
         )
     except Exception as exc:
         raise LaunchError(f"cannot submit daily_pipeline to {webserver_url}: {exc}") from exc

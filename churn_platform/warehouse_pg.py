@@ -112,6 +112,20 @@ def connect(location: PostgresLocation) -> Iterator["psycopg2.extensions.connect
         con.close()
 
 
+def _ensure_schema(cur, schema: str) -> None:
+    """``create schema if not exists`` that two transactions may run at once: PostgreSQL lets
+    the second fail on the first's committed schema, which is then simply there to use."""
+    import psycopg2
+
+    cur.execute("savepoint ensure_schema")
+    try:
+        cur.execute(f'create schema if not exists "{schema}"')
+    except psycopg2.errors.UniqueViolation:
+        cur.execute("rollback to savepoint ensure_schema")
+    else:
+        cur.execute("release savepoint ensure_schema")
+
+
 def copy_relation(
     staging,
     relation: str,
@@ -130,7 +144,7 @@ def copy_relation(
     target = f'"{schema}"."{table}"'
     statements = [before_copy] if isinstance(before_copy, tuple) else list(before_copy or [])
     with con.cursor() as cur:
-        cur.execute(f'create schema if not exists "{schema}"')
+        _ensure_schema(cur, schema)
         if replace:
             cur.execute(f"drop table if exists {target} cascade")
         cur.execute(f"create table if not exists {target} ({definition})")

@@ -144,3 +144,29 @@ def test_postgres_warehouse_loads_a_source_through_its_contract(pg_warehouse, tm
     pg_warehouse.load_source(source, contract, partition=week)
     after = pg_warehouse.query("select count(*) as n from raw.usage_events")["n"].iloc[0]
     assert after == before
+
+
+def test_postgres_warehouse_loads_run_in_parallel(pg_warehouse):
+    """Sources load in parallel steps, whose first writes create the same schema at once: the
+    second waits for the first's transaction and then uses the schema it committed."""
+    import threading
+    import time
+
+    pg_warehouse.write_table("warmup", "t", pd.DataFrame({"a": [1]}))  # the database exists
+    errors = []
+
+    def second_load():
+        try:
+            pg_warehouse.write_table("raw_parallel", "second", pd.DataFrame({"a": list(range(100))}))
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    with pg_warehouse.connect() as first, first.cursor() as cur:
+        cur.execute('create schema "raw_parallel"')  # not committed yet
+        cur.execute('create table "raw_parallel"."first" (a integer)')
+        other = threading.Thread(target=second_load)
+        other.start()
+        time.sleep(1.0)  # the second load now waits on the first's schema
+    other.join(timeout=60)
+    assert not errors, errors
+    assert len(pg_warehouse.read_table("raw_parallel", "second")) == 100

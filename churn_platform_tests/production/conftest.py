@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -41,6 +41,8 @@ class ProductionRun:
     finished_at: float
     local_sources: Path
     local_home: Path
+    served: list = field(default_factory=list)
+    """(request id, customer id, model version) of what the serving test was answered."""
 
 
 def _run_failure_details(stack: ProductionStack, run_id: str) -> str:

@@ -175,3 +175,34 @@ def test_ray_serve_on_the_cluster_serves_the_champion(production: ProductionRun)
     body = by_features.json()
     assert str(body["model_version"]) == str(champion.version) == str(model["version"])
     assert body["predictions"][0]["churn_probability"] == pytest.approx(results[0]["churn_probability"], abs=1e-9)
+    production.served.extend([(by_id.json()["request_id"], customer_id), (body["request_id"], None)])
+
+
+def test_served_predictions_reach_monitoring(production: ProductionRun):
+    """What Serve logged is loaded by a `prediction_log` run through the daemon into PostgreSQL,
+    and its checks (the served features against the training set) pass."""
+    import dagster as dg
+
+    from churn_platform.launch import launch_daily_pipeline, wait_for_run
+    from churn_platform.settings import Settings
+
+    assert production.served, "the serving test ran first and was answered"
+    run_id = launch_daily_pipeline(
+        Settings(home=production.stack.root / "scratch", days=DAYS), production.stack.webserver_url,
+        tags={"dagster/max_retries": "0"}, assets=["prediction_log"],
+    )
+    result = wait_for_run(production.stack.webserver_url, run_id, timeout_s=600)
+    assert result.status == "SUCCESS", result
+    logged = _warehouse(production).read_table("monitoring", "prediction_log")
+    by_request = logged.set_index("request_id")
+    for request_id, customer_id in production.served:
+        assert request_id in by_request.index, (request_id, list(by_request.index)[:5])
+        if customer_id is not None:
+            assert str(by_request.loc[request_id, "customer_id"]) == customer_id
+    with environment(production.stack.env), dg.DagsterInstance.get() as instance:
+        checks = {
+            e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed  # type: ignore[union-attr]
+            for e in instance.all_logs(run_id)
+            if e.dagster_event is not None and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+        }
+    assert checks.get("served_features_match_training") is True, checks
