@@ -131,11 +131,20 @@ class PostgresLocation:
             database=os.environ.get("CHURN_PLATFORM_PG_DATABASE") or cls.database,
         )
 
-    def url(self, driver: str = "postgresql+psycopg2") -> str:
-        from urllib.parse import quote
+    @classmethod
+    def from_url(cls, url: str) -> "PostgresLocation":
+        """``postgresql://user[:password]@host:port/database``; without a password in it, the
+        password comes from ``CHURN_PLATFORM_PG_PASSWORD``."""
+        from urllib.parse import unquote, urlsplit
 
-        auth = quote(self.user, safe="") + (f":{quote(self.password, safe='')}" if self.password else "")
-        return f"{driver}://{auth}@{self.host}:{self.port}/{quote(self.database, safe='')}"
+        parts = urlsplit(url)
+        return cls(
+            host=parts.hostname or cls.host,
+            port=parts.port or cls.port,
+            user=unquote(parts.username or cls.user),
+            password=unquote(parts.password) if parts.password else os.environ.get("CHURN_PLATFORM_PG_PASSWORD", ""),
+            database=unquote(parts.path.lstrip("/")) or cls.database,
+        )
 
     def display(self) -> str:
         """Where it is, never the password."""

@@ -4,9 +4,9 @@ against the machine's real server."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 
-import dagster as dg
 import pandas as pd
 import pytest
 
@@ -27,7 +27,7 @@ PRODUCTION_ENV = {
 
 @pytest.fixture
 def production_env(monkeypatch, tmp_path):
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("CHURN_PLATFORM_"):
             monkeypatch.delenv(name)
     for name, value in PRODUCTION_ENV.items():

@@ -7,7 +7,6 @@ import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import dagster as dg
 import pandas as pd
@@ -140,7 +139,6 @@ class Warehouse(dg.ConfigurableResource):
     is a PostgreSQL database (the production profile). Data contracts are checked by DuckDB
     in both (in memory for PostgreSQL), so both accept and quarantine exactly the same rows."""
 
-    kind: ClassVar[str] = "warehouse"
 
     @property
     def location(self) -> str:
@@ -176,7 +174,6 @@ class WarehouseResource(Warehouse):
     run's lock for up to ``lock_timeout_s`` seconds before it fails with a clear error.
     """
 
-    kind: ClassVar[str] = "duckdb"
     path: str
     lock_timeout_s: float = 600.0
     memory_limit: str = "8GB"
@@ -257,7 +254,6 @@ class PostgresWarehouseResource(Warehouse):
     PostgreSQL's ``COPY`` in one transaction per source: a failed load leaves the previous
     tables as they were. The database is created on first use if the user may create it."""
 
-    kind: ClassVar[str] = "postgres"
     host: str = "127.0.0.1"
     port: int = 5432
     user: str = "postgres"

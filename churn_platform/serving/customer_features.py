@@ -64,7 +64,6 @@ class CustomerFeatures:
 
     def _refresh_postgres(self) -> bool:
         import time
-        from urllib.parse import unquote, urlsplit
 
         from churn_platform.settings import PostgresLocation
         from churn_platform.warehouse_pg import connect, read_query
@@ -72,14 +71,7 @@ class CustomerFeatures:
         now = time.monotonic()
         if self.frame is not None and self._mtime is not None and now - self._mtime < POSTGRES_REFRESH_S:
             return False
-        parts = urlsplit(self.uri)
-        location = PostgresLocation(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or 5432,
-            user=unquote(parts.username or "postgres"),
-            password=unquote(parts.password) if parts.password else os.environ.get("CHURN_PLATFORM_PG_PASSWORD", ""),
-            database=unquote(parts.path.lstrip("/")),
-        )
+        location = PostgresLocation.from_url(self.uri)
         self._mtime = now
         try:
             with connect(location) as con:

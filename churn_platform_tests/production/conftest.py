@@ -36,8 +36,6 @@ def environment(values: dict[str, str]):
 class ProductionRun:
     stack: ProductionStack
     run_id: str
-    status: str
-    seconds: float
     finished_at: float
     local_sources: Path
     local_home: Path
@@ -90,7 +88,7 @@ def production(tmp_path_factory) -> ProductionRun:
         result = wait_for_run(stack.webserver_url, run_id, timeout_s=1500)
         if result.status != "SUCCESS":
             raise StackError(f"daily_pipeline run {run_id} ended {result.status}:\n{_run_failure_details(stack, run_id)}")
-        run = ProductionRun(stack, run_id, result.status, result.seconds, time.time(), local_sources, root / "local_home")
+        run = ProductionRun(stack, run_id, time.time(), local_sources, root / "local_home")
         yield run
     finally:
         stack.stop()
