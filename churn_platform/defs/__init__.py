@@ -18,7 +18,7 @@ ALERT_WEBHOOK_ENV = "CHURN_PLATFORM_ALERT_WEBHOOK_URL"
 def build_definitions(settings: Settings) -> dg.Definitions:
     """The platform's one Definitions object, wired to the locations in ``settings``."""
     from churn_platform.defs.alerts import alert_on_failed_checks, alert_on_freshness, alert_on_run_failure
-    from churn_platform.defs.automation import build_daily_pipeline, build_retrain_on_drift, retrain_job
+    from churn_platform.defs.automation import build_automation_sensor, build_daily_pipeline, build_retrain_on_drift, retrain_job
     from churn_platform.defs.business import business_health
     from churn_platform.defs.dbt import build_dbt_assets, dbt_project, dbt_resource
     from churn_platform.defs.ml import churn_model
@@ -35,7 +35,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=[*build_source_assets(partitions), *build_dbt_assets(project, partitions), churn_model, churn_scores, feature_drift_report, prediction_log, prediction_drift_report, churn_outcomes, model_performance, business_health],
         jobs=[daily_pipeline_job, retrain_job],
         schedules=[daily_schedule],
-        sensors=[build_retrain_on_drift(settings.drift_threshold), alert_on_run_failure, alert_on_failed_checks, alert_on_freshness],
+        sensors=[build_automation_sensor(), build_retrain_on_drift(settings.drift_threshold), alert_on_run_failure, alert_on_failed_checks, alert_on_freshness],
         # The local warehouse is one DuckDB file with a single writer: run each job's steps
         # in one process (which is also faster than a process per step on a laptop).
         # PostgreSQL takes writers in parallel: a process per step, two at a time.

@@ -1,11 +1,80 @@
-"""Jobs, the daily schedule and the sensor that retrains on drift or on decayed performance."""
-
+"""Jobs, the daily schedule, declarative automation and the sensor that retrains on drift or on
+decayed performance."""
 
 import json
+from collections.abc import Sequence
 
 import dagster as dg
 
+AUTOMATION_SENSOR = "follow_upstream"
+"""The sensor that evaluates the assets' automation conditions (pause it to stop automation)."""
+PREDICTION_LOG_CRON = "0 * * * *"
 
+
+def follow_parents(
+    *,
+    every_partition: bool = False,
+    not_on_updates_of: Sequence[dg.AssetKey] = (),
+    on_data_changes_of: Sequence[dg.AssetKey] = (),
+) -> dg.AutomationCondition:
+    """``AutomationCondition.eager()``, with three refinements the graph needs:
+
+    - ``every_partition``: any partition whose parent partition was updated is rebuilt, not only
+      the latest day (a corrected day of usage is landed again; eager alone would ignore it);
+    - ``not_on_updates_of``: parents whose updates are no reason to rebuild (a source that only
+      the model's dbt tests read); they still block while missing or in progress;
+    - ``on_data_changes_of``: parents that count as updated only when their data version changed
+      (the hourly prediction log, which is reloaded whether or not anything new was served).
+
+    Like ``eager()``, a parent updated by a run that also built the asset is no reason to build
+    it again, so the daily pipeline's runs start nothing more."""
+    condition = dg.AutomationCondition.eager()
+    parts = []
+    if every_partition:
+        condition = condition.without(dg.AutomationCondition.in_latest_time_window())
+        parts.append("every partition")
+    ignored = [*not_on_updates_of, *on_data_changes_of]
+    if ignored:
+        updated = dg.AutomationCondition.any_deps_updated().ignore(dg.AssetSelection.assets(*ignored))
+        if on_data_changes_of:
+            changed = dg.AutomationCondition.any_deps_match(
+                dg.AutomationCondition.data_version_changed() & ~dg.AutomationCondition.executed_with_root_target()
+            ).allow(dg.AssetSelection.assets(*on_data_changes_of))
+            updated = updated | changed
+            parts.append("data changes of " + ", ".join(k.to_user_string() for k in on_data_changes_of))
+        if not_on_updates_of:
+            parts.append("not on updates of " + ", ".join(k.to_user_string() for k in not_on_updates_of))
+        condition = condition.replace("any_deps_updated", updated.with_label("any_deps_updated"))
+    return condition.with_label("eager" + (f" ({'; '.join(parts)})" if parts else ""))
+
+
+def on_cadence(cron: str = PREDICTION_LOG_CRON, timezone: str = "UTC") -> dg.AutomationCondition:
+    """Requested once per tick of ``cron`` whatever its parents did (``on_cron`` would also wait
+    for every parent to update after the tick), once its parents exist and are not being built."""
+    return (
+        dg.AutomationCondition.cron_tick_passed(cron, timezone).since_last_handled()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label(f"on_cadence({cron}, {timezone})")
+
+
+def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    """Evaluates every asset's automation condition every 30 s, running by default. Requests of
+    several partitions become one backfill, run as a single run where the asset's backfill
+    policy says so."""
+    return dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR,
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        run_tags={"churn_platform/trigger": "automation"},
+        description=(
+            "Declarative automation: when a parent asset is updated (a new day of usage, a reloaded "
+            "source), the assets downstream of it are materialized once; prediction_log is reloaded "
+            "hourly. Stop this sensor to pause automation."
+        ),
+    )
 
 
 def build_daily_pipeline(partitions: dg.DailyPartitionsDefinition) -> tuple:

@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from churn_platform.defs.automation import follow_parents
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import ReportStore, Warehouse
 from churn_platform.monitoring.business import business_chart, inline_png, latest_complete, markdown_table
@@ -13,7 +14,7 @@ from churn_platform.monitoring.business import business_chart, inline_png, lates
     deps=[dg.AssetKey("business_metrics_monthly")],
     kinds={"python", "matplotlib"},
     freshness_policy=freshness_for("business"),
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=follow_parents(),
     description=(
         "Chart and headline numbers of `business_metrics_monthly`: customer churn rate, MRR churn "
         "and net revenue retention of the latest complete month, as metadata that the UI plots over time."

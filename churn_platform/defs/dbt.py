@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
+from churn_platform.defs.automation import follow_parents
 from churn_platform.defs.partitions import PARTITIONED_DBT_MODELS
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import ReportStore, Warehouse
@@ -44,7 +45,7 @@ def prepare_manifest(project: DbtProject) -> Path:
 class ChurnDbtTranslator(DagsterDbtTranslator):
     """Keys models by name, groups them by folder (staging → staging, business → business,
     the rest → features),
-    and gives them freshness policies and automation."""
+    and gives them freshness policies and automation (see ``follow_parents``)."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props.get("resource_type") == "model":
@@ -58,13 +59,9 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
             return spec
         fqn = node.get("fqn", [])
         group = "staging" if "staging" in fqn else "business" if "business" in fqn else "features"
-        spec = spec.replace_attributes(
-            group_name=group,
-            freshness_policy=freshness_for(group),
-            automation_condition=dg.AutomationCondition.eager(),
-        )
         # A model's tests may read other sources (a relationships test against the raw CRM):
-        # those sources are loaded before the model is built and tested.
+        # those sources are loaded before the model is built and tested, but an update of one
+        # is no reason to rebuild the model.
         tested_against = {
             dep
             for test in manifest["nodes"].values()
@@ -75,6 +72,13 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
         extra = [self.get_asset_key(manifest["sources"][dep]) for dep in sorted(tested_against)]
         known = {dep.asset_key for dep in spec.deps}
         extra = [key for key in extra if key not in known]
+        spec = spec.replace_attributes(
+            group_name=group,
+            freshness_policy=freshness_for(group),
+            automation_condition=follow_parents(
+                every_partition=node.get("name") in PARTITIONED_DBT_MODELS, not_on_updates_of=extra
+            ),
+        )
         return spec.merge_attributes(deps=extra) if extra else spec
 
 

@@ -4,6 +4,7 @@ promotion gate (a blocking asset check) decide whether it becomes `champion` or 
 
 import dagster as dg
 
+from churn_platform.defs.automation import follow_parents
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import MLflowResource, Notifier, SourceResource, Warehouse
 from churn_platform.features import LABEL_COLUMN
@@ -28,7 +29,7 @@ class TrainingConfig(dg.Config):
     deps=[dg.AssetKey("training_set")],
     kinds={"lightgbm", "scikitlearn", "mlflow"},
     freshness_policy=freshness_for("ml"),
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=follow_parents(),
     check_specs=[
         dg.AssetCheckSpec(
             GATE_CHECK,

@@ -7,15 +7,30 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from churn_platform.defs.automation import PREDICTION_LOG_CRON, follow_parents, on_cadence
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import MLflowResource, MonitoringPolicy, PredictionLogStore, ReportStore, Warehouse
 from churn_platform.monitoring.drift import feature_drift
 
 
+PREDICTION_LOG = dg.AssetKey("prediction_log")
+
+
+def content_version(frame: pd.DataFrame) -> str:
+    """A digest of a frame's rows and columns, in order."""
+    import hashlib
+
+    digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def monitoring_asset(**kwargs):
     """``@dg.asset`` in the monitoring group, with its freshness policy and, unless given,
-    eager automation."""
-    kwargs.setdefault("automation_condition", dg.AutomationCondition.eager())
+    eager automation; an update of ``prediction_log`` (reloaded hourly) counts only when what
+    was served changed."""
+    reads_log = PREDICTION_LOG in kwargs.get("deps", ())
+    kwargs.setdefault("automation_condition", follow_parents(on_data_changes_of=[PREDICTION_LOG] if reads_log else []))
     return dg.asset(group_name="monitoring", freshness_policy=freshness_for("monitoring"), **kwargs)
 
 
@@ -80,7 +95,7 @@ class PredictionLogConfig(dg.Config):
 @monitoring_asset(
     deps=[dg.AssetKey("training_set")],
     kinds={"parquet", "duckdb"},
-    automation_condition=dg.AutomationCondition.on_cron("0 * * * *"),
+    automation_condition=on_cadence(PREDICTION_LOG_CRON),
     check_specs=[
         dg.AssetCheckSpec(
             "prediction_log_is_fresh", asset="prediction_log",
@@ -118,7 +133,10 @@ def prediction_log(
             "latest_prediction": str(pd.to_datetime(served["logged_at"], utc=True).max()) if len(served) else "none",
             "mean_probability": float(served["churn_probability"].mean()) if len(served) else float("nan"),
             "log_path": dg.MetadataValue.path(prediction_logs.path),
-        }
+        },
+        # The same served rows give the same version: the assets that read the log follow it
+        # only when something new was served, not on every hourly reload.
+        data_version=dg.DataVersion(content_version(served)),
     )
     fresh, why, meta = staleness(served, dt.datetime.now(dt.timezone.utc), config.max_age_hours)
     yield dg.AssetCheckResult(
@@ -145,7 +163,7 @@ def prediction_log(
 
 
 @monitoring_asset(
-    deps=[dg.AssetKey("prediction_log"), dg.AssetKey("churn_model"), dg.AssetKey("training_set")],
+    deps=[PREDICTION_LOG, dg.AssetKey("churn_model"), dg.AssetKey("training_set")],
     kinds={"evidently"},
     description=(
         "Evidently value-drift and summary report of the served churn probabilities (`prediction_log`) "
@@ -188,7 +206,7 @@ def prediction_drift_report(
 
 
 @monitoring_asset(
-    deps=[dg.AssetKey("churn_scores"), dg.AssetKey("prediction_log"), dg.AssetKey("int_customer_churn"), dg.AssetKey("int_daily_usage")],
+    deps=[dg.AssetKey("churn_scores"), PREDICTION_LOG, dg.AssetKey("int_customer_churn"), dg.AssetKey("int_daily_usage")],
     kinds={"duckdb"},
     description=(
         "The feedback loop: every prediction with a customer (batch scores and served predictions) joined "

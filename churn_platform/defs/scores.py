@@ -5,6 +5,7 @@ import time
 
 import dagster as dg
 
+from churn_platform.defs.automation import follow_parents
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import MLflowResource, Warehouse
 from churn_platform.ml.registry import load_by_alias
@@ -29,7 +30,7 @@ class ScoringConfig(dg.Config):
     deps=[dg.AssetKey("scoring_features"), dg.AssetKey("churn_model")],
     kinds={"python", "duckdb", "ray"},
     freshness_policy=freshness_for("ml"),
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=follow_parents(),
     description=(
         "Every active customer at the latest snapshot scored by the `champion`: probability, risk tier, "
         "the top three drivers of the risk (occlusion against the typical customer), revenue at risk "

@@ -1,0 +1,174 @@
+"""Declarative automation on a real instance: the assets' conditions, evaluated by Dagster's own
+evaluation API over the instance the pipeline ran on, and the requested runs executed for real.
+
+A new day of usage lands: its dbt partition follows (one run), then everything downstream of it
+(one run), each asset exactly once; with nothing new, evaluations request nothing; the
+prediction log is reloaded on its hourly cadence, and what reads it follows only when something
+new was served. (The production suite checks the same sensor ticking in the real daemon.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from churn_platform.defs import build_definitions
+from churn_platform.defs.automation import AUTOMATION_SENSOR
+from churn_platform.serving.prediction_log import PredictionLogWriter
+from churn_platform.settings import DEFAULT_PARTITIONS_START, Settings
+from churn_platform.sources.generator import GeneratorConfig, generate, write_sources
+from churn_platform_tests.conftest import run_cli
+from churn_platform_tests.test_prediction_log_asset import log_rows
+
+pytestmark = pytest.mark.slow
+
+DAYS = 200
+NEW_DAY = (DEFAULT_PARTITIONS_START + dt.timedelta(days=DAYS)).isoformat()
+USAGE_MODELS = {"stg_usage_events", "int_daily_usage"}
+
+
+class Clock:
+    """Evaluation times that only move forward, starting now."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.timezone.utc)
+
+    def tick(self, **delta) -> dt.datetime:
+        self.now += dt.timedelta(seconds=1, **delta)
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A home built by `churn-platform run` on DAYS days of usage; the source folder then gains
+    the next day, as a daily export would."""
+    root = tmp_path_factory.mktemp("automation")
+    data = generate(GeneratorConfig(customers=600, days=DAYS + 1, seed=17))
+    usage = data.usage_events
+    data.usage_events = usage[pd.to_datetime(usage["event_date"]) < pd.Timestamp(NEW_DAY)]
+    write_sources(data, root / "src")
+    result = run_cli(
+        "run", "--sources", str(root / "src"), "--home", str(root / "home"), "--log-level", "WARNING",
+        env={"CHURN_PLATFORM_DAYS": str(DAYS), "CHURN_PLATFORM_SEED": "17"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    data.usage_events = usage
+    write_sources(data, root / "src")
+    # The partitions now reach the new day (CHURN_PLATFORM_PARTITIONS_END, or `open` for a live feed).
+    settings = Settings(home=root / "home", sources=str(root / "src"), days=DAYS + 1, seed=17)
+    saved = dict(os.environ)
+    settings.export()
+    yield settings
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+class Automation:
+    def __init__(self, settings: Settings, instance: dg.DagsterInstance) -> None:
+        self.defs = build_definitions(settings)
+        self.instance = instance
+        self.cursor = None
+        self.clock = Clock()
+        self.job = self.defs.resolve_job_def("daily_pipeline")
+
+    def evaluate(self, **delta) -> dict[str, set[str | None]]:
+        result = dg.evaluate_automation_conditions(
+            defs=self.defs, instance=self.instance, cursor=self.cursor, evaluation_time=self.clock.tick(**delta)
+        )
+        self.cursor = result.cursor
+        graph = self.defs.resolve_asset_graph()
+        requested = {
+            key.to_user_string(): set(result.get_requested_partitions(key))
+            for key in graph.get_all_asset_keys()
+            if result.get_num_requested(key)
+        }
+        assert result.total_requested == sum(len(p) for p in requested.values())
+        return requested
+
+    def run(self, assets, partition_key: str | None = None) -> dg.ExecuteInProcessResult:
+        result = self.job.execute_in_process(
+            instance=self.instance,
+            asset_selection=[dg.AssetKey(a) for a in assets],
+            partition_key=partition_key,
+            tags={"churn_platform/trigger": "automation"},
+        )
+        assert result.success
+        return result
+
+
+def test_the_automation_sensor_runs_by_default(home):
+    sensor = build_definitions(home).resolve_sensor_def(AUTOMATION_SENSOR)
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.minimum_interval_seconds <= 60
+
+
+def test_a_new_day_of_usage_is_followed_once_and_nothing_else_starts(home):
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        auto = Automation(home, instance)
+        graph = auto.defs.resolve_asset_graph()
+        assert auto.evaluate() == {}, "the first evaluation of a built home requests nothing"
+        assert auto.evaluate() == {}, "nor does a second one, with no new data"
+
+        # The day lands: its usage partition is loaded (as the schedule, a person or a sensor would).
+        auto.run(["usage_events"], partition_key=NEW_DAY)
+        first = auto.evaluate()
+        assert first == {m: {NEW_DAY} for m in USAGE_MODELS}, first
+        assert auto.evaluate() == {}, "requested once, not again while it waits to run"
+        auto.run(sorted(first), partition_key=NEW_DAY)
+
+        second = auto.evaluate()
+        expected = {
+            k.to_user_string()
+            for k in graph.get_all_asset_keys()
+            if dg.AssetKey("int_daily_usage") in _ancestors(graph, k) and k.to_user_string() not in USAGE_MODELS | {"prediction_log"}
+        }
+        assert set(second) == expected, (sorted(second), sorted(expected))
+        assert {"customer_features", "scoring_features", "training_set", "churn_model", "churn_scores", "feature_drift_report"} <= expected
+        assert all(parts == {None} for parts in second.values())
+        assert auto.evaluate() == {}, "requested once"
+        executed = auto.run(sorted(second))
+        built = {e.asset_key.to_user_string() for e in executed.get_asset_materialization_events()}
+        assert built == expected
+
+        for _ in range(3):
+            assert auto.evaluate() == {}, "everything followed once: nothing more starts"
+
+
+def test_the_prediction_log_is_reloaded_hourly_and_its_readers_follow_new_predictions(home):
+    readers = {"prediction_drift_report", "churn_outcomes", "model_performance"}
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        auto = Automation(home, instance)
+        auto.clock.now = auto.clock.now.replace(minute=10)
+        assert auto.evaluate() == {}
+        assert auto.evaluate(minutes=5) == {}, "no hour boundary passed"
+        assert auto.evaluate(hours=1) == {"prediction_log": {None}}
+        assert auto.evaluate(minutes=1) == {}, "once per hour"
+        auto.run(["prediction_log"])
+        assert auto.evaluate(minutes=1) == {}, "the same (empty) log again: its readers do not rerun"
+
+        writer = PredictionLogWriter(home.prediction_log_dir)
+        writer.append(log_rows(20, dt.datetime.now(dt.timezone.utc)))
+        writer.flush()
+        assert auto.evaluate(minutes=1) == {}, "a new prediction waits for the next hourly reload"
+        assert auto.evaluate(hours=1) == {"prediction_log": {None}}
+        auto.run(["prediction_log"])
+        followed = auto.evaluate(minutes=1)
+        assert followed == {name: {None} for name in readers}, followed
+        auto.run(sorted(followed))
+        assert auto.evaluate(minutes=1) == {}
+
+
+def _ancestors(graph, key: dg.AssetKey) -> set[dg.AssetKey]:
+    seen: set[dg.AssetKey] = set()
+    todo = list(graph.get(key).parent_keys)
+    while todo:
+        parent = todo.pop()
+        if parent not in seen:
+            seen.add(parent)
+            todo.extend(graph.get(parent).parent_keys)
+    return seen
