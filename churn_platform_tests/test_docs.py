@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from churn_platform.readme import render
 from churn_platform.settings import REPO_DIR
-from churn_platform.sources.docs import BEGIN, END, contracts_markdown
 
 
-def test_readme_source_contracts_match_the_code():
+def test_readme_generated_sections_match_the_code():
+    """The source contracts, the automation table and the counts and defaults the README states."""
     readme = (REPO_DIR / "README.md").read_text()
-    start, end = readme.index(BEGIN), readme.index(END) + len(END)
-    assert readme[start:end] == contracts_markdown(), (
-        "README's source contracts are stale: regenerate them with `python -m churn_platform.sources.docs`"
-    )
+    assert render(readme) == readme, "README's generated sections are stale: run `python -m churn_platform.readme`"
 
 
 def test_readme_curl_example_is_a_valid_request():

@@ -41,6 +41,8 @@ class ProductionRun:
     local_home: Path
     served: list = field(default_factory=list)
     """(request id, customer id, model version) of what the serving test was answered."""
+    prediction_log_run: str | None = None
+    """The run that loaded what was served into monitoring."""
 
 
 def _run_failure_details(stack: ProductionStack, run_id: str) -> str:

@@ -290,7 +290,8 @@ class ProductionStack:
         if body.get("data") is None:
             raise StackError(f"daemon health query failed: {body.get('errors')}")
         statuses = body["data"]["instance"]["daemonHealth"]["allDaemonStatuses"]
-        wanted = {"SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR"}
+        # ASSET evaluates the automation condition sensor; BACKFILL runs what it asks for in ranges.
+        wanted = {"SENSOR", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "ASSET", "BACKFILL"}
         return wanted <= {s["daemonType"] for s in statuses if s["healthy"]}
 
     def stop(self) -> None:

@@ -193,6 +193,7 @@ def test_served_predictions_reach_monitoring(production: ProductionRun):
     )
     result = wait_for_run(production.stack.webserver_url, run_id, timeout_s=600)
     assert result.status == "SUCCESS", result
+    production.prediction_log_run = run_id
     logged = _warehouse(production).read_table("monitoring", "prediction_log")
     by_request = logged.set_index("request_id")
     for request_id, customer_id in production.served:
@@ -206,3 +207,45 @@ def test_served_predictions_reach_monitoring(production: ProductionRun):
             if e.dagster_event is not None and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
         }
     assert checks.get("served_features_match_training") is True, checks
+
+
+def test_the_daemon_automates_what_follows_new_predictions(production: ProductionRun):
+    """The daemon evaluates the `follow_upstream` automation sensor. After the daily run, which built
+    everything, it launched nothing; after the `prediction_log` run loaded new served predictions, it
+    launches one run of the assets that read the log, which succeeds."""
+    import dagster as dg
+    from dagster._core.scheduler.instigation import TickStatus
+
+    from churn_platform.defs.automation import AUTOMATION_SENSOR
+
+    assert production.prediction_log_run, "the monitoring test ran first"
+    readers = {"prediction_drift_report", "churn_outcomes", "model_performance"}
+    deadline = time.monotonic() + 300
+    with environment(production.stack.env), dg.DagsterInstance.get() as instance:
+        loaded = instance.get_run_record_by_id(production.prediction_log_run)
+        assert loaded is not None
+        while True:
+            records = instance.get_run_records(filters=dg.RunsFilter(tags={"churn_platform/trigger": "automation"}))
+            runs = [r.dagster_run for r in records]
+            selections = {r.run_id: {k.to_user_string() for k in r.asset_selection or ()} for r in runs}
+            following = [r for r in runs if selections[r.run_id] == readers]
+            if following and all(r.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) for r in following):
+                break
+            assert time.monotonic() < deadline, f"no finished automation run of {sorted(readers)}; automation runs: {selections}"
+            time.sleep(5)
+        retrains = instance.get_runs(filters=dg.RunsFilter(job_name="retrain_churn_model"))
+        states = [s for s in instance.all_instigator_state() if s.name == AUTOMATION_SENSOR]
+        assert states, "the daemon knows the automation sensor"
+        ticks = instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id, limit=200)
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in following), [(r.run_id, r.status) for r in following]
+    # Each change is followed once: the new predictions (and a retraining, if the drift sensor
+    # asked for one) start one run of the log's readers; the hourly cadence reloads the log alone.
+    assert len(following) <= 1 + len(retrains), selections
+    others = [sel for sel in selections.values() if sel != readers]
+    assert all(sel == {"prediction_log"} for sel in others), selections
+    # Before the new predictions were loaded, automation started nothing but the hourly reload.
+    before = [r for r in records if r.create_timestamp < loaded.create_timestamp and selections[r.dagster_run.run_id] != {"prediction_log"}]
+    assert not before, [(r.dagster_run.run_id, selections[r.dagster_run.run_id]) for r in before]
+    ticked = [t for t in ticks if t.timestamp > production.finished_at and t.status in (TickStatus.SKIPPED, TickStatus.SUCCESS)]
+    assert ticked, f"no completed tick of {AUTOMATION_SENSOR} after the daily run: {[(t.timestamp, t.status) for t in ticks]}"
+    assert any(set(t.run_ids) & {r.run_id for r in following} for t in ticks), "the runs came from the sensor's ticks"
