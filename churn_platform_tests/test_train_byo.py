@@ -108,3 +108,33 @@ def test_train_command_on_csv_and_parquet(tmp_path):
         "--output-json", str(out), "--home", str(tmp_path / "home"),
     )
     assert bad.returncode == 2 and "label column 'Nope' is not in the table" in bad.stderr
+
+
+def test_text_dates_and_times_of_a_csv_are_left_out_like_parquet_dates(tmp_path):
+    """A CSV export's signup and cancellation dates (blanks for customers still active, several
+    written forms) and a login time are no categorical features: they are listed as dates."""
+    df = telco_like(400)
+    rng = np.random.default_rng(4)
+    signup = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 700, len(df)), unit="D")
+    df["signup"] = signup.strftime("%Y-%m-%d")
+    cancelled = (signup + pd.Timedelta(days=90)).strftime("%m/%d/%Y %H:%M")
+    df["cancelled_on"] = np.where(rng.random(len(df)) < 0.7, "", cancelled)
+    df.loc[df.index[:5], "cancelled_on"] = ["1 Mar 2024", "Mar 2, 2024", "2024-03-03T10:00:00Z", "N/A", " "]
+    df["last_login"] = rng.choice(["08:15", "17:40:05", "9:05 pm"], len(df))
+    df["plan_name"] = rng.choice(["Basic 2024", "Pro", "Team"], len(df))  # a year in a name is no date
+    csv = tmp_path / "messy.csv"
+    df.drop(columns=["month"]).to_csv(csv, index=False)
+    from churn_platform.ml.byo import DATE_REASON, read_table
+
+    table = prepare_table(read_table(csv), "Churn", "customerID")
+    assert {"signup", "cancelled_on", "last_login"} <= set(table.dropped)
+    assert all(table.dropped[c] == DATE_REASON for c in ("signup", "cancelled_on", "last_login"))
+    assert set(table.categorical) == {"Contract", "PaperlessBilling", "plan_name"}
+
+    out = tmp_path / "metrics.json"
+    result = run_cli(
+        "train", "--features", str(csv), "--label", "Churn", "--id-column", "customerID",
+        "--output-json", str(out), "--home", str(tmp_path / "home"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "signup" in result.stdout and "a date or time" in result.stdout, result.stdout

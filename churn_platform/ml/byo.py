@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,11 @@ NUMERIC_SHARE = 0.95
 """A text column is numeric when at least this share of its non-blank values parse as numbers."""
 ID_LIKE_SHARE = 0.5
 """A text column with distinct values on more than this share of rows is an identifier, not a feature."""
+_DATE = r"(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|\d{1,2}\s+[a-z]{3,9}\.?,?\s+\d{4}|[a-z]{3,9}\.?\s+\d{1,2},?\s+\d{4})"
+_TIME = r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(z|[ap]\.?m\.?|utc|[+-]\d{2}:?\d{2})?"
+DATE_OR_TIME = re.compile(rf"^({_DATE}([t\s]+{_TIME})?|{_TIME})$")
+"""The usual written forms of a date, a date and time, or a time of day (lower-cased, trimmed)."""
+DATE_REASON = "a date or time (derive features such as tenure from it first)"
 
 
 class FeatureTableError(ValueError):
@@ -130,7 +136,7 @@ def prepare_table(
             dropped[name] = "empty"
             continue
         if pd.api.types.is_datetime64_any_dtype(values):
-            dropped[name] = "a date or time (derive features such as tenure from it first)"
+            dropped[name] = DATE_REASON
             continue
         if pd.api.types.is_bool_dtype(values):
             values = values.astype(float)
@@ -149,6 +155,9 @@ def prepare_table(
             numeric.append(name)
             continue
         text = values.str.lower()
+        if _is_date_or_time(text):
+            dropped[name] = DATE_REASON
+            continue
         distinct = text.nunique(dropna=True)
         if distinct < 2:
             dropped[name] = "constant"
@@ -170,6 +179,23 @@ def prepare_table(
         categorical=tuple(categorical),
         dropped=dropped,
     )
+
+
+def _is_date_or_time(text: pd.Series) -> bool:
+    """Whether the non-blank values of a lower-cased text column are (nearly all) written dates or
+    times that parse: ``2024-03-01``, ``03/15/2024 10:00``, ``1 Mar 2024``, ``2024-03-01T10:00:00Z``."""
+    present = text.dropna()
+    if present.empty:
+        return False
+    shaped = present.str.fullmatch(DATE_OR_TIME.pattern)
+    if shaped.mean() < NUMERIC_SHARE:
+        return False
+    dates = present[shaped]
+    dates = dates[~dates.str.fullmatch(_TIME)]
+    if dates.empty:
+        return True
+    parsed = pd.to_datetime(dates, errors="coerce", format="mixed", utc=True)
+    return bool(parsed.notna().mean() >= NUMERIC_SHARE)
 
 
 def split_indices(table: PreparedTable, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
