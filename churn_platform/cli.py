@@ -138,11 +138,17 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_exporter(args: argparse.Namespace) -> int:
-    from churn_platform.monitoring.exporter import serve
+    from churn_platform.monitoring.exporter import ExporterConfigError, instance_home, serve
 
+    try:
+        home = instance_home()
+    except ExporterConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     settings = Settings.from_env()
-    serve(args.port, args.host, drift_threshold=settings.drift_threshold)
-    print(f"Prometheus metrics of the Dagster instance at {settings.dagster_home} on http://{args.host}:{args.port}/metrics", flush=True)
+    policies, champion_version = _exporter_sources(settings)
+    serve(args.port, args.host, drift_threshold=settings.drift_threshold, policies=policies, champion_version=champion_version)
+    print(f"Prometheus metrics of the Dagster instance at {home} on http://{args.host}:{args.port}/metrics", flush=True)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     try:
@@ -151,6 +157,31 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _exporter_sources(settings: Settings):
+    """The assets' freshness policies and a reader of the champion alias, for the exporter."""
+    from churn_platform.defs import build_definitions
+    from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+
+    graph = build_definitions(settings).resolve_asset_graph()
+    policies = {key: graph.get(key).freshness_policy for key in graph.get_all_asset_keys() if graph.get(key).freshness_policy}
+
+    def champion_version() -> str | None:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        uri = settings.mlflow_tracking_uri
+        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+            return None  # no registry yet (and none is created by asking)
+        try:
+            return MlflowClient(tracking_uri=settings.mlflow_tracking_uri).get_model_version_by_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS).version
+        except MlflowException as exc:
+            if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in str(exc).lower():
+                return None
+            raise
+
+    return policies, champion_version
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
@@ -404,8 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=1800.0)
     p.set_defaults(func=cmd_launch)
 
-    p = sub.add_parser("exporter", help="serve the pipeline's drift, model and freshness metrics to Prometheus")
-    p.add_argument("--host", default="0.0.0.0")
+    p = sub.add_parser("exporter", help="serve the pipeline's drift, model and freshness metrics to Prometheus (reads DAGSTER_HOME)")
+    p.add_argument("--host", default="127.0.0.1", help="the interface to listen on (0.0.0.0 in a container)")
     p.add_argument("--port", type=int, default=9188)
     p.set_defaults(func=cmd_exporter)
 

@@ -125,6 +125,8 @@ def test_compose_services_images_ports_and_environment_match_the_code():
     assert targets == {"ray-head:8080", "exporter:9188"}
     assert "--metrics-export-port 8080" in services["ray-head"]["command"]
     assert services["exporter"]["command"][-1] == "9188"
+    # The exporter listens on 127.0.0.1 unless told otherwise; in a container it must be reachable.
+    assert services["exporter"]["command"][2:4] == ["--host", "0.0.0.0"]
     # The databases the services use are the ones the init script creates.
     created = set(re.findall(r"CREATE DATABASE (\w+);", (DEPLOY / "postgres" / "init.sql").read_text()))
     assert {platform_env["CHURN_PLATFORM_PG_DATABASE"], platform_env["DAGSTER_PG_DB"], "mlflow"} <= created
