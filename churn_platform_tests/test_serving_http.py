@@ -201,6 +201,12 @@ def test_customers_by_id_match_scoring_by_features_and_unknown_ids_are_reported(
     assert [x["churn_probability"] for x in found] == pytest.approx([float(p) for p in expected], abs=1e-9)
     assert all(len(x["drivers"]) == 3 for x in found)
     assert body["features_as_of"] == str(scoring_rows["snapshot_date"].max().date())
+    # The contract types customer_id as an integer: whole numbers are accepted as well as strings.
+    as_numbers = httpx.post(f"{url}/v1/predict/customers", json={"customer_ids": [int(i) for i in ids]})
+    assert as_numbers.status_code == 200, as_numbers.text
+    assert [x["customer_id"] for x in as_numbers.json()["results"]] == ids
+    assert [x["churn_probability"] for x in as_numbers.json()["results"]] == pytest.approx([float(p) for p in expected], abs=1e-9)
+    assert httpx.post(f"{url}/v1/predict/customers", json={"customer_ids": [True]}).status_code == 422
 
 
 def test_model_endpoint_describes_the_served_version(url, champion):
@@ -260,6 +266,16 @@ def test_predictions_reach_the_prediction_log(served, url, scoring_rows):
 
 
 def test_prometheus_metrics_of_serve_and_of_the_application(served, url):
+    def rare_counters():
+        text = httpx.get(f"http://127.0.0.1:{served['metrics_port']}/metrics", timeout=10).text
+        wanted = ("ray_churn_api_errors_total", "ray_churn_model_load_failures_total", "ray_churn_prediction_log_dropped_rows_total")
+        return text if all(w in text for w in wanted) else None
+
+    # Counters of events that may never happen are there (at 0) before they first fire.
+    text = wait_for(rare_counters, timeout_s=60, what="the rare-event counters on the Ray metrics port")
+    dropped = [line for line in text.splitlines() if line.startswith("ray_churn_prediction_log_dropped_rows_total")]
+    assert dropped and all(float(line.rsplit(" ", 1)[1]) == 0.0 for line in dropped), dropped
+    assert 'ray_churn_api_errors_total{' in text and 'endpoint="/v1/predict/customers"' in text
     for _ in range(5):
         httpx.post(f"{url}/v1/predict", json=example_record())
 

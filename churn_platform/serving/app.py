@@ -180,6 +180,12 @@ class _Metrics:
         self.load_failures = metrics.Counter("churn_model_load_failures", description="Model versions that failed to load (the old one kept serving).")
         self.log_dropped = metrics.Counter("churn_prediction_log_dropped_rows", description="Predictions the log could not keep.")
         self.log_buffered = metrics.Gauge("churn_prediction_log_buffered_rows", description="Predictions waiting to be written.")
+        # Counters of rare events are exported at 0 from the start, so that rate() and alert rules
+        # work from the first scrape. Ray's inc() refuses 0; recording 0 creates the series.
+        for endpoint in ENDPOINTS:
+            self.errors._record(0.0, {"endpoint": endpoint})
+        self.load_failures._record(0.0)
+        self.log_dropped._record(0.0)
 
     def request(self, endpoint: str, status: int, latency_ms: float) -> None:
         self.requests.inc(1, {"endpoint": endpoint, "status": str(status)})

@@ -11,9 +11,9 @@ cannot disagree.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model, field_validator
 from typing_extensions import NotRequired, TypedDict
 
 from churn_platform.features import FEATURES, example_record
@@ -145,8 +145,17 @@ class CustomersRequest(BaseModel):
         json_schema_extra={"examples": [{"customer_ids": ["C000001", "C000002"], "explain": False}]},
     )
 
-    customer_ids: list[str] = Field(..., min_length=1, description="Customers to score from the latest `scoring_features`.")
+    customer_ids: list[Union[StrictInt, str]] = Field(
+        ...,
+        min_length=1,
+        description="Customers to score from the latest `scoring_features`: strings or whole numbers (answered as strings).",
+    )
     explain: bool = Field(False, description="Add each prediction's top drivers.")
+
+    @field_validator("customer_ids")
+    @classmethod
+    def _as_text(cls, ids: list) -> list[str]:
+        return [str(i) for i in ids]
 
 
 class CustomerResult(BaseModel):
