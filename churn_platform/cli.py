@@ -162,24 +162,14 @@ def cmd_exporter(args: argparse.Namespace) -> int:
 def _exporter_sources(settings: Settings):
     """The assets' freshness policies and a reader of the champion alias, for the exporter."""
     from churn_platform.defs import build_definitions
+    from churn_platform.ml.registry import alias_version
     from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 
     graph = build_definitions(settings).resolve_asset_graph()
     policies = {key: graph.get(key).freshness_policy for key in graph.get_all_asset_keys() if graph.get(key).freshness_policy}
 
     def champion_version() -> str | None:
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-
-        uri = settings.mlflow_tracking_uri
-        if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-            return None  # no registry yet (and none is created by asking)
-        try:
-            return MlflowClient(tracking_uri=settings.mlflow_tracking_uri).get_model_version_by_alias(REGISTERED_MODEL_NAME, CHAMPION_ALIAS).version
-        except MlflowException as exc:
-            if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in str(exc).lower():
-                return None
-            raise
+        return alias_version(settings.mlflow_tracking_uri, REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
 
     return policies, champion_version
 
@@ -189,14 +179,21 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if not settings.warehouse_path.exists():
-        from churn_platform.pipeline import PipelineFailed, run_pipeline
+        from churn_platform.pipeline import WAREHOUSE_SELECTION, PipelineFailed, build_warehouse
 
-        print(f"No warehouse in {settings.home} yet: building it (generator defaults) for the docs' catalog", flush=True)
+        origin = settings.sources or f"the built-in generator ({settings.customers:,} customers, {settings.days} days, seed {settings.seed})"
+        print(
+            f"No warehouse in {settings.home} yet. The docs' catalog needs one: loading the sources from {origin} "
+            f"and building the dbt models ({WAREHOUSE_SELECTION}; no training, scoring or reports) ...",
+            flush=True,
+        )
+        started = time.monotonic()
         try:
-            run_pipeline(settings, log_level="WARNING")
+            run_id = build_warehouse(settings, log_level="WARNING")
         except PipelineFailed as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+        print(f"Warehouse built in {time.monotonic() - started:.0f} s (Dagster run {run_id})", flush=True)
     target = settings.home / "dbt_docs"
     try:
         generate_docs(settings.warehouse_path, target)
@@ -241,26 +238,47 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from churn_platform.serving import runner
 
+    from churn_platform.ml.registry import alias_version
+    from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
+
     settings = _settings(args)
+    version = alias_version(settings.mlflow_tracking_uri, REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
+    if version is None:
+        print(
+            f"error: the home {settings.home} has no champion model ({REGISTERED_MODEL_NAME}@{CHAMPION_ALIAS} in "
+            f"{settings.mlflow_tracking_uri}): `churn-platform run --home {args.home}` trains and promotes one",
+            file=sys.stderr,
+        )
+        return 1
     settings.export()
-    url = runner.start(settings, args.host, args.port)
-    print(
-        f"Serving models:/churn_model@champion at {url}: POST /v1/predict, POST /v1/predict/customers, "
-        f"GET /v1/model, GET /health; docs at {url}/docs. Predictions are logged to {settings.prediction_log_dir}. Ctrl-C stops."
-    )
     stop = {"now": False}
 
     def _stop(*_: object) -> None:
         stop["now"] = True
 
+    # Ray's processes inherit an ignored SIGINT: Ctrl-C in a terminal reaches the whole process
+    # group, and this process, not Ray's, decides how Serve stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        url = runner.start(settings, args.host, args.port)
+    except BaseException:
+        runner.stop()
+        raise
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    print(
+        f"Serving {REGISTERED_MODEL_NAME}@{CHAMPION_ALIAS} (version {version}, followed as the alias moves) at {url}: "
+        f"POST /v1/predict, POST /v1/predict/customers, GET /v1/model, GET /health; docs at {url}/docs. "
+        f"Predictions are logged to {settings.prediction_log_dir}. Ctrl-C stops.",
+        flush=True,
+    )
     try:
         while not stop["now"]:
             time.sleep(0.5)
     finally:
-        print("Stopping Ray Serve ...")
+        print("Stopping Ray Serve ...", flush=True)
         runner.stop()
+        print("Stopped.", flush=True)
     return 0
 
 

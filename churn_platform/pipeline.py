@@ -60,6 +60,48 @@ def prepare(settings: Settings) -> None:
         prepare_manifest(project)
 
 
+WAREHOUSE_SELECTION = 'group:sources or kind:dbt'
+"""The assets a warehouse's tables come from: the sources and the dbt models (no training, scoring or reports)."""
+
+
+def build_warehouse(settings: Settings, log_level: str = "WARNING") -> str:
+    """Load the sources and build the dbt models, nothing else (what the dbt docs' catalog needs).
+    Returns the Dagster run id."""
+    import dagster as dg
+
+    from churn_platform.defs import build_definitions
+    from churn_platform.defs.partitions import all_partitions_range, usage_partitions
+
+    prepare(settings)
+    defs = build_definitions(settings)
+    job = defs.resolve_job_def("daily_pipeline")
+    keys = dg.AssetSelection.from_string(WAREHOUSE_SELECTION).resolve(defs.resolve_asset_graph())
+    first_day, last_day = all_partitions_range(usage_partitions(settings))
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            asset_selection=sorted(keys, key=lambda k: k.to_user_string()),
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            tags={
+                "churn_platform/trigger": "docs",
+                "dagster/asset_partition_range_start": first_day,
+                "dagster/asset_partition_range_end": last_day,
+            },
+        )
+    if not result.success:
+        raise PipelineFailed(f"Dagster run {result.run_id} failed:\n  " + "\n  ".join(_failures(result)))
+    return result.run_id
+
+
+def _failures(result) -> list[str]:
+    return [
+        f"{e.step_key}: {e.event_specific_data.error.message.strip()}"  # type: ignore[union-attr]
+        for e in result.all_events
+        if e.is_step_failure and e.event_specific_data is not None
+    ] or ["(no step failure recorded)"]
+
+
 def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
     import dagster as dg
 

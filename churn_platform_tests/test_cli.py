@@ -19,3 +19,30 @@ def test_run_keeps_environment_settings_and_overrides_only_home_and_sources(monk
     assert settings.duckdb_memory_limit == "3GB"
     assert settings.drift_threshold == 0.42
     assert settings.s3_endpoint_url == "http://127.0.0.1:9000"
+
+
+def test_serve_on_a_home_without_a_champion_says_so_and_creates_nothing(tmp_path):
+    from churn_platform_tests.conftest import run_cli
+
+    home = tmp_path / "empty_home"
+    result = run_cli("serve", "--home", str(home), timeout=120)
+    assert result.returncode == 1
+    assert "has no champion model" in result.stderr and "churn-platform run --home" in result.stderr
+    assert "Serving" not in result.stdout
+    assert not (home / "mlflow" / "mlflow.db").exists()
+
+
+def test_docs_on_a_fresh_home_says_what_it_builds_and_builds_only_the_warehouse(tmp_path):
+    import dagster as dg
+
+    from churn_platform_tests.conftest import run_cli
+
+    home = tmp_path / "docs_home"
+    result = run_cli("docs", "--home", str(home), env={"CHURN_PLATFORM_CUSTOMERS": "200", "CHURN_PLATFORM_DAYS": "120"}, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "No warehouse in" in result.stdout and "no training" in result.stdout and "200 customers" in result.stdout
+    assert (home / "dbt_docs" / "catalog.json").exists()
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        built = {k.to_user_string() for k in instance.get_asset_keys()}
+    assert {"crm_customers", "usage_events", "customer_features", "training_set", "scoring_features"} <= built
+    assert not built & {"churn_model", "churn_scores", "feature_drift_report"}, built

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,21 +187,35 @@ class WarehouseResource(Warehouse):
     def _open(self, read_only: bool):
         import duckdb
 
-        deadline = time.monotonic() + self.lock_timeout_s
-        delay = 0.2
+        started = time.monotonic()
+        delay, told = 0.2, None
         while True:
             try:
-                return duckdb.connect(self.path, read_only=read_only, config={"memory_limit": self.memory_limit})
+                connection = duckdb.connect(self.path, read_only=read_only, config={"memory_limit": self.memory_limit})
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
                     raise
-                if time.monotonic() > deadline:
+                waited = time.monotonic() - started
+                if waited > self.lock_timeout_s:
                     raise WarehouseLockedError(
                         f"the warehouse {self.path} stayed locked by another process for "
                         f"{self.lock_timeout_s:.0f}s: {exc}"
                     ) from exc
+                if told is None or waited - told >= 30:
+                    holder = re.search(r"PID (\d+)", str(exc))
+                    dg.get_dagster_logger().warning(
+                        f"the warehouse {self.path} is locked by another process"
+                        + (f" (PID {holder.group(1)})" if holder else "")
+                        + f": waiting for it, {waited:.0f}s so far, for up to {self.lock_timeout_s:.0f}s "
+                        "(another run or a program holding the DuckDB file open; it is released when that ends)"
+                    )
+                    told = waited
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            else:
+                if told is not None:
+                    dg.get_dagster_logger().info(f"the warehouse {self.path} is free after {time.monotonic() - started:.0f}s")
+                return connection
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821

@@ -279,6 +279,22 @@ def resolve_alias(location: MLflowLocation, name: str, alias: str) -> str:
     return str(MlflowClient().get_model_version_by_alias(name, alias).version)
 
 
+def alias_version(tracking_uri: str, name: str, alias: str) -> str | None:
+    """The version ``name@alias`` points to, or None when there is no such model or alias. A local
+    store that does not exist yet is not created by asking."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).exists():
+        return None
+    try:
+        return str(MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri).get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower():
+            return None
+        raise
+
+
 def load_version(location: MLflowLocation, name: str, version: str, alias: str = "") -> LoadedModel:
     """Load one registered version with its signature, run id, creation time and headline test metrics."""
     import mlflow
