@@ -30,6 +30,11 @@ class LaunchedRun:
     seconds: float
 
 
+def _key_path(asset: str) -> list[str]:
+    """An asset key as the GraphQL client takes it (``a/b`` → ``["a", "b"]``)."""
+    return asset.split("/")
+
+
 def _client(webserver_url: str):
     from dagster_graphql import DagsterGraphQLClient
 
@@ -45,10 +50,15 @@ def launch_daily_pipeline(
     settings: Settings, webserver_url: str, tags: dict[str, str] | None = None, assets: list[str] | None = None
 ) -> str:
     """Queue a run of ``daily_pipeline`` over every usage partition (only ``assets``, when given,
-    e.g. ``["prediction_log"]`` to load what the API served); returns its run id."""
+    e.g. ``["prediction_log"]`` to load what the API served); returns its run id. The run names
+    the assets it builds, every one by default, so that declarative automation does not build
+    them again after it."""
+    from churn_platform.defs import build_definitions
     from churn_platform.defs.partitions import all_partitions_range, usage_partitions
 
     first_day, last_day = all_partitions_range(usage_partitions(settings))
+    if not assets:
+        assets = sorted(k.to_user_string() for k in build_definitions(settings).resolve_asset_graph().get_all_asset_keys())
     client = _client(webserver_url)
     try:
         return client.submit_job_execution(
@@ -60,7 +70,7 @@ def launch_daily_pipeline(
                 "dagster/asset_partition_range_end": last_day,
                 **(tags or {}),
             },
-            asset_selection=[[a] for a in assets] if assets else None,
+            asset_selection=[_key_path(a) for a in assets],
         )
     except Exception as exc:
         raise LaunchError(f"cannot submit daily_pipeline to {webserver_url}: {exc}") from exc

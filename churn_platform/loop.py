@@ -84,6 +84,7 @@ def run_closed_loop(
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
+            asset_selection=list(request.asset_selection or []) or None,
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             tags={**request.tags, "dagster/run_key": request.run_key or ""},
         )

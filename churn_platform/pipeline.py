@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -94,12 +95,36 @@ def build_warehouse(settings: Settings, log_level: str = "WARNING") -> str:
     return result.run_id
 
 
+def _alert(instance, result) -> None:
+    """What the daemon's alert sensors would send for this run, sent now: an in-process run has no
+    daemon watching it. (The freshness alerts still need the daemon: a run that just materialized
+    its assets leaves nothing stale.)"""
+    from churn_platform.defs import ALERT_WEBHOOK_ENV
+    from churn_platform.defs.alerts import alert_failed_checks
+    from churn_platform.defs.resources import Notifier
+
+    notifier = Notifier(webhook_url=os.environ.get(ALERT_WEBHOOK_ENV) or None)
+    if not result.success:
+        run = instance.get_run_by_id(result.run_id)
+        notifier.notify(
+            "run_failed",
+            f"run {result.run_id[:8]} of {run.job_name if run else 'daily_pipeline'} failed",
+            {"run_id": result.run_id, "job": run.job_name if run else "daily_pipeline", "error": "; ".join(_failures(result))[:2000]},
+        )
+    alert_failed_checks(instance, result.run_id, notifier)
+
+
 def _failures(result) -> list[str]:
-    return [
-        f"{e.step_key}: {e.event_specific_data.error.message.strip()}"  # type: ignore[union-attr]
-        for e in result.all_events
-        if e.is_step_failure and e.event_specific_data is not None
-    ] or ["(no step failure recorded)"]
+    """Each failed step with the error that caused it (not Dagster's wrapper around it)."""
+    failures = []
+    for e in result.all_events:
+        if not e.is_step_failure or e.event_specific_data is None:
+            continue
+        error = e.event_specific_data.error  # type: ignore[union-attr]
+        while error is not None and error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
+            error = error.cause
+        failures.append(f"{e.step_key}: {error.message.strip() if error is not None else 'failed'}")
+    return failures or ["(no step failure recorded)"]
 
 
 def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
@@ -118,6 +143,8 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
+            # Named, so that declarative automation sees that this run built each asset with its parents.
+            asset_selection=sorted(defs.resolve_asset_graph().get_all_asset_keys(), key=lambda k: k.to_user_string()),
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
             tags={
                 "churn_platform/trigger": "cli",
@@ -126,6 +153,7 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
             },
         )
         seconds = time.monotonic() - started
+        _alert(instance, result)
         checks = result.get_asset_check_evaluations()
         failed_checks = sorted(
             f"{c.asset_key.to_user_string()}:{c.check_name}"
@@ -138,14 +166,7 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
             if not c.passed and c.severity == dg.AssetCheckSeverity.WARN
         )
         if not result.success:
-            failures = [
-                f"{e.step_key}: {e.event_specific_data.error.message.strip()}"  # type: ignore[union-attr]
-                for e in result.all_events
-                if e.is_step_failure and e.event_specific_data is not None
-            ]
-            raise PipelineFailed(
-                f"Dagster run {result.run_id} failed:\n  " + "\n  ".join(failures or ["(no step failure recorded)"])
-            )
+            raise PipelineFailed(f"Dagster run {result.run_id} failed:\n  " + "\n  ".join(_failures(result)))
         report = RunReport(
             dagster_run_id=result.run_id,
             status="SUCCESS",

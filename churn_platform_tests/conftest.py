@@ -55,6 +55,8 @@ class E2E:
         self.home = root / "home"
         self.report_path = root / "report.json"
         self.report: dict = {}
+        self.alerts: list[dict] = []
+        """What the run posted to the alert webhook."""
 
     @property
     def settings(self) -> Settings:
@@ -70,10 +72,16 @@ def e2e(tmp_path_factory) -> E2E:
         "--seed", str(E2E_SEED), "--out", str(run.sources), "--fault-rate", str(E2E_FAULT_RATE),
     )
     assert gen.returncode == 0, gen.stdout + gen.stderr
-    result = run_cli(
-        "run", "--sources", str(run.sources), "--home", str(run.home),
-        "--report-json", str(run.report_path), "--log-level", "WARNING",
-    )
+    webhook = WebhookReceiver()
+    try:
+        result = run_cli(
+            "run", "--sources", str(run.sources), "--home", str(run.home),
+            "--report-json", str(run.report_path), "--log-level", "WARNING",
+            env={"CHURN_PLATFORM_ALERT_WEBHOOK_URL": webhook.url},
+        )
+        run.alerts = list(webhook.received)
+    finally:
+        webhook.close()
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     run.report = json.loads(run.report_path.read_text())
     return run

@@ -110,3 +110,31 @@ def test_a_failed_run_alerts_with_its_error(tmp_path, webhook):
     assert f"run {result.run_id[:8]}" in body["text"] and "failed" in body["text"]
     fields = fields_of(body)
     assert fields["kind"] == "run_failed" and fields["run_id"] == result.run_id
+
+
+def _kinds(bodies: list[dict]) -> list[str]:
+    return [fields_of(b).get("kind") for b in bodies]
+
+
+@pytest.mark.slow
+def test_a_cli_run_posts_the_alerts_the_daemon_would(e2e):
+    """`churn-platform run` has no daemon: it sends its checks' alerts itself, beside the promotion."""
+    kinds = _kinds(e2e.alerts)
+    assert "promotion" in kinds, kinds
+    warned = sorted(f"{fields_of(b)['check']}" for b in e2e.alerts if fields_of(b).get("kind") == "check_warned")
+    expected = sorted(e2e.report["warned_checks"])
+    assert warned == expected and "prediction_log:prediction_log_is_fresh" in warned, (warned, expected)
+
+
+def test_a_failed_cli_run_posts_its_error(tmp_path, webhook):
+    from churn_platform_tests.conftest import run_cli
+
+    (tmp_path / "empty").mkdir()
+    result = run_cli(
+        "run", "--sources", str(tmp_path / "empty"), "--home", str(tmp_path / "home"), "--log-level", "WARNING",
+        env={"CHURN_PLATFORM_ALERT_WEBHOOK_URL": webhook.url},
+    )
+    assert result.returncode == 1
+    assert "source 'crm_customers' not found" in result.stderr, result.stderr[-2000:]
+    assert _kinds(webhook.received) == ["run_failed"]
+    assert "source 'crm_customers' not found" in fields_of(webhook.received[0])["error"]

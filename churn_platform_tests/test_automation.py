@@ -32,47 +32,24 @@ USAGE_MODELS = {"stg_usage_events", "int_daily_usage"}
 
 
 class Clock:
-    """Evaluation times that only move forward, starting now."""
+    """Evaluation times that only move forward, and never behind the real time."""
 
-    def __init__(self) -> None:
-        self.now = dt.datetime.now(dt.timezone.utc)
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        self.now = start or dt.datetime.now(dt.timezone.utc)
 
     def tick(self, **delta) -> dt.datetime:
-        self.now += dt.timedelta(seconds=1, **delta)
+        self.now = max(self.now + dt.timedelta(seconds=1, **delta), dt.datetime.now(dt.timezone.utc))
         return self.now
 
 
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    """A home built by `churn-platform run` on DAYS days of usage; the source folder then gains
-    the next day, as a daily export would."""
-    root = tmp_path_factory.mktemp("automation")
-    data = generate(GeneratorConfig(customers=600, days=DAYS + 1, seed=17))
-    usage = data.usage_events
-    data.usage_events = usage[pd.to_datetime(usage["event_date"]) < pd.Timestamp(NEW_DAY)]
-    write_sources(data, root / "src")
-    result = run_cli(
-        "run", "--sources", str(root / "src"), "--home", str(root / "home"), "--log-level", "WARNING",
-        env={"CHURN_PLATFORM_DAYS": str(DAYS), "CHURN_PLATFORM_SEED": "17"},
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    data.usage_events = usage
-    write_sources(data, root / "src")
-    # The partitions now reach the new day (CHURN_PLATFORM_PARTITIONS_END, or `open` for a live feed).
-    settings = Settings(home=root / "home", sources=str(root / "src"), days=DAYS + 1, seed=17)
-    saved = dict(os.environ)
-    settings.export()
-    yield settings
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 class Automation:
-    def __init__(self, settings: Settings, instance: dg.DagsterInstance) -> None:
+    """Dagster's evaluation of the automation conditions over a real instance, tick after tick."""
+
+    def __init__(self, settings: Settings, instance: dg.DagsterInstance, clock: Clock | None = None) -> None:
         self.defs = build_definitions(settings)
         self.instance = instance
         self.cursor = None
-        self.clock = Clock()
+        self.clock = clock or Clock()
         self.job = self.defs.resolve_job_def("daily_pipeline")
 
     def evaluate(self, **delta) -> dict[str, set[str | None]]:
@@ -98,6 +75,38 @@ class Automation:
         )
         assert result.success
         return result
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A home built by `churn-platform run` while automation was already being evaluated (as the
+    daemon does), on DAYS days of usage; the source folder then gains the next day, as a daily
+    export would. The partitions reach that day from the start (CHURN_PLATFORM_PARTITIONS_END,
+    or `open` for a live feed), so the run loaded it empty."""
+    root = tmp_path_factory.mktemp("automation")
+    data = generate(GeneratorConfig(customers=600, days=DAYS + 1, seed=17))
+    usage = data.usage_events
+    data.usage_events = usage[pd.to_datetime(usage["event_date"]) < pd.Timestamp(NEW_DAY)]
+    write_sources(data, root / "src")
+    settings = Settings(home=root / "home", sources=str(root / "src"), days=DAYS + 1, seed=17)
+    saved = dict(os.environ)
+    settings.ensure_dirs()
+    settings.export()
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        watching = Automation(settings, instance)
+        assert watching.evaluate() == {}, "an empty instance: nothing to follow"
+        result = run_cli(
+            "run", "--sources", str(root / "src"), "--home", str(root / "home"), "--log-level", "WARNING",
+            env={"CHURN_PLATFORM_DAYS": str(DAYS + 1), "CHURN_PLATFORM_SEED": "17"},
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        after = watching.evaluate()
+    assert after == {}, f"the run built every asset with its parents: automation must not build them again, got {after}"
+    data.usage_events = usage
+    write_sources(data, root / "src")
+    yield settings
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_the_automation_sensor_runs_by_default(home):
@@ -142,8 +151,8 @@ def test_a_new_day_of_usage_is_followed_once_and_nothing_else_starts(home):
 def test_the_prediction_log_is_reloaded_hourly_and_its_readers_follow_new_predictions(home):
     readers = {"prediction_drift_report", "churn_outcomes", "model_performance"}
     with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
-        auto = Automation(home, instance)
-        auto.clock.now = auto.clock.now.replace(minute=10)
+        start = dt.datetime.now(dt.timezone.utc).replace(minute=10, second=0, microsecond=0) + dt.timedelta(hours=1)
+        auto = Automation(home, instance, Clock(start))
         assert auto.evaluate() == {}
         assert auto.evaluate(minutes=5) == {}, "no hour boundary passed"
         assert auto.evaluate(hours=1) == {"prediction_log": {None}}
@@ -172,3 +181,17 @@ def _ancestors(graph, key: dg.AssetKey) -> set[dg.AssetKey]:
             seen.add(parent)
             todo.extend(graph.get(parent).parent_keys)
     return seen
+
+
+def test_the_schedule_names_every_asset_of_its_run(home):
+    """The 02:00 run builds every asset and says so, so that automation does not build them again."""
+    defs = build_definitions(home)
+    schedule = defs.resolve_schedule_def("daily_pipeline_schedule")
+    at = dt.datetime.fromisoformat(NEW_DAY).replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1, hours=2)
+    with dg.build_schedule_context(scheduled_execution_time=at, repository_def=defs.get_repository_def()) as context:
+        (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == NEW_DAY
+    assert set(request.asset_selection) == set(defs.resolve_asset_graph().get_all_asset_keys())
+    with dg.build_schedule_context(scheduled_execution_time=at + dt.timedelta(days=30), repository_def=defs.get_repository_def()) as context:
+        tick = schedule.evaluate_tick(context)
+    assert not tick.run_requests and "is not a usage partition" in tick.skip_message

@@ -30,9 +30,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
 
     project = dbt_project(settings.dbt_target)
     partitions = usage_partitions(settings)
-    daily_pipeline_job, daily_schedule = build_daily_pipeline(partitions)
+    assets = [*build_source_assets(partitions), *build_dbt_assets(project, partitions), churn_model, churn_scores, feature_drift_report, prediction_log, prediction_drift_report, churn_outcomes, model_performance, business_health]
+    daily_pipeline_job, daily_schedule = build_daily_pipeline(partitions, [key for asset in assets for key in asset.keys])
     return dg.Definitions(
-        assets=[*build_source_assets(partitions), *build_dbt_assets(project, partitions), churn_model, churn_scores, feature_drift_report, prediction_log, prediction_drift_report, churn_outcomes, model_performance, business_health],
+        assets=assets,
         jobs=[daily_pipeline_job, retrain_job],
         schedules=[daily_schedule],
         sensors=[build_automation_sensor(), build_retrain_on_drift(settings.drift_threshold), alert_on_run_failure, alert_on_failed_checks, alert_on_freshness],

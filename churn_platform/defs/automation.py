@@ -1,6 +1,7 @@
 """Jobs, the daily schedule, declarative automation and the sensor that retrains on drift or on
 decayed performance."""
 
+import datetime as dt
 import json
 from collections.abc import Sequence
 
@@ -77,30 +78,43 @@ def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
     )
 
 
-def build_daily_pipeline(partitions: dg.DailyPartitionsDefinition) -> tuple:
+def build_daily_pipeline(partitions: dg.DailyPartitionsDefinition, asset_keys: Sequence[dg.AssetKey]) -> tuple:
     """The daily pipeline job and its schedule. The job runs for a day partition (or a range
     of them): the usage of those days is loaded and built, everything else is rebuilt whole.
-    The schedule runs it at 02:00 UTC for the day that just ended."""
+    The schedule runs it at 02:00 UTC for the day that just ended.
+
+    Its runs name every asset they build (``asset_keys``): declarative automation recognises a
+    parent updated by a run that also built the child only through the run's asset selection,
+    and a run of the whole job without one would make it rebuild what the run just built."""
     job = dg.define_asset_job(
         "daily_pipeline",
         selection=dg.AssetSelection.all(),
         partitions_def=partitions,
         description="Load the sources (usage for the run's days), build the dbt features, retrain, and report drift.",
     )
-    schedule = dg.build_schedule_from_partitioned_job(
-        job,
+    keys = sorted(asset_keys, key=lambda k: k.to_user_string())
+
+    @dg.schedule(
+        job=job,
         name="daily_pipeline_schedule",
-        hour_of_day=2,
-        minute_of_hour=0,
+        cron_schedule="0 2 * * *",
+        execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Every day at 02:00 UTC, the daily pipeline for the day before.",
     )
-    return job, schedule
+    def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext):
+        day = (context.scheduled_execution_time - dt.timedelta(days=1)).strftime("%Y-%m-%d")
+        if not partitions.has_partition_key(day):
+            return dg.SkipReason(f"{day} is not a usage partition ({partitions.start.date()} to {partitions.end.date() if partitions.end else 'open'})")
+        return dg.RunRequest(partition_key=day, asset_selection=keys, tags={"churn_platform/trigger": "schedule"})
+
+    return job, daily_pipeline_schedule
 
 
+RETRAIN_ASSETS = (dg.AssetKey("churn_model"), dg.AssetKey("churn_scores"))
 retrain_job = dg.define_asset_job(
     "retrain_churn_model",
-    selection=dg.AssetSelection.assets("churn_model", "churn_scores"),
+    selection=dg.AssetSelection.assets(*RETRAIN_ASSETS),
     description="Retrain the churn model on the current training set and rescore the customers.",
 )
 
@@ -193,6 +207,10 @@ def build_retrain_on_drift(threshold: float, performance_floor: float = 0.70) ->
             reasons.append(f"matured ROC-AUC {auc:.3f} is below {performance_floor:.2f}")
         trigger = "+".join(k.split(":")[0].replace("feature_drift_report", "drift").replace("model_performance", "performance") for k in keys)
         context.log.info("; ".join(reasons) + ": requesting retraining")
-        return dg.RunRequest(run_key="+".join(keys), tags={"churn_platform/trigger": trigger, "churn_platform/reason": "; ".join(reasons), **tags})
+        return dg.RunRequest(
+            run_key="+".join(keys),
+            asset_selection=list(RETRAIN_ASSETS),
+            tags={"churn_platform/trigger": trigger, "churn_platform/reason": "; ".join(reasons), **tags},
+        )
 
     return retrain_on_drift
