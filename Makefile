@@ -79,15 +79,7 @@ validate: prepare
 # The UIs over the demo's state (after `make demo` every asset shows its materializations,
 # checks and metadata; before it, the graph is there to materialize from the UI).
 dev: prepare
-	@mkdir -p $(DEV_HOME)/dagster $(DEV_HOME)/mlflow
-	@test -f $(DEV_HOME)/dagster/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DEV_HOME)/dagster/dagster.yaml
-	@echo "Dagster UI: http://localhost:3000    MLflow UI: http://localhost:5000    state: $(DEV_HOME)    (Ctrl-C stops both)"
-	@trap 'kill 0' INT TERM EXIT; \
-	export CHURN_PLATFORM_HOME=$(DEV_HOME) DAGSTER_HOME=$(DEV_HOME)/dagster; \
-	if [ -d $(DEV_HOME)/sources ]; then export CHURN_PLATFORM_SOURCES=$(DEV_HOME)/sources; fi; \
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(DEV_HOME)/mlflow/mlflow.db --host 127.0.0.1 --port 5000 & \
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000; \
-	wait
+	$(BIN)/churn-platform dev --home $(DEV_HOME)
 
 # dbt docs for analysts, with the catalog of the demo's warehouse (built first if missing).
 docs: prepare

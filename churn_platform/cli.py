@@ -174,6 +174,13 @@ def _exporter_sources(settings: Settings):
     return policies, champion_version
 
 
+def cmd_dev(args: argparse.Namespace) -> int:
+    from churn_platform import dev
+    from churn_platform.settings import REPO_DIR
+
+    return dev.run(Path(args.home), REPO_DIR / "workspace.yaml", args.dagster_port, args.mlflow_port, args.host)
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from churn_platform.docs_site import DocsError, generate_docs, serve_docs
 
@@ -457,6 +464,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="the interface to listen on (0.0.0.0 in a container)")
     p.add_argument("--port", type=int, default=9188)
     p.set_defaults(func=cmd_exporter)
+
+    p = sub.add_parser("dev", help="the Dagster UI and daemon and the MLflow UI over a home, until interrupted (make dev)")
+    p.add_argument("--home", default=".churn_home/demo")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--dagster-port", type=int, default=3000)
+    p.add_argument("--mlflow-port", type=int, default=5000)
+    p.set_defaults(func=cmd_dev)
 
     p = sub.add_parser("docs", help="generate the dbt docs (catalog from the home's warehouse) and serve them")
     p.add_argument("--home", default=".churn_home/demo")

@@ -21,10 +21,7 @@ def _marker(name: str) -> tuple[str, str]:
 
 def automation_markdown() -> str:
     """Which assets are automated, by which condition (from the asset graph)."""
-    from churn_platform.defs import build_definitions
-    from churn_platform.settings import Settings
-
-    graph = build_definitions(Settings(home=Path("/nonexistent"))).resolve_asset_graph()
+    graph = _graph()
     by_label: dict[str, list[str]] = {}
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         condition = graph.get(key).automation_condition
@@ -36,6 +33,61 @@ def automation_markdown() -> str:
     return "\n".join(rows)
 
 
+def freshness_markdown() -> str:
+    """Each group's freshness policy and its assets (from the asset graph)."""
+    from churn_platform.defs.policies import FRESHNESS_BY_GROUP
+
+    graph = _graph()
+    rows = ["| group | warn after | fail after | assets |", "|---|---|---|---|"]
+    for group, policy in FRESHNESS_BY_GROUP.items():
+        names = sorted(k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == group)
+        rows.append(
+            f"| `{group}` | {_duration(policy.warn_window.to_timedelta())} | {_duration(policy.fail_window.to_timedelta())} | "
+            + ", ".join(f"`{n}`" for n in names)
+            + " |"
+        )
+    return "\n".join(rows)
+
+
+def _duration(delta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:g} days" if hours >= 48 and hours % 24 == 0 else f"{hours:g} h"
+
+
+def _graph():
+    from churn_platform.defs import build_definitions
+    from churn_platform.settings import Settings
+
+    return build_definitions(Settings(home=Path("/nonexistent"))).resolve_asset_graph()
+
+
+def dbt_test_count() -> str:
+    """The dbt project's data and unit tests (from the parsed manifest)."""
+    import json
+
+    from churn_platform.defs.dbt import dbt_project
+
+    manifest = json.loads(dbt_project().manifest_path.read_text())
+    tests = [n for n in manifest["nodes"].values() if n["resource_type"] == "test"]
+    return str(len(tests) + len(manifest.get("unit_tests", {})))
+
+
+def _collected(*marker: str) -> str:
+    """How many tests pytest collects (with ``-m`` ``marker`` when given)."""
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    if marker:
+        args += ["-m", marker[0], "churn_platform_tests"]
+    out = subprocess.run(args, cwd=REPO_DIR, capture_output=True, text=True, timeout=300).stdout.strip()
+    last = out.splitlines()[-1] if out else ""
+    match = re.search(r"(\d+)(?:/\d+)? tests? collected", last)  # "192/200 tests collected (8 deselected)"
+    if match is None:
+        raise RuntimeError(f"cannot count the tests: {last!r}")
+    return match.group(1)
+
+
 def contracts_markdown() -> str:
     from churn_platform.sources.docs import contracts_markdown as body
 
@@ -45,11 +97,20 @@ def contracts_markdown() -> str:
 SECTIONS: dict[str, Callable[[], str]] = {
     "source-contracts": contracts_markdown,
     "automation": automation_markdown,
+    "freshness": freshness_markdown,
 }
+"""Blocks: ``<!-- name:begin … -->`` … ``<!-- name:end -->``."""
+
+INLINE: dict[str, Callable[[], str]] = {
+    "dbt-tests": dbt_test_count,
+    "local-tests": lambda: _collected(),
+    "production-tests": lambda: _collected("production"),
+}
+"""Numbers in a sentence: ``<!-- name -->value<!-- /name -->``."""
 
 
 def render(text: str) -> str:
-    """``text`` with every generated block rewritten."""
+    """``text`` with every generated block and number rewritten."""
     for name, make in SECTIONS.items():
         begin, end = _marker(name)
         pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
@@ -57,6 +118,12 @@ def render(text: str) -> str:
             raise ValueError(f"README.md has no {name} block ({begin} … {end})")
         block = f"{begin}\n{make()}\n{end}"
         text = pattern.sub(lambda _: block, text)
+    for name, make in INLINE.items():
+        pattern = re.compile(rf"<!-- {re.escape(name)} -->.*?<!-- /{re.escape(name)} -->")
+        if not pattern.search(text):
+            raise ValueError(f"README.md has no <!-- {name} --> number")
+        value = make()
+        text = pattern.sub(lambda _: f"<!-- {name} -->{value}<!-- /{name} -->", text)
     return text
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
+
+import pytest
 
 from churn_platform.cli import _settings, build_parser
 from churn_platform.settings import Settings
@@ -46,3 +49,45 @@ def test_docs_on_a_fresh_home_says_what_it_builds_and_builds_only_the_warehouse(
         built = {k.to_user_string() for k in instance.get_asset_keys()}
     assert {"crm_customers", "usage_events", "customer_features", "training_set", "scoring_features"} <= built
     assert not built & {"churn_model", "churn_scores", "feature_drift_report"}, built
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_serve_stops_cleanly_on_a_signal_to_its_process_group(e2e, sig):
+    """Ctrl-C in a terminal (SIGINT to the whole group) or a supervisor's SIGTERM: Serve stops
+    gracefully, without Ray's failed-task messages, and the command exits 0."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from churn_platform_tests.conftest import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_PLATFORM_")}
+    env.update({"RAY_USAGE_STATS_ENABLED": "0", "CHURN_PLATFORM_SERVING_METRICS_PORT": str(free_port())})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "churn_platform.cli", "serve", "--home", str(e2e.home), "--port", str(port)],
+        env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, process.stdout.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "serve did not come up"
+            time.sleep(1)
+        os.killpg(process.pid, sig)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, output[-3000:]
+    assert "Stopping Ray Serve ..." in output and "Stopped." in output
+    assert "failed" not in output.split("Stopping Ray Serve ...", 1)[1], output[-3000:]

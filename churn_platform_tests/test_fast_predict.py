@@ -78,3 +78,10 @@ def test_probe_rows_cover_every_category_and_missing_values():
             assert None in seen and 1e9 in seen
     assert all(set(r) == set(FEATURE_NAMES) for r in rows)
     assert set(NUMERIC_FEATURES) | set(CATEGORICAL_FEATURES) == set(FEATURE_NAMES)
+
+
+def test_the_agreement_note_says_exactly_or_how_close():
+    from churn_platform.ml.fast_predict import agreement
+
+    assert agreement(0.0, 114) == "agrees with the pipeline exactly on 114 probe rows"
+    assert agreement(3.2e-12, 114) == "agrees with the pipeline within 3.2e-12 (tolerance 1e-09) on 114 probe rows"

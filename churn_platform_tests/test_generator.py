@@ -66,13 +66,16 @@ def test_faults_are_recorded_and_the_contracts_quarantine_exactly_them():
     from churn_platform.sources.contracts import CONTRACTS, apply_contract
 
     faulty = generate(GeneratorConfig(customers=400, days=120, seed=8, fault_rate=0.03))
-    assert set(faulty.faults.fault) == {"duplicate", "null_key", "negative_value", "unknown_category", "future_timestamp", "wrong_type"}
+    assert set(faulty.faults.fault) == {"duplicate", "null_key", "null_value", "negative_value", "unknown_category", "future_timestamp", "wrong_type"}
     for name in SOURCE_NAMES:
         frame = getattr(faulty, name)
         result = apply_contract(frame, CONTRACTS[name], now=dt.datetime(2026, 6, 1))
         injected = faulty.faults[faulty.faults.source == name]
         assert len(result.quarantined) == len(injected), name
         assert len(result.accepted) + len(result.quarantined) == len(frame)
+        # Each kind of fault gets its own reason.
+        as_reason = {"negative_value": "out_of_range", "duplicate": "duplicate_key"}
+        assert result.reasons() == injected.fault.map(lambda k: as_reason.get(k, k)).value_counts().to_dict(), name
 
 
 def test_price_increase_scenario_raises_invoice_amounts_from_its_start_day():

@@ -270,4 +270,11 @@ def compile_scorer(model, example: Optional[pd.DataFrame] = None) -> tuple[Optio
     worst = float(np.max(np.abs(expected - got)))
     if not np.isfinite(worst) or worst > TOLERANCE:
         return None, f"not compiled: differs from the pipeline by {worst:.3g} on probe rows"
-    return compiled, f"compiled ({compiled.description}); agrees with the pipeline within {worst:.1g} on {len(rows)} probe rows"
+    return compiled, f"compiled ({compiled.description}); {agreement(worst, len(rows))}"
+
+
+def agreement(worst: float, rows: int) -> str:
+    """How closely the compiled scorer matched the pipeline, in words."""
+    if worst == 0.0:
+        return f"agrees with the pipeline exactly on {rows} probe rows"
+    return f"agrees with the pipeline within {worst:.1e} (tolerance {TOLERANCE:.0e}) on {rows} probe rows"

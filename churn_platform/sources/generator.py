@@ -484,21 +484,22 @@ def generate(
     return data
 
 
-# Per source: (key column, numeric columns that must not be negative, categorical columns, time column).
-_FAULT_TARGETS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
-    "crm_customers": ("customer_id", ("seats",), ("plan", "contract_type", "region"), "updated_at"),
-    "usage_events": ("customer_id", ("sessions", "minutes"), (), "event_date"),
-    "billing_invoices": ("invoice_id", ("amount",), ("status",), "invoice_date"),
-    "support_tickets": ("ticket_id", ("satisfaction_score",), ("category", "priority"), "created_at"),
+# Per source: (key column, numeric columns that must not be negative, categorical columns, time
+# column, a required column that is neither key nor time).
+_FAULT_TARGETS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str, str]] = {
+    "crm_customers": ("customer_id", ("seats",), ("plan", "contract_type", "region"), "updated_at", "acquisition_channel"),
+    "usage_events": ("customer_id", ("sessions", "minutes"), (), "event_date", "feature_uses"),
+    "billing_invoices": ("invoice_id", ("amount",), ("status",), "invoice_date", "customer_id"),
+    "support_tickets": ("ticket_id", ("satisfaction_score",), ("category", "priority"), "created_at", "category"),
 }
-FAULT_KINDS = ("duplicate", "null_key", "negative_value", "unknown_category", "future_timestamp", "wrong_type")
+FAULT_KINDS = ("duplicate", "null_key", "null_value", "negative_value", "unknown_category", "future_timestamp", "wrong_type")
 
 
 def inject_faults(data: GeneratedData, rate: float, seed: int) -> GeneratedData:
     """Give ``rate`` of each source's rows one fault each; record every fault in ``data.faults``.
 
-    Faults: an exact duplicate row (appended), an empty key, a negative value, an unknown
-    category, a timestamp in 2099, or text in a numeric column (the column is then stored
+    Faults: an exact duplicate row (appended), an empty key, an empty required value, a negative
+    value, an unknown category, a timestamp in 2099, or text in a numeric column (the column is then stored
     as text, as a CSV export would). Each faulty row violates its contract in exactly one way.
     """
     rng = np.random.default_rng([seed, 9_001])
@@ -506,7 +507,7 @@ def inject_faults(data: GeneratedData, rate: float, seed: int) -> GeneratedData:
     out: dict[str, pd.DataFrame] = {}
     for name in SOURCE_NAMES:
         frame = getattr(data, name).copy()
-        key, numeric, categorical, time_col = _FAULT_TARGETS[name]
+        key, numeric, categorical, time_col, required = _FAULT_TARGETS[name]
         kinds = [k for k in FAULT_KINDS if not (k == "unknown_category" and not categorical)]
         n_faults = int(round(rate * len(frame)))
         rows = rng.choice(len(frame), size=n_faults, replace=False)
@@ -516,6 +517,13 @@ def inject_faults(data: GeneratedData, rate: float, seed: int) -> GeneratedData:
         if by_kind["null_key"].size:
             frame[key] = frame[key].astype("Int64")
             frame.loc[by_kind["null_key"], key] = pd.NA
+        if by_kind["null_value"].size:
+            if pd.api.types.is_integer_dtype(frame[required]):
+                frame[required] = frame[required].astype("Int64")
+                frame.loc[by_kind["null_value"], required] = pd.NA
+            else:
+                frame[required] = frame[required].astype(object)
+                frame.loc[by_kind["null_value"], required] = None
         negative = by_kind["negative_value"]
         column_choice = rng.integers(0, len(numeric), size=negative.size)
         for i, col in enumerate(numeric):
