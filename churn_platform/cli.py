@@ -263,22 +263,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def _stop(*_: object) -> None:
         stop["now"] = True
 
-    # Ray's processes inherit an ignored SIGINT: Ctrl-C in a terminal reaches the whole process
-    # group, and this process, not Ray's, decides how Serve stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A stop asked for while Serve starts is kept and honoured once it has started.
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     try:
         url = runner.start(settings, args.host, args.port)
     except BaseException:
         runner.stop()
         raise
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    print(
-        f"Serving {REGISTERED_MODEL_NAME}@{CHAMPION_ALIAS} (version {version}, followed as the alias moves) at {url}: "
-        f"POST /v1/predict, POST /v1/predict/customers, GET /v1/model, GET /health; docs at {url}/docs. "
-        f"Predictions are logged to {settings.prediction_log_dir}. Ctrl-C stops.",
-        flush=True,
-    )
+    if stop["now"]:
+        print("A stop was asked for while Serve was starting.", flush=True)
+    else:
+        print(
+            f"Serving {REGISTERED_MODEL_NAME}@{CHAMPION_ALIAS} (version {version}, followed as the alias moves) at {url}: "
+            f"POST /v1/predict, POST /v1/predict/customers, GET /v1/model, GET /health; docs at {url}/docs. "
+            f"Predictions are logged to {settings.prediction_log_dir}. Ctrl-C stops.",
+            flush=True,
+        )
     try:
         while not stop["now"]:
             time.sleep(0.5)

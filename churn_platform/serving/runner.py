@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 
@@ -68,6 +70,7 @@ def start(
         options = ServingOptions.from_env(
             prediction_log_dir=str(settings.prediction_log_dir), features_uri=settings.features_uri
         )
+    kept = _python_signal_handlers()
     if not ray.is_initialized() and settings.ray_address:
         # A running cluster (production): its processes were started with the ingress switches
         # (`ray_environment()`), and Serve's replicas are placed wherever it has room.
@@ -84,6 +87,10 @@ def start(
             configure_logging=False,
             _metrics_export_port=metrics_port or int(os.environ.get(METRICS_PORT_ENV, DEFAULT_METRICS_PORT)),
         )
+    # Ray's initialisation installs its own SIGTERM handler (a stack dump and an abort) over the
+    # caller's: a caller that handles its signals (`churn-platform serve`) keeps handling them.
+    for signum, handler in kept.items():
+        signal.signal(signum, handler)
     serve.start(http_options={"host": host, "port": port}, detached=False)
     serve.run(
         build_app(settings.mlflow_tracking_uri, REGISTERED_MODEL_NAME, CHAMPION_ALIAS, options, pointer, autoscaling or Autoscaling.from_env()),
@@ -94,6 +101,13 @@ def start(
     url = f"http://{host}:{port}"
     wait_until_up(url)
     return url
+
+
+def _python_signal_handlers() -> dict:
+    """The SIGINT and SIGTERM handlers this process set in Python (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: h for s in (signal.SIGINT, signal.SIGTERM) if callable(h := signal.getsignal(s)) and h is not signal.default_int_handler}
 
 
 def wait_until_up(url: str, timeout_s: float = 120.0) -> None:
