@@ -17,6 +17,8 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export MLFLOW_DISABLE_TELEMETRY := true
 # One planned event per asset for a run over many daily partitions (see churn_platform/settings.py).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
+# Each event falls into exactly one automation tick (see churn_platform/settings.py).
+export DAGSTER_AUTOMATION_TICK_SETTLE_SECONDS := 1
 
 .PHONY: help env prepare demo test test-production browser screenshots dev docs lock validate clean
 

@@ -68,7 +68,11 @@ def run(home: Path, workspace: Path, dagster_port: int = 3000, mlflow_port: int 
     instance_yaml = home / "dagster" / "dagster.yaml"
     if not instance_yaml.exists():
         instance_yaml.write_text("telemetry:\n  enabled: false\n")
+    from churn_platform.settings import PLANNED_EVENTS_ENV, SETTLE_ENV
+
     env = {**os.environ, "CHURN_PLATFORM_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+    env.setdefault(PLANNED_EVENTS_ENV, "true")
+    env.setdefault(SETTLE_ENV, "1")
     if (home / "sources").is_dir():
         env["CHURN_PLATFORM_SOURCES"] = str(home / "sources")
     commands = {

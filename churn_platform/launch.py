@@ -56,8 +56,11 @@ def launch_daily_pipeline(
     from churn_platform.defs import build_definitions
     from churn_platform.defs.partitions import all_partitions_range, usage_partitions
 
+    from churn_platform.defs.automation import BUILDS_DOWNSTREAM
+
     first_day, last_day = all_partitions_range(usage_partitions(settings))
-    if not assets:
+    whole = not assets
+    if whole:
         assets = sorted(k.to_user_string() for k in build_definitions(settings).resolve_asset_graph().get_all_asset_keys())
     client = _client(webserver_url)
     try:
@@ -66,6 +69,7 @@ def launch_daily_pipeline(
             repository_location_name=LOCATION_NAME,
             tags={
                 "churn_platform/trigger": "launch",
+                **(BUILDS_DOWNSTREAM if whole else {}),
                 "dagster/asset_partition_range_start": first_day,
                 "dagster/asset_partition_range_end": last_day,
                 **(tags or {}),

@@ -131,6 +131,7 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
     import dagster as dg
 
     from churn_platform.defs import build_definitions
+    from churn_platform.defs.automation import BUILDS_DOWNSTREAM
     from churn_platform.defs.partitions import all_partitions_range, usage_partitions
 
     prepare(settings)
@@ -147,6 +148,7 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
             asset_selection=sorted(defs.resolve_asset_graph().get_all_asset_keys(), key=lambda k: k.to_user_string()),
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
             tags={
+                **BUILDS_DOWNSTREAM,
                 "churn_platform/trigger": "cli",
                 "dagster/asset_partition_range_start": first_day,
                 "dagster/asset_partition_range_end": last_day,

@@ -57,6 +57,10 @@ LABEL_HORIZON_DAYS = 30
 """Churn within this many days after a snapshot is the label (dbt var ``label_horizon_days``; a test keeps them equal)."""
 DEFAULT_PARTITIONS_START = dt.date(2025, 1, 1)
 PLANNED_EVENTS_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+SETTLE_ENV = "DAGSTER_AUTOMATION_TICK_SETTLE_SECONDS"
+"""Dagster's opt-in for automation ticks that each read the events up to one storage id, waiting
+this long for in-flight writes first: without it, an event written while a tick evaluates can be
+read as an update by one condition and not checked by another (who made it)."""
 OPEN_ENDED = "open"
 
 
@@ -257,6 +261,7 @@ class Settings:
         # A run over a range of daily partitions records one "planned" event per asset rather than
         # one per asset and day (thousands of SQLite writes for a year of history).
         os.environ.setdefault(PLANNED_EVENTS_ENV, "true")
+        os.environ.setdefault(SETTLE_ENV, "1")
         os.environ["CHURN_PLATFORM_HOME"] = str(self.home)
         os.environ["CHURN_PLATFORM_PROFILE"] = self.profile
         if not (self.is_production and os.environ.get("DAGSTER_HOME")):

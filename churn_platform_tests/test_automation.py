@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import subprocess
+import sys
+import time
 
 import dagster as dg
 import pandas as pd
@@ -21,7 +24,6 @@ from churn_platform.defs.automation import AUTOMATION_SENSOR
 from churn_platform.serving.prediction_log import PredictionLogWriter
 from churn_platform.settings import DEFAULT_PARTITIONS_START, Settings
 from churn_platform.sources.generator import GeneratorConfig, generate, write_sources
-from churn_platform_tests.conftest import run_cli
 from churn_platform_tests.test_prediction_log_asset import log_rows
 
 pytestmark = pytest.mark.slow
@@ -95,12 +97,25 @@ def home(tmp_path_factory):
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         watching = Automation(settings, instance)
         assert watching.evaluate() == {}, "an empty instance: nothing to follow"
-        result = run_cli(
-            "run", "--sources", str(root / "src"), "--home", str(root / "home"), "--log-level", "WARNING",
-            env={"CHURN_PLATFORM_DAYS": str(DAYS + 1), "CHURN_PLATFORM_SEED": "17"},
-        )
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_PLATFORM_")}
+        env.update({"CHURN_PLATFORM_DAYS": str(DAYS + 1), "CHURN_PLATFORM_SEED": "17", "RAY_USAGE_STATS_ENABLED": "0"})
+        log = root / "run.log"
+        with log.open("w") as out:
+            run = subprocess.Popen(
+                [sys.executable, "-m", "churn_platform.cli", "run", "--sources", str(root / "src"), "--home", str(root / "home"),
+                 "--log-level", "WARNING"],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )
+        # Evaluated while the run goes on, as the daemon does every 30 s: the run's own updates
+        # (every usage partition, then each model) must never look like changes to follow.
+        during = []
+        while run.poll() is None:
+            during.append(watching.evaluate())
+            time.sleep(1)
+        assert run.returncode == 0, log.read_text()[-3000:]
         after = watching.evaluate()
+    assert len(during) >= 5, "the evaluations ran while the pipeline ran"
+    assert not any(during), f"automation followed the run's own updates while it ran: {[d for d in during if d]}"
     assert after == {}, f"the run built every asset with its parents: automation must not build them again, got {after}"
     data.usage_events = usage
     write_sources(data, root / "src")

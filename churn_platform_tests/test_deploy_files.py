@@ -64,6 +64,7 @@ def _known_variable(name: str) -> bool:
     standard = (
         "AWS_", "MLFLOW_", "RAY_", "DAGSTER_HOME", "POSTGRES_", "MINIO_", "GF_", "PYTHON", "PIP_",
         "DO_NOT_TRACK", "DBT_SEND_ANONYMOUS_USAGE_STATS",
+        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "DAGSTER_AUTOMATION_TICK_SETTLE_SECONDS",
     )
     return name.startswith(standard) or name in PACKAGE_SOURCE or name in DBT_PROFILE or name in DAGSTER_YAML
 

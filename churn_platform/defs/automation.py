@@ -7,6 +7,10 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+BUILDS_DOWNSTREAM_TAG = "churn_platform/builds_downstream"
+"""On a run that builds everything downstream of what it updates (the daily pipeline's runs of the
+whole graph, `churn-platform run`): automation does not follow that run's updates."""
+BUILDS_DOWNSTREAM = {BUILDS_DOWNSTREAM_TAG: "true"}
 AUTOMATION_SENSOR = "follow_upstream"
 """The sensor that evaluates the assets' automation conditions (pause it to stop automation)."""
 PREDICTION_LOG_CRON = "0 * * * *"
@@ -27,25 +31,36 @@ def follow_parents(
     - ``on_data_changes_of``: parents that count as updated only when their data version changed
       (the hourly prediction log, which is reloaded whether or not anything new was served).
 
-    Like ``eager()``, a parent updated by a run that also built the asset is no reason to build
-    it again, so the daily pipeline's runs start nothing more."""
+    A parent's update is no reason to build the asset when the run that made it built the asset
+    too: ``eager()`` sees that for an unpartitioned parent (the run's asset selection), but of a
+    partitioned parent it sees only the latest partition. So the updates of runs tagged
+    ``BUILDS_DOWNSTREAM`` (the daily pipeline over the whole graph, `churn-platform run`) are
+    ignored outright, partition by partition, as Dagster documents with
+    ``all_new_updates_have_run_tags``; the daily pipeline's runs start nothing more."""
     condition = dg.AutomationCondition.eager()
     parts = []
     if every_partition:
         condition = condition.without(dg.AutomationCondition.in_latest_time_window())
         parts.append("every partition")
+    not_by_the_same_run = ~dg.AutomationCondition.executed_with_root_target() & ~dg.AutomationCondition.all_new_updates_have_run_tags(
+        tag_values=BUILDS_DOWNSTREAM
+    )
+    updated = dg.AutomationCondition.any_deps_match(
+        (dg.AutomationCondition.newly_updated() & not_by_the_same_run).with_label("newly_updated_by_another_run")
+        | dg.AutomationCondition.will_be_requested()
+    )
     ignored = [*not_on_updates_of, *on_data_changes_of]
     if ignored:
-        updated = dg.AutomationCondition.any_deps_updated().ignore(dg.AssetSelection.assets(*ignored))
-        if on_data_changes_of:
-            changed = dg.AutomationCondition.any_deps_match(
-                dg.AutomationCondition.data_version_changed() & ~dg.AutomationCondition.executed_with_root_target()
-            ).allow(dg.AssetSelection.assets(*on_data_changes_of))
-            updated = updated | changed
-            parts.append("data changes of " + ", ".join(k.to_user_string() for k in on_data_changes_of))
-        if not_on_updates_of:
-            parts.append("not on updates of " + ", ".join(k.to_user_string() for k in not_on_updates_of))
-        condition = condition.replace("any_deps_updated", updated.with_label("any_deps_updated"))
+        updated = updated.ignore(dg.AssetSelection.assets(*ignored))
+    if on_data_changes_of:
+        changed = dg.AutomationCondition.any_deps_match(
+            dg.AutomationCondition.data_version_changed() & not_by_the_same_run
+        ).allow(dg.AssetSelection.assets(*on_data_changes_of))
+        updated = updated | changed
+        parts.append("data changes of " + ", ".join(k.to_user_string() for k in on_data_changes_of))
+    if not_on_updates_of:
+        parts.append("not on updates of " + ", ".join(k.to_user_string() for k in not_on_updates_of))
+    condition = condition.replace("any_deps_updated", updated.with_label("any_deps_updated"))
     return condition.with_label("eager" + (f" ({'; '.join(parts)})" if parts else ""))
 
 
@@ -106,7 +121,7 @@ def build_daily_pipeline(partitions: dg.DailyPartitionsDefinition, asset_keys: S
         day = (context.scheduled_execution_time - dt.timedelta(days=1)).strftime("%Y-%m-%d")
         if not partitions.has_partition_key(day):
             return dg.SkipReason(f"{day} is not a usage partition ({partitions.start.date()} to {partitions.end.date() if partitions.end else 'open'})")
-        return dg.RunRequest(partition_key=day, asset_selection=keys, tags={"churn_platform/trigger": "schedule"})
+        return dg.RunRequest(partition_key=day, asset_selection=keys, tags={"churn_platform/trigger": "schedule", **BUILDS_DOWNSTREAM})
 
     return job, daily_pipeline_schedule
 

@@ -261,6 +261,7 @@ class ProductionStack:
                 "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
                 "MLFLOW_DISABLE_TELEMETRY": "true",
                 "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+                "DAGSTER_AUTOMATION_TICK_SETTLE_SECONDS": "1",
                 # Ray's token authentication, with this stack's own token: the head and every
                 # driver (the Serve deployer) get it from the environment, not from ~/.ray.
                 "RAY_AUTH_MODE": "token",
