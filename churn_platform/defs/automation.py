@@ -31,7 +31,7 @@ def follow_parents(
     - ``on_data_changes_of``: parents that count as updated only when their data version changed
       (the hourly prediction log, which is reloaded whether or not anything new was served).
 
-    Nothing follows a parent whose blocking check failed.
+    Nothing follows a source whose blocking quarantine check failed.
 
     A parent's update is no reason to build the asset when the run that made it built the asset
     too: ``eager()`` sees that for an unpartitioned parent (the run's asset selection), but of a
@@ -63,9 +63,10 @@ def follow_parents(
     if not_on_updates_of:
         parts.append("not on updates of " + ", ".join(k.to_user_string() for k in not_on_updates_of))
     condition = condition.replace("any_deps_updated", updated.with_label("any_deps_updated"))
-    # A parent whose blocking check failed (a source with too much quarantined) stops here, as
-    # it stops the run that loaded it.
-    condition = condition & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    # A source whose blocking quarantine check failed stops here, as it stops the run that loaded
+    # it. (Only the sources' checks: a model's dbt tests run in the run that builds it, after the
+    # condition has been evaluated.)
+    condition = condition & dg.AutomationCondition.all_deps_blocking_checks_passed().allow(dg.AssetSelection.groups("sources"))
     return condition.with_label("eager" + (f" ({'; '.join(parts)})" if parts else ""))
 
 
