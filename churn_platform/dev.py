@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 
 
 @dataclasses.dataclass
@@ -114,14 +113,3 @@ def run(home: Path, workspace: Path, dagster_port: int = 3000, mlflow_port: int 
             print("Stopped.", flush=True)
     return 0 if stop["signal"] is not None else 1
 
-
-def wait_until_up(url: str, timeout_s: float = 120.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=5).status_code < 500:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    return False

@@ -65,31 +65,37 @@ WAREHOUSE_SELECTION = 'group:sources or kind:dbt'
 """The assets a warehouse's tables come from: the sources and the dbt models (no training, scoring or reports)."""
 
 
+def _execute_over_all_days(settings: Settings, defs, instance, keys, tags: dict, log_level: str):
+    """One run of ``daily_pipeline`` over every usage partition (a single-run backfill) for the
+    assets ``keys``, named in the run so that declarative automation knows what it built."""
+    from churn_platform.defs.partitions import all_partitions_range, usage_partitions
+
+    first_day, last_day = all_partitions_range(usage_partitions(settings))
+    return defs.resolve_job_def("daily_pipeline").execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        asset_selection=sorted(keys, key=lambda k: k.to_user_string()),
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        tags={
+            **tags,
+            "dagster/asset_partition_range_start": first_day,
+            "dagster/asset_partition_range_end": last_day,
+        },
+    )
+
+
 def build_warehouse(settings: Settings, log_level: str = "WARNING") -> str:
     """Load the sources and build the dbt models, nothing else (what the dbt docs' catalog needs).
     Returns the Dagster run id."""
     import dagster as dg
 
     from churn_platform.defs import build_definitions
-    from churn_platform.defs.partitions import all_partitions_range, usage_partitions
 
     prepare(settings)
     defs = build_definitions(settings)
-    job = defs.resolve_job_def("daily_pipeline")
     keys = dg.AssetSelection.from_string(WAREHOUSE_SELECTION).resolve(defs.resolve_asset_graph())
-    first_day, last_day = all_partitions_range(usage_partitions(settings))
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            asset_selection=sorted(keys, key=lambda k: k.to_user_string()),
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            tags={
-                "churn_platform/trigger": "docs",
-                "dagster/asset_partition_range_start": first_day,
-                "dagster/asset_partition_range_end": last_day,
-            },
-        )
+        result = _execute_over_all_days(settings, defs, instance, keys, {"churn_platform/trigger": "docs"}, log_level)
     if not result.success:
         raise PipelineFailed(f"Dagster run {result.run_id} failed:\n  " + "\n  ".join(_failures(result)))
     return result.run_id
@@ -132,27 +138,14 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
 
     from churn_platform.defs import build_definitions
     from churn_platform.defs.automation import BUILDS_DOWNSTREAM
-    from churn_platform.defs.partitions import all_partitions_range, usage_partitions
 
     prepare(settings)
     defs = build_definitions(settings)
-    job = defs.resolve_job_def("daily_pipeline")
-    # Every usage partition in one run (a single-run backfill); the other assets are rebuilt whole.
-    first_day, last_day = all_partitions_range(usage_partitions(settings))
     started = time.monotonic()
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            # Named, so that declarative automation sees that this run built each asset with its parents.
-            asset_selection=sorted(defs.resolve_asset_graph().get_all_asset_keys(), key=lambda k: k.to_user_string()),
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            tags={
-                **BUILDS_DOWNSTREAM,
-                "churn_platform/trigger": "cli",
-                "dagster/asset_partition_range_start": first_day,
-                "dagster/asset_partition_range_end": last_day,
-            },
+        result = _execute_over_all_days(
+            settings, defs, instance, defs.resolve_asset_graph().get_all_asset_keys(),
+            {**BUILDS_DOWNSTREAM, "churn_platform/trigger": "cli"}, log_level,
         )
         seconds = time.monotonic() - started
         _alert(instance, result)
