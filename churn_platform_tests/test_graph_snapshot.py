@@ -1,12 +1,13 @@
 """The asset graph compared with a committed snapshot, so that every graph change is a visible diff.
 
-After an intended change: UPDATE_SNAPSHOTS=1 pytest churn_platform_tests/test_graph_snapshot.py
+After an intended change, write the snapshot anew and commit it:
+    python -m churn_platform_tests.test_graph_snapshot
 """
 
 from __future__ import annotations
 
 import json
-import os
+import tempfile
 from pathlib import Path
 
 from churn_platform.defs import build_definitions
@@ -41,10 +42,22 @@ def describe_graph(tmp_path) -> dict:
     }
 
 
+UPDATE = "python -m churn_platform_tests.test_graph_snapshot"
+
+
 def test_asset_graph_matches_the_snapshot(tmp_path):
+    assert SNAPSHOT.exists(), f"no committed snapshot at {SNAPSHOT}; write it with `{UPDATE}` and commit it"
     current = describe_graph(tmp_path)
-    if os.environ.get("UPDATE_SNAPSHOTS") == "1" or not SNAPSHOT.exists():
-        SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
     assert current == json.loads(SNAPSHOT.read_text()), (
-        "the asset graph changed; if intended, rerun with UPDATE_SNAPSHOTS=1 and commit the snapshot"
+        f"the asset graph changed; if intended, write the snapshot with `{UPDATE}` and commit it"
     )
+
+
+def write_snapshot() -> None:
+    with tempfile.TemporaryDirectory() as home:
+        SNAPSHOT.write_text(json.dumps(describe_graph(Path(home)), indent=2, sort_keys=True) + "\n")
+    print(f"wrote {SNAPSHOT}")
+
+
+if __name__ == "__main__":
+    write_snapshot()
