@@ -141,11 +141,11 @@ left join c using (snapshot_date, customer_id)
 LOAD_SNIPPET = """
 import datetime as dt, sys
 from churn_platform.defs.partitions import PARTITIONED_SOURCE
-from churn_platform.defs.resources import SourceResource, WarehouseResource
+from churn_platform.defs.resources import SourceResource, DuckDBWarehouseResource
 from churn_platform.sources.contracts import CONTRACTS, PartitionSlice, load_with_contract
 from churn_platform.sources.generator import DEFAULT_START, SOURCE_NAMES
 source = SourceResource(sources=sys.argv[1], landing_dir=sys.argv[1])
-warehouse = WarehouseResource(path=sys.argv[2], memory_limit=sys.argv[3])
+warehouse = DuckDBWarehouseResource(path=sys.argv[2], memory_limit=sys.argv[3])
 # The usage is loaded as churn-platform run does it: every daily partition in one run.
 year = PartitionSlice(DEFAULT_START, DEFAULT_START + dt.timedelta(days=365), DEFAULT_START, DEFAULT_START + dt.timedelta(days=365))
 for name in SOURCE_NAMES:  # what each source asset does

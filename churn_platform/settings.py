@@ -46,6 +46,8 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from churn_platform.warehouse.postgres import PostgresLocation
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 DBT_PROJECT_DIR = Path(os.environ.get("CHURN_PLATFORM_DBT_PROJECT_DIR", REPO_DIR / "dbt_project"))
@@ -115,44 +117,21 @@ PRODUCTION_REQUIRED = (
 """What the production profile cannot run without (the rest have defaults)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class PostgresLocation:
-    """A PostgreSQL database, from ``CHURN_PLATFORM_PG_*`` (the dbt profile reads the same)."""
+def postgres_from_env() -> PostgresLocation:
+    """The PostgreSQL warehouse of ``CHURN_PLATFORM_PG_*`` (the dbt profile reads the same)."""
+    return PostgresLocation(
+        host=os.environ.get("CHURN_PLATFORM_PG_HOST") or PostgresLocation.host,
+        port=_env_int("CHURN_PLATFORM_PG_PORT", PostgresLocation.port),
+        user=os.environ.get("CHURN_PLATFORM_PG_USER") or PostgresLocation.user,
+        password=os.environ.get("CHURN_PLATFORM_PG_PASSWORD", ""),
+        database=os.environ.get("CHURN_PLATFORM_PG_DATABASE") or PostgresLocation.database,
+    )
 
-    host: str = "127.0.0.1"
-    port: int = 5432
-    user: str = "postgres"
-    password: str = dataclasses.field(default="", repr=False)
-    database: str = "churn_platform"
 
-    @classmethod
-    def from_env(cls) -> "PostgresLocation":
-        return cls(
-            host=os.environ.get("CHURN_PLATFORM_PG_HOST") or cls.host,
-            port=_env_int("CHURN_PLATFORM_PG_PORT", cls.port),
-            user=os.environ.get("CHURN_PLATFORM_PG_USER") or cls.user,
-            password=os.environ.get("CHURN_PLATFORM_PG_PASSWORD", ""),
-            database=os.environ.get("CHURN_PLATFORM_PG_DATABASE") or cls.database,
-        )
-
-    @classmethod
-    def from_url(cls, url: str) -> "PostgresLocation":
-        """``postgresql://user[:password]@host:port/database``; without a password in it, the
-        password comes from ``CHURN_PLATFORM_PG_PASSWORD``."""
-        from urllib.parse import unquote, urlsplit
-
-        parts = urlsplit(url)
-        return cls(
-            host=parts.hostname or cls.host,
-            port=parts.port or cls.port,
-            user=unquote(parts.username or cls.user),
-            password=unquote(parts.password) if parts.password else os.environ.get("CHURN_PLATFORM_PG_PASSWORD", ""),
-            database=unquote(parts.path.lstrip("/")) or cls.database,
-        )
-
-    def display(self) -> str:
-        """Where it is, never the password."""
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+def postgres_from_url(url: str) -> PostgresLocation:
+    """``postgresql://user[:password]@host:port/database``; without a password in it, the
+    password comes from ``CHURN_PLATFORM_PG_PASSWORD``."""
+    return PostgresLocation.from_url(url, default_password=os.environ.get("CHURN_PLATFORM_PG_PASSWORD", ""))
 
 
 def normalise_sources(sources: str | os.PathLike | None) -> str | None:
@@ -234,7 +213,7 @@ class Settings:
             if missing:
                 raise ValueError(f"CHURN_PLATFORM_PROFILE=production needs {', '.join(missing)} in the environment")
             production = {
-                "postgres": PostgresLocation.from_env(),
+                "postgres": postgres_from_env(),
                 "s3_landing": os.environ["CHURN_PLATFORM_S3_LANDING"].rstrip("/"),
                 "s3_reports": (os.environ.get("CHURN_PLATFORM_S3_REPORTS") or "").rstrip("/") or None,
                 "mlflow_server_uri": os.environ["CHURN_PLATFORM_MLFLOW_TRACKING_URI"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from churn_platform.defs.resources import SourceResource, WarehouseResource
+from churn_platform.defs.resources import SourceResource, DuckDBWarehouseResource
 from churn_platform.defs.sources import build_source_asset
 from churn_platform.sources.generator import GeneratorConfig, generate, write_sources
 
@@ -19,7 +19,7 @@ def test_too_many_quarantined_rows_block_downstream(tmp_path):
 
     resources = {
         "source": SourceResource(sources=str(tmp_path / "src"), landing_dir=str(tmp_path / "landing")),
-        "warehouse": WarehouseResource(path=str(tmp_path / "w.duckdb")),
+        "warehouse": DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb")),
     }
 
     def run(limit: float):

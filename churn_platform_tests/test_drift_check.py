@@ -6,13 +6,13 @@ import dagster as dg
 import pytest
 
 from churn_platform.defs.monitoring import feature_drift_report
-from churn_platform.defs.resources import MonitoringPolicy, ReportStore, WarehouseResource
+from churn_platform.defs.resources import MonitoringPolicy, ReportStore, DuckDBWarehouseResource
 from churn_platform.features import NUMERIC_FEATURES, TIME_COLUMN
 from churn_platform_tests.test_training import make_training_set
 
 
 def run(tmp_path, current, threshold: float) -> dg.AssetCheckEvaluation:
-    warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
+    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
     reference = make_training_set(rows_per_snapshot=400, seed=5)
     warehouse.write_table("marts", "training_set", reference)
     warehouse.write_table("marts", "scoring_features", current(reference))

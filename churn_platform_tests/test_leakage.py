@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from churn_platform.defs.dbt import dbt_executable
-from churn_platform.defs.resources import WarehouseResource
+from churn_platform.defs.resources import DuckDBWarehouseResource
 from churn_platform.settings import DBT_PROJECT_DIR
 from churn_platform.sources.contracts import CONTRACTS, apply_contract
 from churn_platform.sources.generator import SOURCE_NAMES, GeneratorConfig, generate
@@ -22,7 +22,7 @@ T = pd.Timestamp("2025-07-01")
 
 
 def load_and_build(sources: dict[str, pd.DataFrame], path, tmp_path) -> pd.DataFrame:
-    warehouse = WarehouseResource(path=str(path))
+    warehouse = DuckDBWarehouseResource(path=str(path))
     for name in SOURCE_NAMES:
         accepted = apply_contract(sources[name], CONTRACTS[name], now=dt.datetime(2026, 6, 1)).accepted
         warehouse.write_table("raw", name, accepted)

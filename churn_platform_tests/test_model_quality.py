@@ -20,7 +20,7 @@ import duckdb
 import pytest
 
 from churn_platform.defs.partitions import PARTITIONED_SOURCE
-from churn_platform.defs.resources import SourceResource, WarehouseResource
+from churn_platform.defs.resources import SourceResource, DuckDBWarehouseResource
 from churn_platform.ml.oracle import load_truth, oracle_metrics
 from churn_platform.ml.training import calibrate_best, features_frame, select_best, train_candidates
 from churn_platform.settings import DBT_PROJECT_DIR
@@ -39,7 +39,7 @@ def trained(tmp_path_factory):
     sources, warehouse_path = work / "sources", work / "warehouse.duckdb"
     generate_to_dir(GeneratorConfig(customers=QUALITY_CUSTOMERS, days=365, seed=7), sources)
     source = SourceResource(sources=str(sources), landing_dir=str(sources))
-    warehouse = WarehouseResource(path=str(warehouse_path))
+    warehouse = DuckDBWarehouseResource(path=str(warehouse_path))
     year = PartitionSlice(DEFAULT_START, DEFAULT_START + dt.timedelta(days=365), DEFAULT_START, DEFAULT_START + dt.timedelta(days=365))
     for name in SOURCE_NAMES:
         with warehouse.connect() as con:

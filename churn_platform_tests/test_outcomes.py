@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from churn_platform.defs.monitoring import model_performance
-from churn_platform.defs.resources import WarehouseResource
+from churn_platform.defs.resources import DuckDBWarehouseResource
 from churn_platform.monitoring.outcomes import latest_judgeable, outcomes, performance
 from churn_platform.settings import DBT_PROJECT_DIR, LABEL_HORIZON_DAYS
 
@@ -67,7 +67,7 @@ def test_performance_per_version_and_month():
 
 @pytest.mark.parametrize(("informative", "passed"), [(True, True), (False, False)])
 def test_the_performance_check_fails_below_the_floor(tmp_path, informative, passed):
-    warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
+    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
     warehouse.write_table("monitoring", "churn_outcomes", synthetic_outcomes(informative))
     result = dg.materialize([model_performance], resources={"warehouse": warehouse}, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
     (check,) = result.get_asset_check_evaluations()
@@ -78,7 +78,7 @@ def test_the_performance_check_fails_below_the_floor(tmp_path, informative, pass
 
 
 def test_nothing_matured_is_nothing_to_judge(tmp_path):
-    warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
+    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
     warehouse.write_table("monitoring", "churn_outcomes", synthetic_outcomes(True).assign(matured=False))
     result = dg.materialize([model_performance], resources={"warehouse": warehouse}, instance=dg.DagsterInstance.ephemeral())
     (check,) = result.get_asset_check_evaluations()

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churn_platform.defs.monitoring import prediction_log
-from churn_platform.defs.resources import PredictionLogStore, WarehouseResource
+from churn_platform.defs.resources import PredictionLogStore, DuckDBWarehouseResource
 from churn_platform.features import example_record
 from churn_platform.monitoring.served import compare_schema, staleness
 from churn_platform.serving.prediction_log import PredictionLogWriter
@@ -26,7 +26,7 @@ def log_rows(n: int, logged_at: dt.datetime, **overrides) -> list[dict]:
 
 
 def materialize(tmp_path, log_dir) -> dg.ExecuteInProcessResult:
-    warehouse = WarehouseResource(path=str(tmp_path / "w.duckdb"))
+    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
     warehouse.write_table("marts", "training_set", make_training_set(rows_per_snapshot=200, seed=3))
     return dg.materialize(
         [prediction_log],
@@ -51,7 +51,7 @@ def test_a_fresh_log_is_loaded_and_passes_its_checks(tmp_path):
     found = checks(result)
     assert found["prediction_log_is_fresh"].passed
     assert found["served_features_match_training"].passed
-    table = WarehouseResource(path=str(tmp_path / "w.duckdb")).read_table("monitoring", "prediction_log")
+    table = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb")).read_table("monitoring", "prediction_log")
     assert sorted(table["request_id"]) == sorted(f"r{i}" for i in range(25))
 
 

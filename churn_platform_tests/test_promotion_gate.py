@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from churn_platform.defs.ml import GATE_CHECK, churn_model
-from churn_platform.defs.resources import MLflowResource, Notifier, SourceResource, WarehouseResource
+from churn_platform.defs.resources import MLflowResource, Notifier, SourceResource, DuckDBWarehouseResource
 from churn_platform.features import LABEL_COLUMN, TIME_COLUMN
 from churn_platform.ml import gate
 from churn_platform.ml.registry import MLflowLocation, load_by_alias
@@ -52,7 +52,7 @@ def test_gate_arguments_are_checked():
 def registry(tmp_path, webhook):
     location = MLflowLocation(f"sqlite:///{tmp_path / 'mlflow.db'}", "gate-test", (tmp_path / "artifacts").as_uri())
     resources = {
-        "warehouse": WarehouseResource(path=str(tmp_path / "w.duckdb")),
+        "warehouse": DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb")),
         # Your own data: no ground truth, so no oracle.
         "source": SourceResource(sources=str(tmp_path), landing_dir=str(tmp_path / "landing")),
         "mlflow_store": MLflowResource(

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from churn_platform.defs.resources import WarehouseLockedError, WarehouseResource
+from churn_platform.defs.resources import DuckDBWarehouseResource
+from churn_platform.warehouse import WarehouseLockedError
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def held(tmp_path):
 
 def test_a_locked_warehouse_says_it_waits_and_fails_clearly_at_the_limit(held, caplog):
     path, holder = held
-    warehouse = WarehouseResource(path=str(path), lock_timeout_s=2)
+    warehouse = DuckDBWarehouseResource(path=str(path), lock_timeout_s=2)
     caplog.set_level(logging.INFO)
     started = time.monotonic()
     with pytest.raises(WarehouseLockedError, match="stayed locked by another process for 2s"):
@@ -43,7 +44,7 @@ def test_a_locked_warehouse_says_it_waits_and_fails_clearly_at_the_limit(held, c
 def test_the_wait_ends_when_the_lock_is_released(held, caplog):
     path, holder = held
     caplog.set_level(logging.INFO)
-    warehouse = WarehouseResource(path=str(path), lock_timeout_s=60)
+    warehouse = DuckDBWarehouseResource(path=str(path), lock_timeout_s=60)
     import threading
 
     threading.Timer(1.5, holder.kill).start()

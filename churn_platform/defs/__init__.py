@@ -72,15 +72,15 @@ def build_definitions(settings: Settings) -> dg.Definitions:
 
 def warehouse_for(settings: Settings):
     """The warehouse resource of the settings' dbt target: PostgreSQL or a DuckDB file."""
-    from churn_platform.defs.resources import PostgresWarehouseResource, WarehouseResource
+    from churn_platform.defs.resources import DuckDBWarehouseResource, PostgresWarehouseResource
 
     if settings.dbt_target == "postgres":
         pg = settings.postgres
         if pg is None:
-            from churn_platform.settings import PostgresLocation
+            from churn_platform.settings import postgres_from_env
 
-            pg = PostgresLocation.from_env()
+            pg = postgres_from_env()
         # The password is read from the environment when the resource is used, never stored in config.
         password = dg.EnvVar("CHURN_PLATFORM_PG_PASSWORD") if os.environ.get("CHURN_PLATFORM_PG_PASSWORD") else ""
         return PostgresWarehouseResource(host=pg.host, port=pg.port, user=pg.user, password=password, database=pg.database)
-    return WarehouseResource(path=str(settings.warehouse_path), memory_limit=settings.duckdb_memory_limit)
+    return DuckDBWarehouseResource(path=str(settings.warehouse_path), memory_limit=settings.duckdb_memory_limit)

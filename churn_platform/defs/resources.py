@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import re
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
 from churn_platform.ml.registry import MLflowLocation
-from churn_platform.sources.contracts import PARTITION_COLUMN, ContractCounts, load_with_contract
+from churn_platform import warehouse
 from churn_platform.sources.generator import GeneratorConfig
 from churn_platform.sources.readers import (
     ensure_generated,
@@ -109,165 +104,55 @@ class SourceResource(dg.ConfigurableResource):
         return read_source_file(self._generated(), name)
 
 
-class WarehouseLockedError(RuntimeError):
-    pass
-
-
-@dataclasses.dataclass
-class SourceLoad:
-    """What loading one source (or a slice of its days) into the warehouse did."""
-
-    counts: ContractCounts
-    schema: list[tuple[str, str]]
-    table_rows: int
-    preview: pd.DataFrame
-
-
-def check_contract(con, source: "SourceResource", contract, partition=None) -> ContractCounts:
-    """Check a source against its contract on DuckDB connection ``con``, into ``raw.<source>``
-    (accepted) and ``quarantine.<source>`` (rejected, with the reason) on that connection."""
-    name = contract.source
-    relation = source.register(con, name)
-    con.execute("create schema if not exists raw")
-    con.execute("create schema if not exists quarantine")
-    return load_with_contract(con, contract, relation, f"raw.{name}", f"quarantine.{name}", partition=partition)
-
-
 class Warehouse(dg.ConfigurableResource):
-    """The analytical warehouse that dbt builds on: what assets may ask of it, whatever it is.
+    """The analytical warehouse that dbt builds on, as a Dagster resource: a thin wrapper over
+    ``churn_platform.warehouse`` (``DuckDBWarehouseResource`` for the local profile,
+    ``PostgresWarehouseResource`` for the production one)."""
 
-    ``WarehouseResource`` is a DuckDB file (the local profile); ``PostgresWarehouseResource``
-    is a PostgreSQL database (the production profile). Data contracts are checked by DuckDB
-    in both (in memory for PostgreSQL), so both accept and quarantine exactly the same rows."""
-
+    def core(self) -> warehouse.Warehouse:
+        raise NotImplementedError
 
     @property
     def location(self) -> str:
-        raise NotImplementedError
+        return self.core().location
 
-    def load_source(self, source: "SourceResource", contract, partition=None) -> SourceLoad:
-        raise NotImplementedError
+    def load_source(self, source: SourceResource, contract, partition=None) -> warehouse.SourceLoad:
+        return self.core().load_source(source, contract, partition)
 
     def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
-        raise NotImplementedError
+        self.core().write_table(schema, table, frame)
 
     def read_table(self, schema: str, table: str) -> pd.DataFrame:
-        return self.query(f'select * from "{schema}"."{table}"')
+        return self.core().read_table(schema, table)
 
     def query(self, sql: str) -> pd.DataFrame:
-        raise NotImplementedError
+        return self.core().query(sql)
 
     def replace_rows(self, schema: str, table: str, frame: pd.DataFrame, keys: list[str]) -> int:
-        """Insert ``frame`` into ``schema.table`` (created on first use), first deleting the rows
-        whose ``keys`` match one of the frame's; returns the table's rows."""
-        raise NotImplementedError
+        return self.core().replace_rows(schema, table, frame, keys)
 
     def dbt_environment(self) -> dict[str, str]:
-        """The environment the dbt profile reads this warehouse's location from."""
-        raise NotImplementedError
+        return self.core().dbt_environment()
 
 
-class WarehouseResource(Warehouse):
-    """The warehouse as a DuckDB file (the local profile).
-
-    DuckDB allows one writing process at a time. The local profile runs each job's
-    steps in one process; when two runs overlap, a connection waits for the other
-    run's lock for up to ``lock_timeout_s`` seconds before it fails with a clear error.
-    """
+class DuckDBWarehouseResource(Warehouse):
+    """The warehouse as a DuckDB file (the local profile). Waiting for another process's lock
+    is logged to the run's log."""
 
     path: str
     lock_timeout_s: float = 600.0
     memory_limit: str = "8GB"
     """DuckDB spills to disk beyond this (the dbt profile has the same limit)."""
 
-    @property
-    def location(self) -> str:
-        return self.path
+    def core(self) -> warehouse.DuckDBWarehouse:
+        return warehouse.DuckDBWarehouse(self.path, self.lock_timeout_s, self.memory_limit, logger=dg.get_dagster_logger())
 
-    def _open(self, read_only: bool):
-        import duckdb
-
-        started = time.monotonic()
-        delay, told = 0.2, None
-        while True:
-            try:
-                connection = duckdb.connect(self.path, read_only=read_only, config={"memory_limit": self.memory_limit})
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    raise
-                waited = time.monotonic() - started
-                if waited > self.lock_timeout_s:
-                    raise WarehouseLockedError(
-                        f"the warehouse {self.path} stayed locked by another process for "
-                        f"{self.lock_timeout_s:.0f}s: {exc}"
-                    ) from exc
-                if told is None or waited - told >= 30:
-                    holder = re.search(r"PID (\d+)", str(exc))
-                    dg.get_dagster_logger().warning(
-                        f"the warehouse {self.path} is locked by another process"
-                        + (f" (PID {holder.group(1)})" if holder else "")
-                        + f": waiting for it, {waited:.0f}s so far, for up to {self.lock_timeout_s:.0f}s "
-                        "(another run or a program holding the DuckDB file open; it is released when that ends)"
-                    )
-                    told = waited
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            else:
-                if told is not None:
-                    dg.get_dagster_logger().info(f"the warehouse {self.path} is free after {time.monotonic() - started:.0f}s")
-                return connection
-
-    @contextlib.contextmanager
-    def connect(self, read_only: bool = False) -> Iterator["duckdb.DuckDBPyConnection"]:  # noqa: F821
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        con = self._open(read_only)
-        try:
-            yield con
-        finally:
-            con.close()
-
-    def load_source(self, source: "SourceResource", contract, partition=None) -> SourceLoad:
-        name = contract.source
-        with self.connect() as con:
-            counts = check_contract(con, source, contract, partition)
-            schema = [(str(r[0]), str(r[1])) for r in con.execute(f"describe raw.{name}").fetchall()]
-            table_rows = int(con.execute(f"select count(*) from raw.{name}").fetchone()[0])
-            preview = con.execute(f"select * from raw.{name} limit 5").df()
-        return SourceLoad(counts, schema, table_rows, preview)
-
-    def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
-        with self.connect() as con:
-            con.execute(f'create schema if not exists "{schema}"')
-            con.register("incoming_frame", frame)
-            con.execute(f'create or replace table "{schema}"."{table}" as select * from incoming_frame')
-            con.unregister("incoming_frame")
-
-    def query(self, sql: str) -> pd.DataFrame:
-        with self.connect(read_only=True) as con:
-            return con.execute(sql).df()
-
-    def replace_rows(self, schema: str, table: str, frame: pd.DataFrame, keys: list[str]) -> int:
-        target = f'"{schema}"."{table}"'
-        match = " and ".join(f'h."{k}" = n."{k}"' for k in keys)
-        with self.connect() as con:
-            con.execute(f'create schema if not exists "{schema}"')
-            con.register("incoming_rows", frame)
-            con.execute(f"create table if not exists {target} as select * from incoming_rows limit 0")
-            con.execute(f"delete from {target} h using (select distinct {', '.join(keys)} from incoming_rows) n where {match}")
-            con.execute(f"insert into {target} by name select * from incoming_rows")
-            con.unregister("incoming_rows")
-            return int(con.execute(f"select count(*) from {target}").fetchone()[0])
-
-    def dbt_environment(self) -> dict[str, str]:
-        return {"CHURN_PLATFORM_WAREHOUSE": self.path, "CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT": self.memory_limit}
+    def connect(self, read_only: bool = False):
+        return self.core().connect(read_only)
 
 
 class PostgresWarehouseResource(Warehouse):
-    """The warehouse as a PostgreSQL database (the production profile; dbt-postgres builds on it).
-
-    Raw loads are checked against their contracts by DuckDB in memory, then copied in with
-    PostgreSQL's ``COPY`` in one transaction per source: a failed load leaves the previous
-    tables as they were. The database is created on first use if the user may create it."""
+    """The warehouse as a PostgreSQL database (the production profile)."""
 
     host: str = "127.0.0.1"
     port: int = 5432
@@ -275,91 +160,11 @@ class PostgresWarehouseResource(Warehouse):
     password: str = ""
     database: str = "churn_platform"
 
-    @property
-    def location(self) -> str:
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+    def core(self) -> warehouse.PostgresWarehouse:
+        return warehouse.PostgresWarehouse(warehouse.PostgresLocation(self.host, self.port, self.user, self.password, self.database))
 
-    def _postgres(self):
-        from churn_platform.settings import PostgresLocation
-
-        return PostgresLocation(self.host, self.port, self.user, self.password, self.database)
-
-    @contextlib.contextmanager
-    def connect(self) -> Iterator["psycopg2.extensions.connection"]:  # noqa: F821
-        """A psycopg2 connection in a transaction, committed when the block ends without error."""
-        from churn_platform.warehouse_pg import connect
-
-        with connect(self._postgres()) as con:
-            yield con
-
-    def load_source(self, source: "SourceResource", contract, partition=None) -> SourceLoad:
-        import duckdb
-
-        from churn_platform.warehouse_pg import copy_relation, sql_type
-
-        name = contract.source
-        time_column = contract.time_column
-        with duckdb.connect() as staging:
-            counts = check_contract(staging, source, contract, partition)
-            with self.connect() as con:
-                if partition is None:
-                    copy_relation(staging, f"raw.{name}", con, "raw", name, replace=True)
-                    copy_relation(staging, f"quarantine.{name}", con, "quarantine", name, replace=True)
-                else:
-                    window = (partition.start.isoformat(), partition.end.isoformat())
-                    deletes = {
-                        "raw": f'delete from raw."{name}" where "{time_column}" >= %s::date and "{time_column}" < %s::date',
-                        "quarantine": f'delete from quarantine."{name}" where {PARTITION_COLUMN} >= %s::date and {PARTITION_COLUMN} < %s::date',
-                    }
-                    for schema in ("raw", "quarantine"):
-                        copy_relation(staging, f"{schema}.{name}", con, schema, name, replace=False, before_copy=(deletes[schema], window))
-                with con.cursor() as cur:
-                    cur.execute(f'select count(*) from raw."{name}"')
-                    table_rows = int(cur.fetchone()[0])
-            schema = [(str(r[0]), sql_type(str(r[1]))) for r in staging.execute(f"describe raw.{name}").fetchall()]
-            preview = staging.execute(f"select * from raw.{name} limit 5").df()
-        return SourceLoad(counts, schema, table_rows, preview)
-
-    def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
-        import duckdb
-
-        from churn_platform.warehouse_pg import copy_relation
-
-        with duckdb.connect() as staging, self.connect() as con:
-            staging.register("incoming_frame", frame)
-            copy_relation(staging, "incoming_frame", con, schema, table, replace=True)
-
-    def query(self, sql: str) -> pd.DataFrame:
-        from churn_platform.warehouse_pg import read_query
-
-        with self.connect() as con:
-            return read_query(con, sql)
-
-    def replace_rows(self, schema: str, table: str, frame: pd.DataFrame, keys: list[str]) -> int:
-        import duckdb
-
-        from churn_platform.warehouse_pg import copy_relation
-
-        with duckdb.connect() as staging, self.connect() as con:
-            staging.register("incoming_rows", frame)
-            distinct = staging.execute(f"select distinct {', '.join(keys)} from incoming_rows").fetchall()
-            match = " and ".join(f'"{k}" = %s' for k in keys)
-            copy_relation(
-                staging, "incoming_rows", con, schema, table, replace=False,
-                before_copy=[(f'delete from "{schema}"."{table}" where {match}', tuple(row)) for row in distinct],
-            )
-            with con.cursor() as cur:
-                cur.execute(f'select count(*) from "{schema}"."{table}"')
-                return int(cur.fetchone()[0])
-
-    def dbt_environment(self) -> dict[str, str]:
-        # The password stays whatever the environment already holds; it is never written here.
-        return {
-            "CHURN_PLATFORM_PG_HOST": self.host,
-            "CHURN_PLATFORM_PG_PORT": str(self.port),
-            "CHURN_PLATFORM_PG_USER": self.user,
-            "CHURN_PLATFORM_PG_DATABASE": self.database,
-        }
+    def connect(self):
+        return self.core().connect()
 
 
 class MLflowResource(dg.ConfigurableResource):

@@ -65,13 +65,13 @@ class CustomerFeatures:
     def _refresh_postgres(self) -> bool:
         import time
 
-        from churn_platform.settings import PostgresLocation
-        from churn_platform.warehouse_pg import connect, read_query
+        from churn_platform.settings import postgres_from_url
+        from churn_platform.warehouse.postgres import connect, read_query
 
         now = time.monotonic()
         if self.frame is not None and self._mtime is not None and now - self._mtime < POSTGRES_REFRESH_S:
             return False
-        location = PostgresLocation.from_url(self.uri)
+        location = postgres_from_url(self.uri)
         self._mtime = now
         try:
             with connect(location) as con:

@@ -58,9 +58,9 @@ def local_run(production: ProductionRun):
         timeout=1200,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    from churn_platform.defs.resources import WarehouseResource
+    from churn_platform.defs.resources import DuckDBWarehouseResource
 
-    return WarehouseResource(path=str(production.local_home / "warehouse.duckdb"))
+    return DuckDBWarehouseResource(path=str(production.local_home / "warehouse.duckdb"))
 
 
 def test_the_run_was_queued_and_launched_by_the_daemon(production: ProductionRun):

@@ -1,4 +1,5 @@
-"""PostgreSQL as the warehouse: connections, bulk copies from DuckDB, typed reads.
+"""The warehouse as a PostgreSQL database (the production profile; dbt-postgres builds on it):
+its location, connections, bulk copies from DuckDB, typed reads.
 
 Tables are written by DuckDB ``COPY ... TO`` a CSV file and PostgreSQL ``COPY ... FROM``
 it, each column typed from DuckDB's type of it, which is fast (no row-by-row inserts) and
@@ -9,6 +10,7 @@ dates and timestamps as datetime64, numerics as floats.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import decimal
 import os
@@ -18,7 +20,38 @@ from collections.abc import Iterator, Sequence
 
 import pandas as pd
 
-from churn_platform.settings import PostgresLocation
+from churn_platform.sources.contracts import PARTITION_COLUMN
+from churn_platform.warehouse.base import RegistersSource, SourceLoad, Warehouse, check_contract
+
+
+@dataclasses.dataclass(frozen=True)
+class PostgresLocation:
+    """A PostgreSQL database (the settings read it from ``CHURN_PLATFORM_PG_*``, as the dbt profile does)."""
+
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    password: str = dataclasses.field(default="", repr=False)
+    database: str = "churn_platform"
+
+    @classmethod
+    def from_url(cls, url: str, default_password: str = "") -> PostgresLocation:
+        """``postgresql://user[:password]@host:port/database``; without a password in it,
+        ``default_password``."""
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(url)
+        return cls(
+            host=parts.hostname or cls.host,
+            port=parts.port or cls.port,
+            user=unquote(parts.username or cls.user),
+            password=unquote(parts.password) if parts.password else default_password,
+            database=unquote(parts.path.lstrip("/")) or cls.database,
+        )
+
+    def display(self) -> str:
+        """Where it is, never the password."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
 
 _TYPES = {
     "BOOLEAN": "boolean",
@@ -186,3 +219,85 @@ def read_query(con, sql: str) -> pd.DataFrame:
         names = [d.name for d in cur.description]
         frame = pd.DataFrame.from_records(cur.fetchall(), columns=names)
     return _normalise(frame)
+
+
+@dataclasses.dataclass
+class PostgresWarehouse(Warehouse):
+    """A PostgreSQL database.
+
+    Raw loads are checked against their contracts by DuckDB in memory, then copied in with
+    PostgreSQL's ``COPY`` in one transaction per source: a failed load leaves the previous
+    tables as they were. The database is created on first use if the user may create it."""
+
+    postgres: PostgresLocation
+
+    @property
+    def location(self) -> str:
+        return self.postgres.display()
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[psycopg2.extensions.connection]:  # noqa: F821
+        """A psycopg2 connection in a transaction, committed when the block ends without error."""
+        with connect(self.postgres) as con:
+            yield con
+
+    def load_source(self, source: RegistersSource, contract, partition=None) -> SourceLoad:
+        import duckdb
+
+        name = contract.source
+        time_column = contract.time_column
+        with duckdb.connect() as staging:
+            counts = check_contract(staging, source, contract, partition)
+            with self.connect() as con:
+                if partition is None:
+                    copy_relation(staging, f"raw.{name}", con, "raw", name, replace=True)
+                    copy_relation(staging, f"quarantine.{name}", con, "quarantine", name, replace=True)
+                else:
+                    window = (partition.start.isoformat(), partition.end.isoformat())
+                    deletes = {
+                        "raw": f'delete from raw."{name}" where "{time_column}" >= %s::date and "{time_column}" < %s::date',
+                        "quarantine": f'delete from quarantine."{name}" where {PARTITION_COLUMN} >= %s::date and {PARTITION_COLUMN} < %s::date',
+                    }
+                    for schema in ("raw", "quarantine"):
+                        copy_relation(staging, f"{schema}.{name}", con, schema, name, replace=False, before_copy=(deletes[schema], window))
+                with con.cursor() as cur:
+                    cur.execute(f'select count(*) from raw."{name}"')
+                    table_rows = int(cur.fetchone()[0])
+            schema = [(str(r[0]), sql_type(str(r[1]))) for r in staging.execute(f"describe raw.{name}").fetchall()]
+            preview = staging.execute(f"select * from raw.{name} limit 5").df()
+        return SourceLoad(counts, schema, table_rows, preview)
+
+    def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
+        import duckdb
+
+        with duckdb.connect() as staging, self.connect() as con:
+            staging.register("incoming_frame", frame)
+            copy_relation(staging, "incoming_frame", con, schema, table, replace=True)
+
+    def query(self, sql: str) -> pd.DataFrame:
+        with self.connect() as con:
+            return read_query(con, sql)
+
+    def replace_rows(self, schema: str, table: str, frame: pd.DataFrame, keys: list[str]) -> int:
+        import duckdb
+
+        with duckdb.connect() as staging, self.connect() as con:
+            staging.register("incoming_rows", frame)
+            distinct = staging.execute(f"select distinct {', '.join(keys)} from incoming_rows").fetchall()
+            match = " and ".join(f'"{k}" = %s' for k in keys)
+            copy_relation(
+                staging, "incoming_rows", con, schema, table, replace=False,
+                before_copy=[(f'delete from "{schema}"."{table}" where {match}', tuple(row)) for row in distinct],
+            )
+            with con.cursor() as cur:
+                cur.execute(f'select count(*) from "{schema}"."{table}"')
+                return int(cur.fetchone()[0])
+
+    def dbt_environment(self) -> dict[str, str]:
+        # The password stays whatever the environment already holds; it is never written here.
+        return {
+            "CHURN_PLATFORM_PG_HOST": self.postgres.host,
+            "CHURN_PLATFORM_PG_PORT": str(self.postgres.port),
+            "CHURN_PLATFORM_PG_USER": self.postgres.user,
+            "CHURN_PLATFORM_PG_DATABASE": self.postgres.database,
+        }

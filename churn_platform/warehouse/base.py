@@ -1,0 +1,76 @@
+"""What the platform asks of a warehouse, whatever it is, and the contract check both share."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Protocol
+
+import pandas as pd
+
+from churn_platform.sources.contracts import ContractCounts, load_with_contract
+
+
+class RegistersSource(Protocol):
+    """A source of raw rows: makes source ``name`` queryable on a DuckDB connection (with a
+    ``__row`` column in input order) and returns the relation to select from."""
+
+    def register(self, con, name: str) -> str: ...
+
+
+@dataclasses.dataclass
+class SourceLoad:
+    """What loading one source (or a slice of its days) into the warehouse did."""
+
+    counts: ContractCounts
+    schema: list[tuple[str, str]]
+    table_rows: int
+    preview: pd.DataFrame
+
+
+def check_contract(con, source: RegistersSource, contract, partition=None) -> ContractCounts:
+    """Check a source against its contract on DuckDB connection ``con``, into ``raw.<source>``
+    (accepted) and ``quarantine.<source>`` (rejected, with the reason) on that connection."""
+    name = contract.source
+    relation = source.register(con, name)
+    con.execute("create schema if not exists raw")
+    con.execute("create schema if not exists quarantine")
+    return load_with_contract(con, contract, relation, f"raw.{name}", f"quarantine.{name}", partition=partition)
+
+
+class Warehouse(abc.ABC):
+    """The analytical warehouse that dbt builds on.
+
+    ``DuckDBWarehouse`` is a DuckDB file (the local profile); ``PostgresWarehouse`` is a
+    PostgreSQL database (the production profile). Data contracts are checked by DuckDB in
+    both (in memory for PostgreSQL), so both accept and quarantine exactly the same rows."""
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where it is, never a password."""
+
+    @abc.abstractmethod
+    def load_source(self, source: RegistersSource, contract, partition=None) -> SourceLoad:
+        """Check ``source`` against ``contract`` into ``raw.<source>`` and ``quarantine.<source>``;
+        with a ``partition`` (a time window), only that window's rows are replaced."""
+
+    @abc.abstractmethod
+    def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
+        """Replace ``schema.table`` with ``frame``."""
+
+    def read_table(self, schema: str, table: str) -> pd.DataFrame:
+        return self.query(f'select * from "{schema}"."{table}"')
+
+    @abc.abstractmethod
+    def query(self, sql: str) -> pd.DataFrame:
+        """The rows of ``sql``."""
+
+    @abc.abstractmethod
+    def replace_rows(self, schema: str, table: str, frame: pd.DataFrame, keys: list[str]) -> int:
+        """Insert ``frame`` into ``schema.table`` (created on first use), first deleting the rows
+        whose ``keys`` match one of the frame's; returns the table's rows."""
+
+    @abc.abstractmethod
+    def dbt_environment(self) -> dict[str, str]:
+        """The environment the dbt profile reads this warehouse's location from."""
