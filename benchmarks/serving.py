@@ -178,7 +178,7 @@ def main() -> None:
               f"sklearn pipeline {local['pipeline_rows_per_s']:,.0f} rows/s", flush=True)
 
         print(f"== Ray Serve ({args.proxy} ingress, {args.replicas} replicas, batching, prediction log)", flush=True)
-        from churn_platform.serving import runner
+        from churn_platform.apps import serve_local as runner
         from churn_platform.serving.config import Autoscaling, ServingOptions
 
         port = free_port()

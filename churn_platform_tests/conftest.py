@@ -35,7 +35,7 @@ def free_port() -> int:
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "churn_platform.cli", *args],
+        [sys.executable, "-m", "churn_platform.apps.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -103,7 +103,7 @@ def home(tmp_path_factory):
         log = root / "run.log"
         with log.open("w") as out:
             run = subprocess.Popen(
-                [sys.executable, "-m", "churn_platform.cli", "run", "--sources", str(root / "src"), "--home", str(root / "home"),
+                [sys.executable, "-m", "churn_platform.apps.cli", "run", "--sources", str(root / "src"), "--home", str(root / "home"),
                  "--log-level", "WARNING"],
                 env=env, stdout=out, stderr=subprocess.STDOUT,
             )

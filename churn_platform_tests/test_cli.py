@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from churn_platform.cli import _settings, build_parser
+from churn_platform.apps.cli import _settings, build_parser
 from churn_platform.settings import Settings
 
 
@@ -75,7 +75,7 @@ def test_serve_stops_cleanly_on_ctrl_c_or_sigterm(e2e, sig, to_group):
     with log.open("w") as out:
         # Output to a file: Ray's processes inherit it, and a pipe would stay open while they end.
         process = subprocess.Popen(
-            [sys.executable, "-m", "churn_platform.cli", "serve", "--home", str(e2e.home), "--port", str(port)],
+            [sys.executable, "-m", "churn_platform.apps.cli", "serve", "--home", str(e2e.home), "--port", str(port)],
             env=env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT, text=True,
         )
     try:

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from mlflow import MlflowClient
 
-from churn_platform.loop import run_closed_loop
-from churn_platform.pipeline import run_pipeline
-from churn_platform.serving import runner
+from churn_platform.apps.loop import run_closed_loop
+from churn_platform.apps.pipeline import run_pipeline
+from churn_platform.apps import serve_local as runner
 from churn_platform.serving.config import PointerOptions
 from churn_platform.settings import Settings
 from churn_platform.sources.generator import GeneratorConfig, generate_to_dir

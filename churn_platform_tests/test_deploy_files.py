@@ -224,7 +224,7 @@ def _containers(doc: dict) -> list[dict]:
 
 
 def test_grafana_dashboard_covers_serving_and_pipeline_with_real_metrics():
-    from churn_platform.monitoring.exporter import METRIC_NAMES
+    from churn_platform.apps.exporter import METRIC_NAMES
 
     dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "churn_platform.json").read_text())
     titles = " | ".join(p["title"].lower() for p in dashboard["panels"])

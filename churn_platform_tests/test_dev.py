@@ -57,7 +57,7 @@ def test_dev_starts_both_uis_and_a_group_signal_stops_everything(tmp_path, sig):
     dagster_port, mlflow_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURN_PLATFORM_", "DAGSTER_HOME"))}
     supervisor = subprocess.Popen(
-        [sys.executable, "-m", "churn_platform.cli", "dev", "--home", str(tmp_path / "home"),
+        [sys.executable, "-m", "churn_platform.apps.cli", "dev", "--home", str(tmp_path / "home"),
          "--dagster-port", str(dagster_port), "--mlflow-port", str(mlflow_port)],
         env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from churn_platform.readme import render
+from churn_platform.apps.readme import render
 from churn_platform.settings import REPO_DIR
 
 
 def test_readme_generated_sections_match_the_code():
     """The source contracts, the automation table and the counts and defaults the README states."""
     readme = (REPO_DIR / "README.md").read_text()
-    assert render(readme) == readme, "README's generated sections are stale: run `python -m churn_platform.readme`"
+    assert render(readme) == readme, "README's generated sections are stale: run `python -m churn_platform.apps.readme`"
 
 
 def test_readme_curl_example_is_a_valid_request():

@@ -25,8 +25,8 @@ def _scrape(port: int) -> dict[str, float]:
 def test_exporter_serves_the_pipeline_metrics_of_the_e2e_instance(e2e, monkeypatch):
     import dagster as dg
 
-    from churn_platform.cli import _exporter_sources
-    from churn_platform.monitoring.exporter import METRIC_NAMES, serve
+    from churn_platform.apps.cli import _exporter_sources
+    from churn_platform.apps.exporter import METRIC_NAMES, serve
 
     monkeypatch.setenv("DAGSTER_HOME", str(e2e.settings.dagster_home))
     policies, champion_version = _exporter_sources(e2e.settings)
@@ -61,7 +61,7 @@ def test_a_rejected_challenger_is_not_exported_as_the_served_model(tmp_path):
     """The champion's ROC-AUC follows the registry's alias; the latest candidate has its own metric."""
     import dagster as dg
 
-    from churn_platform.monitoring.exporter import DagsterCollector
+    from churn_platform.apps.exporter import DagsterCollector
 
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         for version, auc, decision in (("1", 0.81, "promoted"), ("2", 0.86, "promoted"), ("3", 0.74, "rejected")):
@@ -79,7 +79,7 @@ def test_a_rejected_challenger_is_not_exported_as_the_served_model(tmp_path):
 def test_freshness_state_from_the_policy():
     import dagster as dg
 
-    from churn_platform.monitoring.exporter import freshness_state
+    from churn_platform.apps.exporter import freshness_state
 
     policy = dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=26), warn_window=dt.timedelta(hours=24))
     now = time.time()

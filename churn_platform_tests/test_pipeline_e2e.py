@@ -139,7 +139,7 @@ def test_dbt_docs_generate_and_every_model_and_column_is_described(e2e, tmp_path
     every model, source and column that exists in the warehouse (from the catalog) is described."""
     import json
 
-    from churn_platform.docs_site import generate_docs
+    from churn_platform.apps.docs_site import generate_docs
 
     target = generate_docs(e2e.settings.warehouse_path, tmp_path / "docs")
     manifest = json.loads((target / "manifest.json").read_text())

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 
 from churn_platform.features import FEATURE_NAMES, example_record
 from churn_platform.ml.registry import MLflowLocation, load_by_alias
-from churn_platform.serving import runner
+from churn_platform.apps import serve_local as runner
 from churn_platform.serving.config import ADMIN_TOKEN_ENV, API_TOKEN_ENV, PointerOptions, ServingOptions
 from churn_platform.serving.prediction_log import read_prediction_log
 from churn_platform.settings import CHAMPION_ALIAS, EXPERIMENT_NAME, REGISTERED_MODEL_NAME

@@ -1,4 +1,4 @@
-"""The source contracts as Markdown, for the README (``churn_platform.readme`` writes it there;
+"""The source contracts as Markdown, for the README (``churn_platform.apps.readme`` writes it there;
 a test keeps the two in step)."""
 
 from __future__ import annotations

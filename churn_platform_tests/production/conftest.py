@@ -64,7 +64,7 @@ def _run_failure_details(stack: ProductionStack, run_id: str) -> str:
 
 @pytest.fixture(scope="session")
 def production(tmp_path_factory) -> ProductionRun:
-    from churn_platform.launch import launch_daily_pipeline, wait_for_run
+    from churn_platform.apps.launch import launch_daily_pipeline, wait_for_run
     from churn_platform.settings import Settings
 
     root = tmp_path_factory.mktemp("production")

@@ -202,7 +202,7 @@ class ProductionStack:
         return f"http://127.0.0.1:{self.mlflow_port}"
 
     def start_ray(self) -> None:
-        from churn_platform.serving.runner import ray_environment
+        from churn_platform.apps.serve_local import ray_environment
 
         self.ray_port = free_port()
         service = self._spawn(

@@ -152,7 +152,7 @@ def test_ray_serve_on_the_cluster_serves_the_champion(production: ProductionRun)
     from mlflow import MlflowClient
 
     from churn_platform.features import FEATURE_NAMES
-    from churn_platform.serving import runner
+    from churn_platform.apps import serve_local as runner
     from churn_platform.settings import Settings
 
     champion = MlflowClient(tracking_uri=production.stack.mlflow_uri).get_model_version_by_alias("churn_model", "champion")
@@ -183,7 +183,7 @@ def test_served_predictions_reach_monitoring(production: ProductionRun):
     and its checks (the served features against the training set) pass."""
     import dagster as dg
 
-    from churn_platform.launch import launch_daily_pipeline, wait_for_run
+    from churn_platform.apps.launch import launch_daily_pipeline, wait_for_run
     from churn_platform.settings import Settings
 
     assert production.served, "the serving test ran first and was answered"

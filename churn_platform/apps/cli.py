@@ -99,7 +99,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from churn_platform.pipeline import PipelineFailed, run_pipeline, write_report
+    from churn_platform.apps.pipeline import PipelineFailed, run_pipeline, write_report
 
     settings = _settings(args)
     if settings.sources is not None and "://" not in settings.sources and not Path(settings.sources).is_dir():
@@ -119,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    from churn_platform.launch import LaunchError, launch_daily_pipeline, wait_for_run
+    from churn_platform.apps.launch import LaunchError, launch_daily_pipeline, wait_for_run
 
     settings = Settings.from_env()
     try:
@@ -138,7 +138,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_exporter(args: argparse.Namespace) -> int:
-    from churn_platform.monitoring.exporter import ExporterConfigError, instance_home, serve
+    from churn_platform.apps.exporter import ExporterConfigError, instance_home, serve
 
     try:
         home = instance_home()
@@ -175,18 +175,18 @@ def _exporter_sources(settings: Settings):
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from churn_platform import dev
+    from churn_platform.apps import dev
     from churn_platform.settings import REPO_DIR
 
     return dev.run(Path(args.home), REPO_DIR / "workspace.yaml", args.dagster_port, args.mlflow_port, args.host)
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from churn_platform.docs_site import DocsError, generate_docs, serve_docs
+    from churn_platform.apps.docs_site import DocsError, generate_docs, serve_docs
 
     settings = _settings(args)
     if not settings.warehouse_path.exists():
-        from churn_platform.pipeline import WAREHOUSE_SELECTION, PipelineFailed, build_warehouse
+        from churn_platform.apps.pipeline import WAREHOUSE_SELECTION, PipelineFailed, build_warehouse
 
         origin = settings.sources or f"the built-in generator ({settings.customers:,} customers, {settings.days} days, seed {settings.seed})"
         print(
@@ -243,7 +243,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from churn_platform.serving import runner
+    from churn_platform.apps import serve_local as runner
 
     from churn_platform.ml.registry import alias_version
     from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
@@ -294,8 +294,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import httpx
 
     from churn_platform.features import FEATURE_NAMES
-    from churn_platform.pipeline import PipelineFailed, run_pipeline, write_report
-    from churn_platform.serving import runner
+    from churn_platform.apps.pipeline import PipelineFailed, run_pipeline, write_report
+    from churn_platform.apps import serve_local as runner
     from churn_platform.sources.generator import GeneratorConfig, generate, write_sources
 
     home = Path(args.home).resolve()
@@ -349,7 +349,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print("error: scoring by id and by features disagree", file=sys.stderr)
             return 1
         if drift:
-            from churn_platform.loop import run_closed_loop
+            from churn_platform.apps.loop import run_closed_loop
 
             print("\n[drift] The closed loop: sensor → retraining → promotion gate → hot swap", flush=True)
             loop = run_closed_loop(settings, url)
