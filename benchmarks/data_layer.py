@@ -143,8 +143,8 @@ import datetime as dt, sys
 from churn_platform.defs.partitions import PARTITIONED_SOURCE
 from churn_platform.defs.resources import SourceResource, DuckDBWarehouseResource
 from churn_platform.sources.contracts import CONTRACTS, PartitionSlice, load_with_contract
-from churn_platform.sources.generator import DEFAULT_START, SOURCE_NAMES
-source = SourceResource(sources=sys.argv[1], landing_dir=sys.argv[1])
+from churn_platform.simulation.generator import DEFAULT_START, SOURCE_NAMES
+source = SourceResource(sources=sys.argv[1])
 warehouse = DuckDBWarehouseResource(path=sys.argv[2], memory_limit=sys.argv[3])
 # The usage is loaded as churn-platform run does it: every daily partition in one run.
 year = PartitionSlice(DEFAULT_START, DEFAULT_START + dt.timedelta(days=365), DEFAULT_START, DEFAULT_START + dt.timedelta(days=365))
@@ -159,7 +159,7 @@ for name in SOURCE_NAMES:  # what each source asset does
 GENERATE_SNIPPET = """
 import sys
 from pathlib import Path
-from churn_platform.sources.generator import GeneratorConfig, generate_to_dir
+from churn_platform.simulation.generator import GeneratorConfig, generate_to_dir
 generate_to_dir(GeneratorConfig(customers=int(sys.argv[1]), days=365, seed=7), Path(sys.argv[2]))
 """
 

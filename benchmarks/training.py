@@ -52,7 +52,7 @@ best = training.select_best(results)
 selected = training.calibrate_best(split, best)
 calibrate = time.perf_counter() - t
 from pathlib import Path
-from churn_platform.ml.oracle import load_truth, oracle_metrics
+from churn_platform.simulation.oracle import load_truth, oracle_metrics
 oracle = oracle_metrics(load_truth(Path(sys.argv[3]) / "_ground_truth"), split.test, selected.model.predict_proba(x_test)[:, 1])
 candidates = {r.name: {"validation_roc_auc": r.validation_metrics["roc_auc"], "test_roc_auc": r.test_metrics["roc_auc"],
                        "test_over_oracle": r.test_metrics["roc_auc"] / oracle["oracle_roc_auc"] if oracle else None} for r in results}

@@ -12,9 +12,11 @@ Environment variables:
 ``CHURN_PLATFORM_SOURCES``
     Where the raw sources are: a folder of Parquet or CSV files, an S3 prefix
     (``s3://bucket/prefix``) or PostgreSQL tables
-    (``postgresql://user@host:5432/database?schema=raw``). When unset, the built-in
-    generator produces them, with ``CHURN_PLATFORM_CUSTOMERS``,
-    ``CHURN_PLATFORM_DAYS`` and ``CHURN_PLATFORM_SEED``.
+    (``postgresql://user@host:5432/database?schema=raw``). When unset, the drivers land
+    the built-in simulation (``churn_platform.simulation``, sized by
+    ``CHURN_PLATFORM_CUSTOMERS``, ``CHURN_PLATFORM_DAYS`` and ``CHURN_PLATFORM_SEED``).
+``CHURN_PLATFORM_DAYS``
+    How many daily usage partitions there are by default (365), and the simulation's length.
 ``CHURN_PLATFORM_S3_ENDPOINT_URL``
     An S3-compatible endpoint (MinIO, a moto server); unset for AWS S3.
 ``CHURN_PLATFORM_DRIFT_THRESHOLD``
@@ -149,9 +151,8 @@ class Settings:
     home: Path
     sources: str | None = None
     s3_endpoint_url: str | None = None
-    customers: int = 2_000
     days: int = 365
-    seed: int = 7
+    """How many daily usage partitions there are by default (and how long the simulation runs)."""
     drift_threshold: float = 0.3
     dbt_target: str = "duckdb"
     duckdb_memory_limit: str = "8GB"
@@ -225,9 +226,7 @@ class Settings:
             home=Path(os.environ.get("CHURN_PLATFORM_HOME", ".churn_home")).resolve(),
             sources=normalise_sources(os.environ.get("CHURN_PLATFORM_SOURCES")),
             s3_endpoint_url=os.environ.get("CHURN_PLATFORM_S3_ENDPOINT_URL") or None,
-            customers=_env_int("CHURN_PLATFORM_CUSTOMERS", cls.customers),
             days=_env_int("CHURN_PLATFORM_DAYS", cls.days),
-            seed=_env_int("CHURN_PLATFORM_SEED", cls.seed),
             drift_threshold=_env_float("CHURN_PLATFORM_DRIFT_THRESHOLD", cls.drift_threshold),
             dbt_target=os.environ.get("CHURN_PLATFORM_TARGET") or ("postgres" if profile == PRODUCTION else cls.dbt_target),
             duckdb_memory_limit=os.environ.get("CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
@@ -252,9 +251,7 @@ class Settings:
             os.environ["CHURN_PLATFORM_SOURCES"] = self.sources
         else:
             os.environ.pop("CHURN_PLATFORM_SOURCES", None)
-        os.environ["CHURN_PLATFORM_CUSTOMERS"] = str(self.customers)
         os.environ["CHURN_PLATFORM_DAYS"] = str(self.days)
-        os.environ["CHURN_PLATFORM_SEED"] = str(self.seed)
         os.environ["CHURN_PLATFORM_DRIFT_THRESHOLD"] = str(self.drift_threshold)
         os.environ["CHURN_PLATFORM_PARTITIONS_START"] = self.partitions_start.isoformat()
         end = self.partitions_end_setting

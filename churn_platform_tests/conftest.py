@@ -60,7 +60,7 @@ class E2E:
 
     @property
     def settings(self) -> Settings:
-        return Settings(home=self.home, sources=str(self.sources), seed=E2E_SEED)
+        return Settings(home=self.home, sources=str(self.sources))
 
 
 @pytest.fixture(scope="session")

@@ -20,11 +20,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from churn_platform.defs import build_definitions
+from churn_platform.apps.location import platform_definitions
 from churn_platform.defs.automation import AUTOMATION_SENSOR
 from churn_platform.serving.prediction_log import PredictionLogWriter
 from churn_platform.settings import DEFAULT_PARTITIONS_START, Settings
-from churn_platform.sources.generator import GeneratorConfig, generate, write_sources
+from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
 from churn_platform_tests.test_prediction_log_asset import log_rows
 
 pytestmark = pytest.mark.slow
@@ -49,7 +49,7 @@ class Automation:
     """Dagster's evaluation of the automation conditions over a real instance, tick after tick."""
 
     def __init__(self, settings: Settings, instance: dg.DagsterInstance, clock: Clock | None = None) -> None:
-        self.defs = build_definitions(settings)
+        self.defs = platform_definitions(settings)
         self.instance = instance
         self.cursor = None
         self.clock = clock or Clock()
@@ -91,7 +91,7 @@ def home(tmp_path_factory):
     usage = data.usage_events
     data.usage_events = usage[pd.to_datetime(usage["event_date"]) < pd.Timestamp(NEW_DAY)]
     write_sources(data, root / "src")
-    settings = Settings(home=root / "home", sources=str(root / "src"), days=DAYS + 1, seed=17)
+    settings = Settings(home=root / "home", sources=str(root / "src"), days=DAYS + 1)
     saved = dict(os.environ)
     settings.ensure_dirs()
     settings.export()
@@ -126,7 +126,7 @@ def home(tmp_path_factory):
 
 
 def test_the_automation_sensor_runs_by_default(home):
-    sensor = build_definitions(home).resolve_sensor_def(AUTOMATION_SENSOR)
+    sensor = platform_definitions(home).resolve_sensor_def(AUTOMATION_SENSOR)
     assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.minimum_interval_seconds <= 60
@@ -201,7 +201,7 @@ def _ancestors(graph, key: dg.AssetKey) -> set[dg.AssetKey]:
 
 def test_the_schedule_names_every_asset_of_its_run(home):
     """The 02:00 run builds every asset and says so, so that automation does not build them again."""
-    defs = build_definitions(home)
+    defs = platform_definitions(home)
     schedule = defs.resolve_schedule_def("daily_pipeline_schedule")
     at = dt.datetime.fromisoformat(NEW_DAY).replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1, hours=2)
     with dg.build_schedule_context(scheduled_execution_time=at, repository_def=defs.get_repository_def()) as context:

@@ -6,7 +6,7 @@ import dagster as dg
 
 from churn_platform.defs.resources import SourceResource, DuckDBWarehouseResource
 from churn_platform.defs.sources import build_source_asset
-from churn_platform.sources.generator import GeneratorConfig, generate, write_sources
+from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
 
 
 def test_too_many_quarantined_rows_block_downstream(tmp_path):
@@ -18,7 +18,7 @@ def test_too_many_quarantined_rows_block_downstream(tmp_path):
         return None
 
     resources = {
-        "source": SourceResource(sources=str(tmp_path / "src"), landing_dir=str(tmp_path / "landing")),
+        "source": SourceResource(sources=str(tmp_path / "src")),
         "warehouse": DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb")),
     }
 

@@ -16,7 +16,7 @@ from churn_platform.apps.pipeline import run_pipeline
 from churn_platform.apps import serve_local as runner
 from churn_platform.serving.config import PointerOptions
 from churn_platform.settings import Settings
-from churn_platform.sources.generator import GeneratorConfig, generate_to_dir
+from churn_platform.simulation.generator import GeneratorConfig, generate_to_dir
 from churn_platform_tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 def test_drift_triggers_one_retraining_whose_promoted_version_is_served(tmp_path, monkeypatch):
     sources = tmp_path / "sources"
     generate_to_dir(GeneratorConfig(customers=1_500, days=365, seed=11, drift_scenario="usage_shift"), sources)
-    settings = Settings(home=tmp_path / "home", sources=str(sources), seed=11, drift_threshold=0.2)
+    settings = Settings(home=tmp_path / "home", sources=str(sources), drift_threshold=0.2)
     for key in [k for k in os.environ if k.startswith("CHURN_PLATFORM_")]:
         monkeypatch.delenv(key)
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from churn_platform.sources.contracts import CONTRACTS, QUARANTINE_REASON, ContractError, apply_contract
-from churn_platform.sources.generator import SOURCE_NAMES, GeneratorConfig, generate
+from churn_platform.simulation.generator import SOURCE_NAMES, GeneratorConfig, generate
 
 NOW = dt.datetime(2026, 6, 1)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from churn_platform.defs import build_definitions
+from churn_platform.apps.location import platform_definitions
 from churn_platform.settings import REPO_DIR, Settings
 
 EXPECTED_GROUPS = {
@@ -45,7 +45,7 @@ EXPECTED_GROUPS = {
 
 @pytest.fixture(scope="module")
 def defs(tmp_path_factory) -> dg.Definitions:
-    return build_definitions(Settings(home=tmp_path_factory.mktemp("home")))
+    return platform_definitions(Settings(home=tmp_path_factory.mktemp("home")))
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_daily_schedule_and_drift_sensor(defs):
 
 def test_invalid_drift_threshold_is_refused(tmp_path):
     with pytest.raises(ValueError, match="between 0 and 1"):
-        build_definitions(Settings(home=tmp_path, drift_threshold=1.5))
+        platform_definitions(Settings(home=tmp_path, drift_threshold=1.5))
 
 
 def test_dagster_definitions_validate_passes(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_platform.sources.generator import SOURCE_NAMES, GeneratorConfig, generate, write_sources
+from churn_platform.simulation.generator import SOURCE_NAMES, GeneratorConfig, generate, write_sources
 from churn_platform.sources.readers import REQUIRED_COLUMNS, read_source_file
 
 
@@ -170,7 +170,7 @@ def test_invalid_config_is_refused_with_the_reason(kwargs):
 
 
 def test_streamed_generation_writes_the_same_sources(tmp_path):
-    from churn_platform.sources.generator import generate_to_dir
+    from churn_platform.simulation.generator import generate_to_dir
 
     config = GeneratorConfig(customers=300, days=100, seed=13)
     _, counts = generate_to_dir(config, tmp_path / "streamed")

@@ -10,14 +10,14 @@ import json
 import tempfile
 from pathlib import Path
 
-from churn_platform.defs import build_definitions
+from churn_platform.apps.location import platform_definitions
 from churn_platform.settings import Settings
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
 
 
 def describe_graph(tmp_path) -> dict:
-    defs = build_definitions(Settings(home=tmp_path))
+    defs = platform_definitions(Settings(home=tmp_path))
     graph = defs.resolve_asset_graph()
     checks_by_asset: dict[str, list[str]] = {}
     for check in graph.asset_check_keys:

@@ -16,7 +16,7 @@ from churn_platform.defs.dbt import dbt_executable
 from churn_platform.defs.resources import DuckDBWarehouseResource
 from churn_platform.settings import DBT_PROJECT_DIR
 from churn_platform.sources.contracts import CONTRACTS, apply_contract
-from churn_platform.sources.generator import SOURCE_NAMES, GeneratorConfig, generate
+from churn_platform.simulation.generator import SOURCE_NAMES, GeneratorConfig, generate
 
 T = pd.Timestamp("2025-07-01")
 

@@ -21,11 +21,11 @@ import pytest
 
 from churn_platform.defs.partitions import PARTITIONED_SOURCE
 from churn_platform.defs.resources import SourceResource, DuckDBWarehouseResource
-from churn_platform.ml.oracle import load_truth, oracle_metrics
+from churn_platform.simulation.oracle import load_truth, oracle_metrics
 from churn_platform.ml.training import calibrate_best, features_frame, select_best, train_candidates
 from churn_platform.settings import DBT_PROJECT_DIR
 from churn_platform.sources.contracts import CONTRACTS, PartitionSlice, load_with_contract
-from churn_platform.sources.generator import DEFAULT_START, SOURCE_NAMES, GeneratorConfig, generate_to_dir
+from churn_platform.simulation.generator import DEFAULT_START, SOURCE_NAMES, GeneratorConfig, generate_to_dir
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def trained(tmp_path_factory):
     work = tmp_path_factory.mktemp("quality")
     sources, warehouse_path = work / "sources", work / "warehouse.duckdb"
     generate_to_dir(GeneratorConfig(customers=QUALITY_CUSTOMERS, days=365, seed=7), sources)
-    source = SourceResource(sources=str(sources), landing_dir=str(sources))
+    source = SourceResource(sources=str(sources))
     warehouse = DuckDBWarehouseResource(path=str(warehouse_path))
     year = PartitionSlice(DEFAULT_START, DEFAULT_START + dt.timedelta(days=365), DEFAULT_START, DEFAULT_START + dt.timedelta(days=365))
     for name in SOURCE_NAMES:

@@ -12,11 +12,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from churn_platform.defs import build_definitions
+from churn_platform.apps.location import platform_definitions
 from churn_platform.defs.partitions import PARTITIONED_DBT_MODELS
 from churn_platform.settings import Settings
 from churn_platform.sources.contracts import CONTRACTS, OUTSIDE_PARTITIONS, PartitionSlice, load_with_contract
-from churn_platform.sources.generator import GeneratorConfig, generate, write_sources
+from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
 
 DAYS = 60
 START = dt.date(2025, 1, 1)
@@ -39,7 +39,7 @@ def setup(tmp_path_factory):
     settings.ensure_dirs()
     saved = dict(os.environ)
     settings.export()
-    defs = build_definitions(settings)
+    defs = platform_definitions(settings)
     yield settings, defs, data
     os.environ.clear()
     os.environ.update(saved)

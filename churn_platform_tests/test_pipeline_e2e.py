@@ -13,7 +13,7 @@ import pytest
 from churn_platform.features import FEATURE_NAMES
 from churn_platform.ml.registry import MLflowLocation, load_by_alias
 from churn_platform.settings import CHAMPION_ALIAS, EXPERIMENT_NAME, REGISTERED_MODEL_NAME
-from churn_platform.sources.generator import SOURCE_NAMES
+from churn_platform.sources.contracts import SOURCE_NAMES
 
 pytestmark = pytest.mark.slow
 
@@ -22,6 +22,13 @@ def test_report_counts_match_the_source_files(e2e):
     for name in SOURCE_NAMES:
         assert e2e.report["sources"][name] == len(pd.read_parquet(e2e.sources / f"{name}.parquet"))
     assert e2e.report["status"] == "SUCCESS"
+
+
+def test_the_simulations_ground_truth_reaches_the_model_asset(e2e):
+    # The sources were generated, so the simulation's ground-truth resource gives churn_model its oracle line.
+    model = e2e.report["model"]
+    assert 0.5 < model["oracle_roc_auc"] <= 1.0
+    assert model["model_over_oracle"] == pytest.approx(model["roc_auc"] / model["oracle_roc_auc"], rel=0.05)
 
 
 def test_contracts_quarantine_exactly_the_injected_faults_and_counts_reconcile(e2e):
@@ -120,9 +127,9 @@ def test_drift_report_is_saved_and_its_share_is_metadata(e2e):
 
 
 def test_every_asset_was_materialized_in_the_instance(e2e):
-    from churn_platform.defs import build_definitions
+    from churn_platform.apps.location import platform_definitions
 
-    graph = build_definitions(e2e.settings).resolve_asset_graph()
+    graph = platform_definitions(e2e.settings).resolve_asset_graph()
     with dg.DagsterInstance.from_config(str(e2e.settings.dagster_home)) as instance:
         missing = [
             k.to_user_string()

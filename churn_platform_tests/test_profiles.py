@@ -125,11 +125,11 @@ def test_postgres_warehouse_round_trips_types_nulls_and_replaces_rows(pg_warehou
 def test_postgres_warehouse_loads_a_source_through_its_contract(pg_warehouse, tmp_path):
     from churn_platform.defs.resources import SourceResource
     from churn_platform.sources.contracts import CONTRACTS, PartitionSlice
-    from churn_platform.sources.generator import GeneratorConfig, generate, write_sources
+    from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
 
     data = generate(GeneratorConfig(customers=60, days=60, seed=3, fault_rate=0.05))
     write_sources(data, tmp_path / "src")
-    source = SourceResource(sources=str(tmp_path / "src"), landing_dir=str(tmp_path / "landing"))
+    source = SourceResource(sources=str(tmp_path / "src"))
     loaded = pg_warehouse.load_source(source, CONTRACTS["crm_customers"])
     assert loaded.counts.quarantined > 0 and loaded.table_rows == loaded.counts.accepted
     assert len(pg_warehouse.read_table("quarantine", "crm_customers")) == loaded.counts.quarantined

@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from churn_platform.defs.ml import GATE_CHECK, churn_model
-from churn_platform.defs.resources import MLflowResource, Notifier, SourceResource, DuckDBWarehouseResource
+from churn_platform.defs.resources import DuckDBWarehouseResource, GroundTruth, MLflowResource, Notifier
 from churn_platform.features import LABEL_COLUMN, TIME_COLUMN
 from churn_platform.ml import gate
 from churn_platform.ml.registry import MLflowLocation, load_by_alias
@@ -54,7 +54,7 @@ def registry(tmp_path, webhook):
     resources = {
         "warehouse": DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb")),
         # Your own data: no ground truth, so no oracle.
-        "source": SourceResource(sources=str(tmp_path), landing_dir=str(tmp_path / "landing")),
+        "ground_truth": GroundTruth(),
         "mlflow_store": MLflowResource(
             tracking_uri=location.tracking_uri,
             experiment_name=location.experiment_name,

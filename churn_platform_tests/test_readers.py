@@ -7,8 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from churn_platform.sources.generator import GeneratorConfig
-from churn_platform.sources.readers import SourceError, ensure_generated, read_source_file
+from churn_platform.simulation.generator import GeneratorConfig
+from churn_platform.simulation.landing import ensure_generated
+from churn_platform.sources.readers import SourceError, read_source_file
 
 
 def test_missing_source_file_names_what_was_expected(tmp_path):

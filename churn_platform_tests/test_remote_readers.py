@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from churn_platform.defs.resources import SourceResource
-from churn_platform.sources.generator import SOURCE_NAMES, GeneratorConfig, generate
+from churn_platform.simulation.generator import SOURCE_NAMES, GeneratorConfig, generate
 from churn_platform.sources.readers import SourceError
 
 PG_URL = os.environ.get("CHURN_PLATFORM_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -43,7 +43,7 @@ def monkeypatch_module():
 
 def test_s3_prefix_reads_parquet_and_csv(s3_endpoint, data, tmp_path):
     resource = SourceResource(
-        sources="s3://landing/churn/2025", landing_dir=str(tmp_path), s3_endpoint_url=s3_endpoint
+        sources="s3://landing/churn/2025", s3_endpoint_url=s3_endpoint
     )
     client = resource.s3_client()
     client.create_bucket(Bucket="landing")
@@ -67,12 +67,12 @@ def test_s3_prefix_reads_parquet_and_csv(s3_endpoint, data, tmp_path):
 
 
 def test_s3_missing_object_and_bucket_are_clear_errors(s3_endpoint, tmp_path):
-    empty = SourceResource(sources="s3://empty-landing/nowhere", landing_dir=str(tmp_path), s3_endpoint_url=s3_endpoint)
+    empty = SourceResource(sources="s3://empty-landing/nowhere", s3_endpoint_url=s3_endpoint)
     empty.s3_client().create_bucket(Bucket="empty-landing")
     with pytest.raises(SourceError, match=r"s3://empty-landing/nowhere/usage_events\.parquet"):
         empty.load("usage_events")
     with pytest.raises(SourceError, match="bucket 'no-such-bucket' does not exist"):
-        SourceResource(sources="s3://no-such-bucket/x", landing_dir=str(tmp_path), s3_endpoint_url=s3_endpoint).load(
+        SourceResource(sources="s3://no-such-bucket/x", s3_endpoint_url=s3_endpoint).load(
             "usage_events"
         )
 
@@ -95,7 +95,7 @@ def test_postgres_tables_are_read_per_source(pg_schema, data, tmp_path):
     engine, schema = pg_schema
     for name in SOURCE_NAMES:
         getattr(data, name).to_sql(name, engine, schema=schema, index=False)
-    resource = SourceResource(sources=f"{PG_URL}?schema={schema}", landing_dir=str(tmp_path))
+    resource = SourceResource(sources=f"{PG_URL}?schema={schema}")
     assert resource.kind == "postgres"
     for name in SOURCE_NAMES:
         got = resource.load(name)
@@ -108,12 +108,12 @@ def test_postgres_tables_are_read_per_source(pg_schema, data, tmp_path):
 def test_postgres_missing_table_and_unreachable_server_are_clear_errors(pg_schema, tmp_path):
     _, schema = pg_schema
     with pytest.raises(SourceError, match=f"no table {schema}.usage_events"):
-        SourceResource(sources=f"{PG_URL}?schema={schema}", landing_dir=str(tmp_path)).load("usage_events")
+        SourceResource(sources=f"{PG_URL}?schema={schema}").load("usage_events")
     with pytest.raises(SourceError, match="cannot connect to PostgreSQL at 127.0.0.1:1"):
-        SourceResource(sources="postgresql://postgres@127.0.0.1:1/postgres", landing_dir=str(tmp_path)).load("usage_events")
+        SourceResource(sources="postgresql://postgres@127.0.0.1:1/postgres").load("usage_events")
 
 
 def test_origin_never_shows_a_password(tmp_path):
-    resource = SourceResource(sources="postgresql://app:s3cret@db.internal:5432/crm?schema=raw", landing_dir=str(tmp_path))
+    resource = SourceResource(sources="postgresql://app:s3cret@db.internal:5432/crm?schema=raw")
     assert "s3cret" not in resource.origin
     assert resource.origin == "postgres:db.internal:5432/crm?schema=raw"

@@ -13,9 +13,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_dagster_ui_shows_every_group_and_the_model_metadata(e2e, tmp_path):
-    from churn_platform.defs import build_definitions
+    from churn_platform.apps.location import platform_definitions
 
-    definitions = build_definitions(e2e.settings)
+    definitions = platform_definitions(e2e.settings)
     graph = definitions.resolve_asset_graph()
     groups = sorted({graph.get(key).group_name for key in graph.get_all_asset_keys() if graph.get(key).group_name})
     assert {"sources", "staging", "features", "ml", "monitoring", "business"} <= set(groups), groups

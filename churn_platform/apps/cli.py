@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, Settings, normalise_sources
-from churn_platform.sources.generator import DRIFT_SCENARIOS
+from churn_platform.simulation.generator import DRIFT_SCENARIOS
 
 
 def _progress_printer(label: str):
@@ -37,7 +37,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from churn_platform.sources.generator import GeneratorConfig, generate_to_dir
+    from churn_platform.simulation.generator import GeneratorConfig, generate_to_dir
 
     config = GeneratorConfig(
         customers=args.customers,
@@ -72,7 +72,7 @@ def _generate_to_s3(args: argparse.Namespace, config, started: float) -> int:
 
     from dagster_aws.s3 import S3Resource
 
-    from churn_platform.sources.generator import generate_to_dir
+    from churn_platform.simulation.generator import generate_to_dir
     from churn_platform.sources.readers import SourceError, upload_dir_to_s3
 
     endpoint = os.environ.get("CHURN_PLATFORM_S3_ENDPOINT_URL") or None
@@ -161,11 +161,11 @@ def cmd_exporter(args: argparse.Namespace) -> int:
 
 def _exporter_sources(settings: Settings):
     """The assets' freshness policies and a reader of the champion alias, for the exporter."""
-    from churn_platform.defs import build_definitions
+    from churn_platform.apps.location import platform_definitions
     from churn_platform.ml.registry import alias_version
     from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 
-    graph = build_definitions(settings).resolve_asset_graph()
+    graph = platform_definitions(settings).resolve_asset_graph()
     policies = {key: graph.get(key).freshness_policy for key in graph.get_all_asset_keys() if graph.get(key).freshness_policy}
 
     def champion_version() -> str | None:
@@ -188,7 +188,10 @@ def cmd_docs(args: argparse.Namespace) -> int:
     if not settings.warehouse_path.exists():
         from churn_platform.apps.pipeline import WAREHOUSE_SELECTION, PipelineFailed, build_warehouse
 
-        origin = settings.sources or f"the built-in generator ({settings.customers:,} customers, {settings.days} days, seed {settings.seed})"
+        from churn_platform.simulation.landing import config_from_env
+
+        simulated = config_from_env(days=settings.days)
+        origin = settings.sources or f"the built-in simulation ({simulated.customers:,} customers, {simulated.days} days, seed {simulated.seed})"
         print(
             f"No warehouse in {settings.home} yet. The docs' catalog needs one: loading the sources from {origin} "
             f"and building the dbt models ({WAREHOUSE_SELECTION}; no training, scoring or reports) ...",
@@ -296,7 +299,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from churn_platform.features import FEATURE_NAMES
     from churn_platform.apps.pipeline import PipelineFailed, run_pipeline, write_report
     from churn_platform.apps import serve_local as runner
-    from churn_platform.sources.generator import GeneratorConfig, generate, write_sources
+    from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
 
     home = Path(args.home).resolve()
     if home.exists() and not args.keep_home:
@@ -320,7 +323,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  {len(data.faults):,} rows given faults for the data contracts to catch", flush=True)
 
     print("\n[2/4] Materializing the asset graph with Dagster (sources → dbt → model → drift)", flush=True)
-    settings = Settings(home=home, sources=str(sources), seed=args.seed, **({"drift_threshold": args.drift_threshold} if drift else {}))
+    settings = Settings(home=home, sources=str(sources), days=args.days, **({"drift_threshold": args.drift_threshold} if drift else {}))
     try:
         report = run_pipeline(settings, log_level="WARNING")
     except PipelineFailed as exc:

@@ -53,7 +53,7 @@ def launch_daily_pipeline(
     e.g. ``["prediction_log"]`` to load what the API served); returns its run id. The run names
     the assets it builds, every one by default, so that declarative automation does not build
     them again after it."""
-    from churn_platform.defs import build_definitions
+    from churn_platform.apps.location import platform_definitions
     from churn_platform.defs.partitions import all_partitions_range, usage_partitions
 
     from churn_platform.defs.automation import BUILDS_DOWNSTREAM
@@ -61,7 +61,7 @@ def launch_daily_pipeline(
     first_day, last_day = all_partitions_range(usage_partitions(settings))
     whole = not assets
     if whole:
-        assets = sorted(k.to_user_string() for k in build_definitions(settings).resolve_asset_graph().get_all_asset_keys())
+        assets = sorted(k.to_user_string() for k in platform_definitions(settings).resolve_asset_graph().get_all_asset_keys())
     client = _client(webserver_url)
     try:
         return client.submit_job_execution(

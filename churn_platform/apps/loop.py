@@ -57,11 +57,11 @@ def run_closed_loop(
     """One turn of the loop on a home whose pipeline has run and whose champion ``url`` serves."""
     import dagster as dg
 
-    from churn_platform.defs import build_definitions
+    from churn_platform.apps.location import platform_definitions
     from churn_platform.defs.ml import GATE_CHECK
 
     report = LoopReport()
-    defs = build_definitions(settings)
+    defs = platform_definitions(settings)
     sensor = defs.resolve_sensor_def("retrain_on_drift")
     job = defs.resolve_job_def("retrain_churn_model")
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:

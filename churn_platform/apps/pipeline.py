@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from churn_platform.settings import Settings
-from churn_platform.sources.generator import SOURCE_NAMES as SOURCE_KEYS
+from churn_platform.simulation.generator import SOURCE_NAMES as SOURCE_KEYS
 
 TABLE_KEYS = (
     "marts.customer_features",
@@ -89,10 +89,10 @@ def build_warehouse(settings: Settings, log_level: str = "WARNING") -> str:
     Returns the Dagster run id."""
     import dagster as dg
 
-    from churn_platform.defs import build_definitions
+    from churn_platform.apps.location import platform_definitions
 
     prepare(settings)
-    defs = build_definitions(settings)
+    defs = platform_definitions(settings)
     keys = dg.AssetSelection.from_string(WAREHOUSE_SELECTION).resolve(defs.resolve_asset_graph())
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         result = _execute_over_all_days(settings, defs, instance, keys, {"churn_platform/trigger": "docs"}, log_level)
@@ -136,11 +136,11 @@ def _failures(result) -> list[str]:
 def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
     import dagster as dg
 
-    from churn_platform.defs import build_definitions
+    from churn_platform.apps.location import platform_definitions
     from churn_platform.defs.automation import BUILDS_DOWNSTREAM
 
     prepare(settings)
-    defs = build_definitions(settings)
+    defs = platform_definitions(settings)
     started = time.monotonic()
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         result = _execute_over_all_days(

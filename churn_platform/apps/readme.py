@@ -55,10 +55,10 @@ def _duration(delta) -> str:
 
 
 def _graph():
-    from churn_platform.defs import build_definitions
+    from churn_platform.apps.location import platform_definitions
     from churn_platform.settings import Settings
 
-    return build_definitions(Settings(home=Path("/nonexistent"))).resolve_asset_graph()
+    return platform_definitions(Settings(home=Path("/nonexistent"))).resolve_asset_graph()
 
 
 def dbt_test_count() -> str:

@@ -15,8 +15,12 @@ from churn_platform.settings import EXPERIMENT_NAME, REGISTERED_MODEL_NAME, Sett
 ALERT_WEBHOOK_ENV = "CHURN_PLATFORM_ALERT_WEBHOOK_URL"
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
-    """The platform's one Definitions object, wired to the locations in ``settings``."""
+def build_definitions(settings: Settings, source=None, ground_truth=None) -> dg.Definitions:
+    """The platform's one Definitions object, wired to the locations in ``settings``.
+
+    ``source`` (a ``SourceResource``) defaults to the sources the settings name; ``ground_truth``
+    (a ``GroundTruth``) to none. The drivers' ``churn_platform.apps.location.platform_definitions``
+    fills both with the built-in simulation when no sources are named."""
     from churn_platform.defs.alerts import alert_on_failed_checks, alert_on_freshness, alert_on_run_failure
     from churn_platform.defs.automation import build_automation_sensor, build_daily_pipeline, build_retrain_on_drift, retrain_job
     from churn_platform.defs.business import business_health
@@ -24,7 +28,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     from churn_platform.defs.ml import churn_model
     from churn_platform.defs.monitoring import churn_outcomes, feature_drift_report, model_performance, prediction_drift_report, prediction_log
     from churn_platform.defs.partitions import usage_partitions
-    from churn_platform.defs.resources import MLflowResource, MonitoringPolicy, Notifier, PredictionLogStore, ReportStore, SourceResource
+    from churn_platform.defs.resources import GroundTruth, MLflowResource, MonitoringPolicy, Notifier, PredictionLogStore, ReportStore, SourceResource
     from churn_platform.defs.scores import churn_scores
     from churn_platform.defs.sources import build_source_assets
 
@@ -46,14 +50,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             else dg.in_process_executor
         ),
         resources={
-            "source": SourceResource(
-                sources=settings.effective_sources,
-                s3_endpoint_url=settings.s3_endpoint_url,
-                landing_dir=str(settings.landing_dir),
-                customers=settings.customers,
-                days=settings.days,
-                seed=settings.seed,
-            ),
+            "source": source or SourceResource(sources=settings.effective_sources, s3_endpoint_url=settings.s3_endpoint_url),
+            "ground_truth": ground_truth or GroundTruth(),
             "warehouse": warehouse_for(settings),
             "mlflow_store": MLflowResource(
                 tracking_uri=settings.mlflow_tracking_uri,

@@ -6,10 +6,9 @@ import dagster as dg
 
 from churn_platform.defs.automation import follow_parents
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import MLflowResource, Notifier, SourceResource, Warehouse
+from churn_platform.defs.resources import GroundTruth, MLflowResource, Notifier, Warehouse
 from churn_platform.features import LABEL_COLUMN
 from churn_platform.ml import gate
-from churn_platform.ml.oracle import load_truth, oracle_metrics
 from churn_platform.ml.registry import apply_decision, log_and_register, score_alias_on
 from churn_platform.ml.training import calibrate_best, features_frame, select_best, train_candidates
 
@@ -53,7 +52,7 @@ def churn_model(
     config: TrainingConfig,
     warehouse: Warehouse,
     mlflow_store: MLflowResource,
-    source: SourceResource,
+    ground_truth: GroundTruth,
     notifier: Notifier,
 ):
     data = warehouse.read_table("marts", "training_set")
@@ -70,12 +69,8 @@ def churn_model(
         f"{best.test_metrics['brier']:.4f} → {selected.test_metrics['brier']:.4f}, ECE "
         f"{best.test_metrics['ece']:.4f} → {selected.test_metrics['ece']:.4f}"
     )
-    # On generated data: the best achievable ranking of the same holdout rows.
-    oracle = oracle_metrics(
-        load_truth(source.ground_truth_dir()),
-        split.test,
-        selected.model.predict_proba(features_frame(split.test))[:, 1],
-    )
+    # On simulated data: the best achievable ranking of the same holdout rows.
+    oracle = ground_truth.oracle_metrics(split.test, selected.model.predict_proba(features_frame(split.test))[:, 1])
     if oracle:
         context.log.info(
             f"oracle ROC-AUC {oracle['oracle_roc_auc']:.4f} on the holdout; model / oracle {oracle['model_over_oracle']:.3f}"

@@ -9,9 +9,8 @@ import pandas as pd
 
 from churn_platform.ml.registry import MLflowLocation
 from churn_platform import warehouse
-from churn_platform.sources.generator import GeneratorConfig
 from churn_platform.sources.readers import (
-    ensure_generated,
+    SourceError,
     find_source_file,
     read_source_file,
     read_source_postgres,
@@ -22,7 +21,6 @@ from churn_platform.sources.readers import (
 class SourceResource(dg.ConfigurableResource):
     """Where raw sources come from, by the form of ``sources``:
 
-    * empty: the built-in generator (``customers``, ``days``, ``seed``), written to ``landing_dir``;
     * a folder: ``<name>.parquet`` or ``<name>.csv`` per source;
     * ``s3://bucket/prefix``: the same files under an S3 prefix (dagster-aws ``S3Resource``;
       ``s3_endpoint_url`` for S3-compatible stores such as MinIO);
@@ -30,17 +28,16 @@ class SourceResource(dg.ConfigurableResource):
     """
 
     sources: str | None = None
-    landing_dir: str
-    customers: int = 2_000
-    days: int = 365
-    seed: int = 7
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
 
     @property
     def kind(self) -> str:
         if not self.sources:
-            return "generator"
+            raise SourceError(
+                "no sources are configured: set CHURN_PLATFORM_SOURCES to a folder, an s3:// prefix or a "
+                "postgresql:// URL (the churn-platform command lands the built-in simulation when it is unset)"
+            )
         if self.sources.startswith("s3://"):
             return "s3"
         if self.sources.startswith(("postgresql://", "postgres://")):
@@ -49,8 +46,6 @@ class SourceResource(dg.ConfigurableResource):
 
     @property
     def origin(self) -> str:
-        if self.kind == "generator":
-            return f"generator(customers={self.customers}, days={self.days}, seed={self.seed})"
         if self.kind == "postgres":
             # Never show a password in metadata.
             from urllib.parse import urlsplit
@@ -64,13 +59,16 @@ class SourceResource(dg.ConfigurableResource):
 
         return S3Resource(endpoint_url=self.s3_endpoint_url, region_name=self.s3_region).get_client()
 
+    def directory(self) -> Path:
+        """The folder of source files (``files`` sources)."""
+        return Path(self.sources)
+
     def register(self, con, name: str) -> str:
         """Make source ``name`` queryable on DuckDB connection ``con``, with a ``__row`` column
         in input order; returns the relation to select from. Parquet files are scanned
         where they lie (no copy through pandas)."""
-        if self.kind in ("files", "generator"):
-            directory = Path(self.sources) if self.kind == "files" else self._generated()
-            path = find_source_file(directory, name)
+        if self.kind == "files":
+            path = find_source_file(self.directory(), name)
             if path.suffix == ".parquet":
                 literal = str(path).replace("'", "''")
                 return f"(select *, file_row_number as __row from read_parquet('{literal}', file_row_number = true))"
@@ -79,29 +77,22 @@ class SourceResource(dg.ConfigurableResource):
         con.register(view, frame.assign(__row=range(len(frame))))
         return view
 
-    def ground_truth_dir(self) -> Path | None:
-        """Where generated sources keep their ground truth (``_ground_truth``), if anywhere."""
-        if self.kind == "generator":
-            candidate = Path(self.landing_dir) / "_ground_truth"
-        elif self.kind == "files":
-            candidate = Path(self.sources) / "_ground_truth"
-        else:
-            return None
-        return candidate if candidate.is_dir() else None
-
-    def _generated(self) -> Path:
-        config = GeneratorConfig(customers=self.customers, days=self.days, seed=self.seed)
-        return ensure_generated(Path(self.landing_dir), config)
-
     def load(self, name: str) -> pd.DataFrame:
         kind = self.kind
-        if kind == "files":
-            return read_source_file(Path(self.sources), name)
         if kind == "s3":
             return read_source_s3(self.s3_client(), self.sources, name)
         if kind == "postgres":
             return read_source_postgres(self.sources, name)
-        return read_source_file(self._generated(), name)
+        return read_source_file(self.directory(), name)
+
+
+class GroundTruth(dg.ConfigurableResource):
+    """What is known of the true churn probabilities behind the sources. Real data has none (this
+    class); the built-in simulation provides a subclass, and ``churn_model`` then logs how close
+    the model comes to the best achievable ranking (the oracle)."""
+
+    def oracle_metrics(self, holdout: pd.DataFrame, proba) -> dict[str, float]:
+        return {}
 
 
 class Warehouse(dg.ConfigurableResource):

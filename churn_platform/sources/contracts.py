@@ -122,6 +122,9 @@ CONTRACTS: dict[str, Contract] = {
     ),
 }
 
+SOURCE_NAMES: tuple[str, ...] = tuple(CONTRACTS)
+"""The raw sources the platform reads (one asset each), in this order."""
+
 
 @dataclasses.dataclass
 class ContractResult:

@@ -1,15 +1,12 @@
-"""Reading the raw sources: from the built-in generator, a folder of files, an S3 prefix or PostgreSQL tables."""
+"""Reading the raw sources: from a folder of files, an S3 prefix or PostgreSQL tables."""
 
 from __future__ import annotations
 
-import fcntl
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from churn_platform.sources.contracts import CONTRACTS
-from churn_platform.sources.generator import SOURCE_NAMES, GeneratorConfig, generate, write_sources
+from churn_platform.sources.contracts import CONTRACTS, SOURCE_NAMES
 
 # The columns each source must have (its contract's); a source without them is rejected with their names.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {name: c.column_names for name, c in CONTRACTS.items()}
@@ -95,25 +92,6 @@ def read_source_postgres(url: str, name: str) -> pd.DataFrame:
     finally:
         engine.dispose()
     return _check_columns(frame, name, f"{schema}.{name}")
-
-
-def ensure_generated(landing_dir: Path, config: GeneratorConfig) -> Path:
-    """Generate the sources into ``landing_dir`` unless the same config is already there.
-
-    Safe to call from several assets at once: a file lock serialises generation,
-    and a manifest of the config makes the call idempotent.
-    """
-    landing_dir = Path(landing_dir)
-    landing_dir.mkdir(parents=True, exist_ok=True)
-    manifest = landing_dir / "_generator.json"
-    wanted = config.as_dict()
-    with open(landing_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if manifest.exists() and json.loads(manifest.read_text()).get("config") == wanted:
-            return landing_dir
-        counts = write_sources(generate(config), landing_dir)
-        manifest.write_text(json.dumps({"config": wanted, "rows": counts}, indent=2))
-    return landing_dir
 
 
 def upload_dir_to_s3(client, directory: Path, uri: str) -> list[str]:
