@@ -20,11 +20,13 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS := true
 # Each event falls into exactly one automation tick (see churn_platform/settings.py).
 export DAGSTER_AUTOMATION_TICK_SETTLE_SECONDS := 1
 
-.PHONY: help env prepare demo test test-production browser screenshots dev docs lock validate clean
+.PHONY: help env prepare demo test test-production check lint browser screenshots dev docs lock validate clean
 
 help:
 	@echo "make demo      set up and run the platform end to end (generate, Dagster run, MLflow, Ray Serve, a live prediction)"
-	@echo "make test      set up and run the test suite"
+	@echo "make test      set up and run the test suite (and the static checks of make lint)"
+	@echo "make check     the fast lane while developing: make lint and the unit tests, in under 2 minutes"
+	@echo "make lint      ruff (lint and format), sqlfluff on the dbt models, the import layers, declared dependencies"
 	@echo "make test-production  the production profile on real services: PostgreSQL, S3 (moto), mlflow server, Dagster daemon, Ray cluster"
 	@echo "make dev       Dagster UI + daemon on http://localhost:3000 and the MLflow UI on http://localhost:5000, over the demo's state"
 	@echo "make docs      generate and serve the dbt docs on http://localhost:8081"
@@ -61,8 +63,20 @@ browser:
 	       "or set CHURN_PLATFORM_CHROMIUM and CHURN_PLATFORM_CHROMEDRIVER"; \
 	fi
 
-test: prepare browser
+test: lint prepare browser
 	$(BIN)/python -m pytest
+
+# Static checks: Python lint and format, SQL lint of the dbt project, the layers between packages
+# (import-linter contracts in pyproject.toml) and every imported package declared (deptry).
+lint: env
+	$(BIN)/ruff check churn_platform churn_platform_tests benchmarks
+	$(BIN)/ruff format --check churn_platform churn_platform_tests benchmarks
+	cd $(DBT_DIR) && ../$(BIN)/sqlfluff lint models tests macros
+	$(BIN)/lint-imports
+	$(BIN)/deptry .
+
+check: lint prepare
+	$(BIN)/python -m pytest -m unit -q
 
 # The README's screenshots (asset graph, MLflow run, drift report) from the demo's state.
 screenshots: prepare browser
@@ -91,7 +105,7 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade "pip==$(PIP_VERSION)"
-	.lock-venv/bin/pip install --quiet ".[test]"
+	.lock-venv/bin/pip install --quiet ".[test,check]"
 	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^churn.platform' > requirements.lock
 	rm -rf .lock-venv
 

@@ -46,7 +46,10 @@ async def predict(request: Request) -> Response:
         "request_id": uuid.uuid4().hex,
         "model_name": model.name,
         "model_version": model.version,
-        "predictions": [{"churn_probability": float(p), "customer_id": r.get("customer_id"), "drivers": None} for p, r in zip(np.asarray(proba), rows)],
+        "predictions": [
+            {"churn_probability": float(p), "customer_id": r.get("customer_id"), "drivers": None}
+            for p, r in zip(np.asarray(proba), rows)
+        ],
     }
     return Response(orjson.dumps(body), media_type="application/json")
 

@@ -174,7 +174,9 @@ print(con.execute('select count(*) from floor_features').fetchone()[0])
 def run_stage(name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> dict:
     """Run one stage as a child process; return its wall time and its own peak RSS."""
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     output = proc.stdout.read() if proc.stdout else b""
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
@@ -210,7 +212,9 @@ def bench_size(customers: int, work: Path, check_equal: bool, memory_limit: str)
             env=dbt_env,
             cwd=REPO / "dbt_project",
         ),
-        run_stage("dbt_tests", [DBT, "test", "--target-path", str(target), "--quiet"], env=dbt_env, cwd=REPO / "dbt_project"),
+        run_stage(
+            "dbt_tests", [DBT, "test", "--target-path", str(target), "--quiet"], env=dbt_env, cwd=REPO / "dbt_project"
+        ),
         run_stage(
             "floor_query",
             [PYTHON, "-c", FLOOR_SNIPPET, str(src), str(work / "floor.duckdb"), str(floor_sql), memory_limit],
@@ -264,7 +268,10 @@ def markdown(results: list[dict]) -> str:
     ]
     for r in results:
         by = {s["stage"]: s for s in r["stages"]}
-        cell = lambda s: f"{by[s]['seconds']:.1f} s, {by[s]['peak_rss_mib'] / 1024:.1f} GiB"  # noqa: E731
+
+        def cell(s: str, by: dict = by) -> str:
+            return f"{by[s]['seconds']:.1f} s, {by[s]['peak_rss_mib'] / 1024:.1f} GiB"
+
         lines.append(
             f"| {r['customers']:,} | {r['rows']['usage_events']:,} | {cell('generate')} | {cell('load_sources')} | "
             f"{cell('dbt_features')} | {cell('dbt_tests')} | {cell('floor_query')} | {r['dbt_over_floor']:.2f}× | "

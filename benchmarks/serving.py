@@ -60,9 +60,7 @@ def wait_http(url: str, timeout_s: float = 180) -> None:
 
 def lua_script(path: Path, body: bytes) -> Path:
     path.write_text(
-        'wrk.method = "POST"\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [==[{body.decode()}]==]\n"
+        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[{body.decode()}]==]\n'
     )
     return path
 
@@ -75,7 +73,9 @@ def _ms(text: str) -> float:
 def wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = {p: _ms(v) for p, v in re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M)}
@@ -83,8 +83,13 @@ def wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     return {
-        "requests_per_s": rps, "p50_ms": lat.get("50"), "p90_ms": lat.get("90"), "p99_ms": lat.get("99"),
-        "requests": total, "non_2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(1) if errors else None,
+        "requests_per_s": rps,
+        "p50_ms": lat.get("50"),
+        "p90_ms": lat.get("90"),
+        "p99_ms": lat.get("99"),
+        "requests": total,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(1) if errors else None,
     }
 
 
@@ -98,11 +103,19 @@ def measure(url: str, single: Path, batch: Path, seconds: int) -> dict:
 
 
 def build_champion(home: Path, customers: int) -> None:
-    env = {**os.environ, "CHURN_PLATFORM_CUSTOMERS": str(customers), "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
+    env = {
+        **os.environ,
+        "CHURN_PLATFORM_CUSTOMERS": str(customers),
+        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+    }
     print(f"== building a champion: churn-platform run on {customers:,} generated customers into {home}", flush=True)
     started = time.perf_counter()
-    subprocess.run([str(BIN / "churn-platform"), "run", "--home", str(home), "--report-json", str(home / "run_report.json")],
-                   env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(BIN / "churn-platform"), "run", "--home", str(home), "--report-json", str(home / "run_report.json")],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     print(f"   done in {time.perf_counter() - started:.0f} s", flush=True)
 
 
@@ -126,7 +139,9 @@ def in_process(tracking_uri: str, records: list[dict]) -> dict:
     from churn_platform.ml.registry import MLflowLocation, load_by_alias
     from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 
-    model = load_by_alias(MLflowLocation(tracking_uri, ""), REGISTERED_MODEL_NAME, CHAMPION_ALIAS).with_compiled_scorer()
+    model = load_by_alias(
+        MLflowLocation(tracking_uri, ""), REGISTERED_MODEL_NAME, CHAMPION_ALIAS
+    ).with_compiled_scorer()
     frame = pd.DataFrame(records)
 
     def rate(fn) -> float:
@@ -148,7 +163,9 @@ def in_process(tracking_uri: str, records: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", type=Path, help="a platform home with a registered champion (default: build one)")
-    parser.add_argument("--customers", type=int, default=30_000, help="customers for the champion built when --home is not given")
+    parser.add_argument(
+        "--customers", type=int, default=30_000, help="customers for the champion built when --home is not given"
+    )
     parser.add_argument("--seconds", type=int, default=20, help="duration of each wrk run")
     parser.add_argument("--replicas", type=int, default=2, help="Ray Serve replicas (fixed for the run)")
     parser.add_argument("--proxy", choices=["haproxy", "python"], default="haproxy")
@@ -174,8 +191,11 @@ def main() -> None:
 
         print("== in-process scorer, 1,000-row calls", flush=True)
         local = in_process(settings.mlflow_tracking_uri, records)
-        print(f"   {local['scorer']}\n   compiled {local['compiled_rows_per_s']:,.0f} rows/s; "
-              f"sklearn pipeline {local['pipeline_rows_per_s']:,.0f} rows/s", flush=True)
+        print(
+            f"   {local['scorer']}\n   compiled {local['compiled_rows_per_s']:,.0f} rows/s; "
+            f"sklearn pipeline {local['pipeline_rows_per_s']:,.0f} rows/s",
+            flush=True,
+        )
 
         print(f"== Ray Serve ({args.proxy} ingress, {args.replicas} replicas, batching, prediction log)", flush=True)
         from churn_platform.apps import serve_local as runner
@@ -183,7 +203,9 @@ def main() -> None:
 
         port = free_port()
         url = runner.start(
-            settings, port=port, proxy=args.proxy,
+            settings,
+            port=port,
+            proxy=args.proxy,
             options=ServingOptions(prediction_log_dir=str(work / "prediction_log"), features_uri=None),
             autoscaling=Autoscaling(min_replicas=args.replicas, max_replicas=args.replicas),
             metrics_port=free_port(),
@@ -202,8 +224,21 @@ def main() -> None:
         print("== baseline: FastAPI on uvicorn, one process", flush=True)
         port = free_port()
         proc = subprocess.Popen(
-            [str(BIN / "uvicorn"), "baseline_server:app", "--app-dir", str(REPO / "benchmarks"), "--port", str(port),
-             "--no-access-log", "--log-level", "warning", "--loop", "uvloop", "--http", "httptools"],
+            [
+                str(BIN / "uvicorn"),
+                "baseline_server:app",
+                "--app-dir",
+                str(REPO / "benchmarks"),
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+            ],
             env={**os.environ, "CHURN_PLATFORM_BENCH_TRACKING_URI": settings.mlflow_tracking_uri},
         )
         try:
@@ -219,7 +254,12 @@ def main() -> None:
     s, b = serve["single"], serve["batch_1000"]
     report = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "setup": {"proxy": args.proxy, "replicas": args.replicas, "seconds": args.seconds, "customers": None if args.home else args.customers},
+        "setup": {
+            "proxy": args.proxy,
+            "replicas": args.replicas,
+            "seconds": args.seconds,
+            "customers": None if args.home else args.customers,
+        },
         "in_process": local,
         "ray_serve": serve,
         "baseline_uvicorn": base,
@@ -239,7 +279,9 @@ def main() -> None:
     print("\n| server | single-row req/s | p50 | p99 | batch rows/s (1,000 a request) |")
     print("|---|---|---|---|---|")
     for name, m in (("Ray Serve", serve), ("FastAPI/uvicorn baseline", base)):
-        print(f"| {name} | {m['single']['requests_per_s']:,.0f} | {m['single']['p50_ms']:.1f} ms | {m['single']['p99_ms']:.1f} ms | {m['batch_1000']['rows_per_s']:,.0f} |")
+        print(
+            f"| {name} | {m['single']['requests_per_s']:,.0f} | {m['single']['p50_ms']:.1f} ms | {m['single']['p99_ms']:.1f} ms | {m['batch_1000']['rows_per_s']:,.0f} |"
+        )
     print(f"| in-process scorer | | | | {local['compiled_rows_per_s']:,.0f} |")
     print(json.dumps({"ratios": report["ratios"], "targets": report["targets"]}, indent=2))
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from data_layer import DBT, GENERATE_SNIPPET, dbt_environment, LOAD_SNIPPET, PYTHON, REPO, run_stage  # noqa: E402
+from data_layer import DBT, GENERATE_SNIPPET, LOAD_SNIPPET, PYTHON, REPO, dbt_environment, run_stage
 
 TRAIN_SNIPPET = """
 import json, sys, time
@@ -68,25 +68,44 @@ def bench(customers: int, work: Path, memory_limit: str) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     run_stage("generate", [PYTHON, "-c", GENERATE_SNIPPET, str(customers), str(src)])
     run_stage("load_sources", [PYTHON, "-c", LOAD_SNIPPET, str(src), str(wh), memory_limit])
-    run_stage("dbt_training_set", [DBT, "run", "--select", "+training_set", "--target-path", str(target), "--quiet"],
-              env=env, cwd=REPO / "dbt_project")
+    run_stage(
+        "dbt_training_set",
+        [DBT, "run", "--select", "+training_set", "--target-path", str(target), "--quiet"],
+        env=env,
+        cwd=REPO / "dbt_project",
+    )
     out = work / "train.json"
     stage = run_stage("train", [PYTHON, "-c", TRAIN_SNIPPET, str(wh), str(out), str(src)])
     measured = json.loads(out.read_text())
     baseline = measured["fit_seconds"]["logistic_regression"]
     measured["fit_over_logistic_regression"] = {k: round(v / baseline, 2) for k, v in measured["fit_seconds"].items()}
-    result = {"customers": customers, "train_wall_seconds": stage["seconds"], "train_peak_rss_mib": stage["peak_rss_mib"], **measured}
+    result = {
+        "customers": customers,
+        "train_wall_seconds": stage["seconds"],
+        "train_peak_rss_mib": stage["peak_rss_mib"],
+        **measured,
+    }
     print(
         f"  {measured['rows']:,} training-set rows ({measured['train_rows']:,} train): "
-        + ", ".join(f"{k} {v:.1f} s ({measured['fit_over_logistic_regression'][k]:.1f}x)" for k, v in measured["fit_seconds"].items())
+        + ", ".join(
+            f"{k} {v:.1f} s ({measured['fit_over_logistic_regression'][k]:.1f}x)"
+            for k, v in measured["fit_seconds"].items()
+        )
         + f"; calibration {measured['calibrate_seconds']:.1f} s; whole training process {stage['seconds']:.1f} s, "
         f"peak {stage['peak_rss_mib'] / 1024:.1f} GiB; selected {measured['selected']}, test ROC-AUC {measured['test_roc_auc']:.3f}"
-        + (f", oracle {measured['oracle_roc_auc']:.3f}, model / oracle {measured['model_over_oracle']:.3f}" if "oracle_roc_auc" in measured else ""),
+        + (
+            f", oracle {measured['oracle_roc_auc']:.3f}, model / oracle {measured['model_over_oracle']:.3f}"
+            if "oracle_roc_auc" in measured
+            else ""
+        ),
         flush=True,
     )
     for name, m in measured["candidates"].items():
         ratio = f", / oracle {m['test_over_oracle']:.3f}" if m["test_over_oracle"] else ""
-        print(f"    {name:<20} validation ROC-AUC {m['validation_roc_auc']:.4f}, test ROC-AUC {m['test_roc_auc']:.4f}{ratio}", flush=True)
+        print(
+            f"    {name:<20} validation ROC-AUC {m['validation_roc_auc']:.4f}, test ROC-AUC {m['test_roc_auc']:.4f}{ratio}",
+            flush=True,
+        )
     return result
 
 

@@ -60,7 +60,9 @@ FEATURES: tuple[Feature, ...] = (
         minimum=1.0,
         nullable=True,
     ),
-    Feature("plan_changes_90d", "numeric", "Plan changes recorded in the CRM in the 90 days before the snapshot.", example=0),
+    Feature(
+        "plan_changes_90d", "numeric", "Plan changes recorded in the CRM in the 90 days before the snapshot.", example=0
+    ),
     Feature(
         "seat_change_90d",
         "numeric",

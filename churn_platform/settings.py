@@ -206,7 +206,7 @@ class Settings:
         return self.s3_landing if self.is_production else None
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         profile = (os.environ.get("CHURN_PLATFORM_PROFILE") or LOCAL).strip().lower()
         production: dict = {}
         if profile == PRODUCTION:
@@ -228,7 +228,8 @@ class Settings:
             s3_endpoint_url=os.environ.get("CHURN_PLATFORM_S3_ENDPOINT_URL") or None,
             days=_env_int("CHURN_PLATFORM_DAYS", cls.days),
             drift_threshold=_env_float("CHURN_PLATFORM_DRIFT_THRESHOLD", cls.drift_threshold),
-            dbt_target=os.environ.get("CHURN_PLATFORM_TARGET") or ("postgres" if profile == PRODUCTION else cls.dbt_target),
+            dbt_target=os.environ.get("CHURN_PLATFORM_TARGET")
+            or ("postgres" if profile == PRODUCTION else cls.dbt_target),
             duckdb_memory_limit=os.environ.get("CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
             partitions_start=_env_date("CHURN_PLATFORM_PARTITIONS_START", DEFAULT_PARTITIONS_START),
             partitions_end_setting=_env_partitions_end("CHURN_PLATFORM_PARTITIONS_END"),

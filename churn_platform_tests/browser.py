@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
 from churn_platform_tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,13 +31,14 @@ class BrowserMissing(RuntimeError):
     pass
 
 
-
 def chrome(width: int = 1600, height: int = 1000):
     """Headless Chromium (``CHURN_PLATFORM_CHROMIUM`` or the first on PATH) with its chromedriver."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    binary = os.environ.get("CHURN_PLATFORM_CHROMIUM") or next((shutil.which(c) for c in CHROMIUM_CANDIDATES if shutil.which(c)), None)
+    binary = os.environ.get("CHURN_PLATFORM_CHROMIUM") or next(
+        (shutil.which(c) for c in CHROMIUM_CANDIDATES if shutil.which(c)), None
+    )
     driver = os.environ.get("CHURN_PLATFORM_CHROMEDRIVER") or shutil.which("chromedriver")
     if not binary or not driver:
         raise BrowserMissing(
@@ -45,7 +47,13 @@ def chrome(width: int = 1600, height: int = 1000):
         )
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", f"--window-size={width},{height}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={width},{height}",
+    ):
         options.add_argument(flag)
     # The chromedriver given explicitly: Selenium Manager never downloads one.
     return webdriver.Chrome(service=Service(executable_path=driver), options=options)
@@ -59,7 +67,11 @@ def dagster_webserver(env: dict[str, str], log: Path) -> Iterator[str]:
     with open(log, "w") as handle:
         process = subprocess.Popen(
             [str(BIN / "dagster-webserver"), "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO, env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -135,11 +147,28 @@ def screenshots(home: Path, out: Path) -> list[Path]:
             event = instance.get_latest_materialization_event(dg.AssetKey("churn_model"))
             metadata = event.asset_materialization.metadata  # type: ignore[union-attr]
             run_id = metadata["mlflow_parent_run_id"].value
-            drift_report = Path(str(instance.get_latest_materialization_event(dg.AssetKey("feature_drift_report")).asset_materialization.metadata["report_path"].value))  # type: ignore[union-attr]
+            drift_report = Path(
+                str(
+                    instance.get_latest_materialization_event(dg.AssetKey("feature_drift_report"))
+                    .asset_materialization.metadata["report_path"]
+                    .value
+                )
+            )  # type: ignore[union-attr]
         port = free_port()
         mlflow = subprocess.Popen(
-            [str(BIN / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{home / 'mlflow' / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                str(BIN / "mlflow"),
+                "ui",
+                "--backend-store-uri",
+                f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             deadline = time.monotonic() + 120

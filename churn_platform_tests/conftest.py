@@ -20,6 +20,33 @@ E2E_SEED = 11
 E2E_FAULT_RATE = 0.01
 
 
+TIERS = ("unit", "integration", "e2e", "production")
+"""The test folders, each its marker: ``pytest -m unit`` is the fast lane of ``make check``."""
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tier = next((t for t in TIERS if f"/churn_platform_tests/{t}/" in str(item.path)), None)
+        if tier is not None:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+def _postgres_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("postgres") is not None and not _postgres_reachable():
+        pytest.skip(
+            "needs the local PostgreSQL server on 127.0.0.1:5432 (trust auth for user postgres); "
+            "start it to run this test (CI has it)"
+        )
+
+
 @pytest.fixture(autouse=True)
 def _offline_env(monkeypatch):
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
@@ -68,15 +95,31 @@ def e2e(tmp_path_factory) -> E2E:
     """A home built by the real CLI from generated source files."""
     run = E2E(tmp_path_factory.mktemp("e2e"))
     gen = run_cli(
-        "generate", "--customers", str(E2E_CUSTOMERS), "--days", str(E2E_DAYS),
-        "--seed", str(E2E_SEED), "--out", str(run.sources), "--fault-rate", str(E2E_FAULT_RATE),
+        "generate",
+        "--customers",
+        str(E2E_CUSTOMERS),
+        "--days",
+        str(E2E_DAYS),
+        "--seed",
+        str(E2E_SEED),
+        "--out",
+        str(run.sources),
+        "--fault-rate",
+        str(E2E_FAULT_RATE),
     )
     assert gen.returncode == 0, gen.stdout + gen.stderr
     webhook = WebhookReceiver()
     try:
         result = run_cli(
-            "run", "--sources", str(run.sources), "--home", str(run.home),
-            "--report-json", str(run.report_path), "--log-level", "WARNING",
+            "run",
+            "--sources",
+            str(run.sources),
+            "--home",
+            str(run.home),
+            "--report-json",
+            str(run.report_path),
+            "--log-level",
+            "WARNING",
             env={"CHURN_PLATFORM_ALERT_WEBHOOK_URL": webhook.url},
         )
         run.alerts = list(webhook.received)
@@ -99,7 +142,7 @@ class WebhookReceiver:
         self.received = received
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 received.append(_json.loads(body))
                 self.send_response(500 if fail else 200)

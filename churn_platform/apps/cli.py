@@ -103,7 +103,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if settings.sources is not None and "://" not in settings.sources and not Path(settings.sources).is_dir():
-        print(f"error: --sources {settings.sources} is not a folder (nor an s3:// or postgresql:// URI)", file=sys.stderr)
+        print(
+            f"error: --sources {settings.sources} is not a folder (nor an s3:// or postgresql:// URI)", file=sys.stderr
+        )
         return 2
     print(f"Materializing the asset graph into {settings.home}", flush=True)
     try:
@@ -128,7 +130,10 @@ def cmd_launch(args: argparse.Namespace) -> int:
         if not args.wait:
             return 0
         result = wait_for_run(
-            args.webserver, run_id, timeout_s=args.timeout, on_status=lambda status, s: print(f"  {s:6.0f}s  {status}", flush=True)
+            args.webserver,
+            run_id,
+            timeout_s=args.timeout,
+            on_status=lambda status, s: print(f"  {s:6.0f}s  {status}", flush=True),
         )
     except LaunchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -147,7 +152,13 @@ def cmd_exporter(args: argparse.Namespace) -> int:
         return 2
     settings = Settings.from_env()
     policies, champion_version = _exporter_sources(settings)
-    serve(args.port, args.host, drift_threshold=settings.drift_threshold, policies=policies, champion_version=champion_version)
+    serve(
+        args.port,
+        args.host,
+        drift_threshold=settings.drift_threshold,
+        policies=policies,
+        champion_version=champion_version,
+    )
     print(f"Prometheus metrics of the Dagster instance at {home} on http://{args.host}:{args.port}/metrics", flush=True)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
@@ -166,7 +177,9 @@ def _exporter_sources(settings: Settings):
     from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 
     graph = platform_definitions(settings).resolve_asset_graph()
-    policies = {key: graph.get(key).freshness_policy for key in graph.get_all_asset_keys() if graph.get(key).freshness_policy}
+    policies = {
+        key: graph.get(key).freshness_policy for key in graph.get_all_asset_keys() if graph.get(key).freshness_policy
+    }
 
     def champion_version() -> str | None:
         return alias_version(settings.mlflow_tracking_uri, REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
@@ -187,11 +200,13 @@ def cmd_docs(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.warehouse_path.exists():
         from churn_platform.apps.pipeline import WAREHOUSE_SELECTION, PipelineFailed, build_warehouse
-
         from churn_platform.simulation.landing import config_from_env
 
         simulated = config_from_env(days=settings.days)
-        origin = settings.sources or f"the built-in simulation ({simulated.customers:,} customers, {simulated.days} days, seed {simulated.seed})"
+        origin = (
+            settings.sources
+            or f"the built-in simulation ({simulated.customers:,} customers, {simulated.days} days, seed {simulated.seed})"
+        )
         print(
             f"No warehouse in {settings.home} yet. The docs' catalog needs one: loading the sources from {origin} "
             f"and building the dbt models ({WAREHOUSE_SELECTION}; no training, scoring or reports) ...",
@@ -226,8 +241,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"Training on {args.features} (label {args.label!r}, id {args.id_column!r})", flush=True)
     try:
         report = train_table(
-            Path(args.features), args.label, args.id_column, location,
-            time_column=args.time_column, positive_label=args.positive_label, seed=args.seed,
+            Path(args.features),
+            args.label,
+            args.id_column,
+            location,
+            time_column=args.time_column,
+            positive_label=args.positive_label,
+            seed=args.seed,
         )
     except (FeatureTableError, TrainingDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -237,17 +257,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     f = report["features"]
     print(f"  {report['rows']:,} rows, {report['positive_rate']:.1%} positive; split {report['split']}")
-    print(f"  features: {len(f['numeric'])} numeric, {len(f['categorical'])} categorical, {len(f['dropped'])} left out {f['dropped'] or ''}")
+    print(
+        f"  features: {len(f['numeric'])} numeric, {len(f['categorical'])} categorical, {len(f['dropped'])} left out {f['dropped'] or ''}"
+    )
     for name, metrics in report["candidates"].items():
-        print(f"  {name:<20} validation ROC-AUC {metrics['validation']['roc_auc']:.4f}   test ROC-AUC {metrics['test']['roc_auc']:.4f}")
-    print(f"  selected {report['selected']} (calibrated): test ROC-AUC {report['roc_auc']:.4f}, Brier {report['test_metrics']['brier']:.4f}")
+        print(
+            f"  {name:<20} validation ROC-AUC {metrics['validation']['roc_auc']:.4f}   test ROC-AUC {metrics['test']['roc_auc']:.4f}"
+        )
+    print(
+        f"  selected {report['selected']} (calibrated): test ROC-AUC {report['roc_auc']:.4f}, Brier {report['test_metrics']['brier']:.4f}"
+    )
     print(f"MLflow run {report['mlflow_run_id']} in {report['mlflow_tracking_uri']}; metrics written to {out}")
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from churn_platform.apps import serve_local as runner
-
     from churn_platform.ml.registry import alias_version
     from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME
 
@@ -296,9 +321,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import httpx
 
-    from churn_platform.features import FEATURE_NAMES
-    from churn_platform.apps.pipeline import PipelineFailed, run_pipeline, write_report
     from churn_platform.apps import serve_local as runner
+    from churn_platform.apps.pipeline import PipelineFailed, run_pipeline, write_report
+    from churn_platform.features import FEATURE_NAMES
     from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
 
     home = Path(args.home).resolve()
@@ -310,10 +335,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     drift = args.scenario == "drift"
     scenario = " with the usage_shift drift in the last 45 days" if drift else ""
-    print(f"\n[1/4] Generating sources: {args.customers:,} customers over {args.days} days, seed {args.seed}{scenario}", flush=True)
+    print(
+        f"\n[1/4] Generating sources: {args.customers:,} customers over {args.days} days, seed {args.seed}{scenario}",
+        flush=True,
+    )
     data = generate(
         GeneratorConfig(
-            customers=args.customers, days=args.days, seed=args.seed, fault_rate=args.fault_rate,
+            customers=args.customers,
+            days=args.days,
+            seed=args.seed,
+            fault_rate=args.fault_rate,
             drift_scenario="usage_shift" if drift else "none",
         ),
         progress=_progress_printer("simulating"),
@@ -323,7 +354,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  {len(data.faults):,} rows given faults for the data contracts to catch", flush=True)
 
     print("\n[2/4] Materializing the asset graph with Dagster (sources → dbt → model → drift)", flush=True)
-    settings = Settings(home=home, sources=str(sources), days=args.days, **({"drift_threshold": args.drift_threshold} if drift else {}))
+    settings = Settings(
+        home=home, sources=str(sources), days=args.days, **({"drift_threshold": args.drift_threshold} if drift else {})
+    )
     try:
         report = run_pipeline(settings, log_level="WARNING")
     except PipelineFailed as exc:
@@ -335,19 +368,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import duckdb
 
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        row = con.execute(
-            "select * from marts.scoring_features order by customer_id limit 1"
-        ).df()
+        row = con.execute("select * from marts.scoring_features order by customer_id limit 1").df()
     record = json.loads(row[list(FEATURE_NAMES)].to_json(orient="records"))[0]
     customer_id = int(row["customer_id"].iloc[0])
     with runner.serving(settings, port=args.port) as url:
-        print(f"\n[4/4] POST {url}/v1/predict for customer {customer_id}, and by id through /v1/predict/customers", flush=True)
-        response = httpx.post(f"{url}/v1/predict", params={"explain": "true"}, json={**record, "customer_id": str(customer_id)}, timeout=30)
+        print(
+            f"\n[4/4] POST {url}/v1/predict for customer {customer_id}, and by id through /v1/predict/customers",
+            flush=True,
+        )
+        response = httpx.post(
+            f"{url}/v1/predict",
+            params={"explain": "true"},
+            json={**record, "customer_id": str(customer_id)},
+            timeout=30,
+        )
         response.raise_for_status()
         body = response.json()
         by_id = httpx.post(f"{url}/v1/predict/customers", json={"customer_ids": [str(customer_id)]}, timeout=30)
         by_id.raise_for_status()
-        prediction = {"model_version": body["model_version"], "request_id": body["request_id"], **body["predictions"][0]}
+        prediction = {
+            "model_version": body["model_version"],
+            "request_id": body["request_id"],
+            **body["predictions"][0],
+        }
         if abs(by_id.json()["results"][0]["churn_probability"] - prediction["churn_probability"]) > 1e-9:
             print("error: scoring by id and by features disagree", file=sys.stderr)
             return 1
@@ -368,7 +411,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if drift:
         from churn_platform.ml.registry import MLflowLocation, resolve_alias
 
-        champion = resolve_alias(MLflowLocation(settings.mlflow_tracking_uri, ""), REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
+        champion = resolve_alias(
+            MLflowLocation(settings.mlflow_tracking_uri, ""), REGISTERED_MODEL_NAME, CHAMPION_ALIAS
+        )
     if prediction["model_version"] != champion:
         print(
             f"error: served version {prediction['model_version']} is not the champion ({champion})",
@@ -442,8 +487,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="a change in the business: prices rise 25%% (price_increase) or usage shifts (usage_shift)",
     )
-    p.add_argument("--drift-start-day", type=int, help="day of the window the drift starts (default: 45 days before the end)")
-    p.add_argument("--fault-rate", type=float, default=0.0, help="share of rows given faults (recorded in _ground_truth/faults.parquet)")
+    p.add_argument(
+        "--drift-start-day", type=int, help="day of the window the drift starts (default: 45 days before the end)"
+    )
+    p.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help="share of rows given faults (recorded in _ground_truth/faults.parquet)",
+    )
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("run", help="materialize the whole asset graph on source files")
@@ -459,17 +511,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("launch", help="queue the daily pipeline on a running Dagster deployment (production profile)")
     p.add_argument("--webserver", default=os.environ.get("DAGSTER_WEBSERVER_URL", "http://127.0.0.1:3000"))
-    p.add_argument("--asset", action="append", help="materialize only this asset (repeatable); default: the whole pipeline")
+    p.add_argument(
+        "--asset", action="append", help="materialize only this asset (repeatable); default: the whole pipeline"
+    )
     p.add_argument("--wait", action="store_true", help="follow the run until it ends; exit 1 unless it succeeded")
     p.add_argument("--timeout", type=float, default=1800.0)
     p.set_defaults(func=cmd_launch)
 
-    p = sub.add_parser("exporter", help="serve the pipeline's drift, model and freshness metrics to Prometheus (reads DAGSTER_HOME)")
+    p = sub.add_parser(
+        "exporter", help="serve the pipeline's drift, model and freshness metrics to Prometheus (reads DAGSTER_HOME)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="the interface to listen on (0.0.0.0 in a container)")
     p.add_argument("--port", type=int, default=9188)
     p.set_defaults(func=cmd_exporter)
 
-    p = sub.add_parser("dev", help="the Dagster UI and daemon and the MLflow UI over a home, until interrupted (make dev)")
+    p = sub.add_parser(
+        "dev", help="the Dagster UI and daemon and the MLflow UI over a home, until interrupted (make dev)"
+    )
     p.add_argument("--home", default=".churn_home/demo")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--dagster-port", type=int, default=3000)
@@ -488,9 +546,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", required=True, help="the label column: two values, such as 1/0, yes/no, true/false")
     p.add_argument("--id-column", required=True, help="the customer key column")
     p.add_argument("--time-column", help="a date column: the holdout is then the latest times, not a stratified sample")
-    p.add_argument("--positive-label", help="the label value that means churn, when it is not a usual one (1, yes, true)")
-    p.add_argument("--output-json", required=True, help="where to write the metrics (includes roc_auc of the selected model)")
-    p.add_argument("--home", default=".churn_home/train", help="folder for the MLflow store (default .churn_home/train)")
+    p.add_argument(
+        "--positive-label", help="the label value that means churn, when it is not a usual one (1, yes, true)"
+    )
+    p.add_argument(
+        "--output-json", required=True, help="where to write the metrics (includes roc_auc of the selected model)"
+    )
+    p.add_argument(
+        "--home", default=".churn_home/train", help="folder for the MLflow store (default .churn_home/train)"
+    )
     p.add_argument("--experiment", default="churn_platform_byo", help="MLflow experiment name")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_train)
@@ -510,11 +574,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fault-rate", type=float, default=0.005, help="share of source rows given faults (default 0.005)")
     p.add_argument("--keep-home", action="store_true", help="reuse the demo home instead of starting afresh")
     p.add_argument(
-        "--scenario", choices=["default", "drift"], default="default",
+        "--scenario",
+        choices=["default", "drift"],
+        default="default",
         help="drift: generate usage drift at the end of the window, then show the closed loop (sensor, retraining, gate, hot swap)",
     )
     p.add_argument(
-        "--drift-threshold", type=float, default=0.25,
+        "--drift-threshold",
+        type=float,
+        default=0.25,
         help="drift share over which the sensor retrains, in the drift scenario (default 0.25; without drift the latest snapshot's share is about 0.23, with it about 0.32)",
     )
     p.set_defaults(func=cmd_demo)

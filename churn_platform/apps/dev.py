@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 
-
 @dataclasses.dataclass
 class Service:
     name: str
@@ -76,7 +75,16 @@ def run(home: Path, workspace: Path, dagster_port: int = 3000, mlflow_port: int 
         env["CHURN_PLATFORM_SOURCES"] = str(home / "sources")
     commands = {
         "mlflow": (
-            [_bin("mlflow"), "ui", "--backend-store-uri", f"sqlite:///{home / 'mlflow' / 'mlflow.db'}", "--host", host, "--port", str(mlflow_port)],
+            [
+                _bin("mlflow"),
+                "ui",
+                "--backend-store-uri",
+                f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+                "--host",
+                host,
+                "--port",
+                str(mlflow_port),
+            ],
             f"http://{host}:{mlflow_port}",
         ),
         "dagster": (
@@ -103,7 +111,11 @@ def run(home: Path, workspace: Path, dagster_port: int = 3000, mlflow_port: int 
         while stop["signal"] is None:
             ended = [s for s in services if s.process.poll() is not None]
             if ended:
-                print(f"{ended[0].name} exited with code {ended[0].process.returncode}: stopping the rest", file=sys.stderr, flush=True)
+                print(
+                    f"{ended[0].name} exited with code {ended[0].process.returncode}: stopping the rest",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 break
             time.sleep(0.2)
     finally:
@@ -112,4 +124,3 @@ def run(home: Path, workspace: Path, dagster_port: int = 3000, mlflow_port: int 
             stop_all(services)
             print("Stopped.", flush=True)
     return 0 if stop["signal"] is not None else 1
-

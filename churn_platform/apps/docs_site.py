@@ -27,7 +27,16 @@ def _dbt(args: list[str], warehouse: Path, target_path: Path) -> subprocess.Comp
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
     }
     return subprocess.run(
-        [dbt_executable(), *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target_path)],
+        [
+            dbt_executable(),
+            *args,
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(target_path),
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -115,7 +115,10 @@ class DagsterCollector:
                 "Holdout ROC-AUC of the latest trained model version, promoted or not",
                 labels=["version", "decision"],
             )
-            candidate.add_metric([str(latest.get("model_version")), str(latest.get("gate_decision", "unknown"))], float(latest["roc_auc"]))
+            candidate.add_metric(
+                [str(latest.get("model_version")), str(latest.get("gate_decision", "unknown"))],
+                float(latest["roc_auc"]),
+            )
             yield candidate
         if self._champion_version is None:
             return
@@ -142,15 +145,27 @@ class DagsterCollector:
         with self._instance_factory() as instance:
             keys = sorted(instance.get_asset_keys(), key=lambda k: k.to_user_string())
             single = {
-                "churn_platform_drift_share": ("Share of drifted features in the latest feature drift report", "feature_drift_report", "drift_share"),
-                "churn_platform_prediction_drift_score": ("Drift score of served probabilities against the holdout's", "prediction_drift_report", "drift_score"),
+                "churn_platform_drift_share": (
+                    "Share of drifted features in the latest feature drift report",
+                    "feature_drift_report",
+                    "drift_share",
+                ),
+                "churn_platform_prediction_drift_score": (
+                    "Drift score of served probabilities against the holdout's",
+                    "prediction_drift_report",
+                    "drift_score",
+                ),
             }
             for name, (documentation, asset, field) in single.items():
                 value = _latest_metadata(instance, dg.AssetKey(asset), field)
                 if value is not None:
                     yield GaugeMetricFamily(name, documentation, value=value)
             if self._drift_threshold is not None:
-                yield GaugeMetricFamily("churn_platform_drift_threshold", "Drift share above which the retrain sensor fires", value=self._drift_threshold)
+                yield GaugeMetricFamily(
+                    "churn_platform_drift_threshold",
+                    "Drift share above which the retrain sensor fires",
+                    value=self._drift_threshold,
+                )
             yield from self._model_metrics(instance)
 
             last = GaugeMetricFamily(

@@ -41,9 +41,7 @@ def _client(webserver_url: str):
     parts = urlsplit(webserver_url)
     if not parts.hostname:
         raise LaunchError(f"not a URL: {webserver_url!r} (expected http://host:port)")
-    return DagsterGraphQLClient(
-        parts.hostname, port_number=parts.port, use_https=parts.scheme == "https", timeout=60
-    )
+    return DagsterGraphQLClient(parts.hostname, port_number=parts.port, use_https=parts.scheme == "https", timeout=60)
 
 
 def launch_daily_pipeline(
@@ -54,14 +52,15 @@ def launch_daily_pipeline(
     the assets it builds, every one by default, so that declarative automation does not build
     them again after it."""
     from churn_platform.apps.location import platform_definitions
-    from churn_platform.defs.partitions import all_partitions_range, usage_partitions
-
     from churn_platform.defs.automation import BUILDS_DOWNSTREAM
+    from churn_platform.defs.partitions import all_partitions_range, usage_partitions
 
     first_day, last_day = all_partitions_range(usage_partitions(settings))
     whole = not assets
     if whole:
-        assets = sorted(k.to_user_string() for k in platform_definitions(settings).resolve_asset_graph().get_all_asset_keys())
+        assets = sorted(
+            k.to_user_string() for k in platform_definitions(settings).resolve_asset_graph().get_all_asset_keys()
+        )
     client = _client(webserver_url)
     try:
         return client.submit_job_execution(

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -71,14 +72,23 @@ def run_closed_loop(
         share = drift.asset_materialization.metadata["drift_share"].value if drift else None
         with dg.build_sensor_context(instance=instance, definitions=defs) as context:
             tick = sensor.evaluate_tick(context)
-        report.add("sensor", started, drift_share=share, threshold=settings.drift_threshold,
-                   run_requests=len(tick.run_requests), skip=tick.skip_message, served_version=before)
+        report.add(
+            "sensor",
+            started,
+            drift_share=share,
+            threshold=settings.drift_threshold,
+            run_requests=len(tick.run_requests),
+            skip=tick.skip_message,
+            served_version=before,
+        )
         if not tick.run_requests:
             report.outcome = f"no retraining: {tick.skip_message}"
             say(f"  sensor: {tick.skip_message}")
             return report
         request = tick.run_requests[0]
-        say(f"  sensor: drift share {share:.2f} > {settings.drift_threshold:.2f} → retraining requested (run key {request.run_key})")
+        say(
+            f"  sensor: drift share {share:.2f} > {settings.drift_threshold:.2f} → retraining requested (run key {request.run_key})"
+        )
 
         started = time.monotonic()
         result = job.execute_in_process(
@@ -94,12 +104,21 @@ def run_closed_loop(
                 meta = {k: v.value for k, v in event.materialization.metadata.items()}
         gate = [c for c in result.get_asset_check_evaluations() if c.check_name == GATE_CHECK]
         step = report.add(
-            "retraining", started, run_id=result.run_id, success=result.success, model_version=meta.get("model_version"),
-            alias=meta.get("alias"), candidate=meta.get("candidate"), roc_auc=meta.get("roc_auc"),
-            gate=gate[0].description if gate else None, champion_version_before=meta.get("champion_version"),
+            "retraining",
+            started,
+            run_id=result.run_id,
+            success=result.success,
+            model_version=meta.get("model_version"),
+            alias=meta.get("alias"),
+            candidate=meta.get("candidate"),
+            roc_auc=meta.get("roc_auc"),
+            gate=gate[0].description if gate else None,
+            champion_version_before=meta.get("champion_version"),
         )
-        say(f"  retraining run {result.run_id[:8]}: version {meta.get('model_version')} ({meta.get('candidate')}), "
-            f"gate: {step.detail['gate']}")
+        say(
+            f"  retraining run {result.run_id[:8]}: version {meta.get('model_version')} ({meta.get('candidate')}), "
+            f"gate: {step.detail['gate']}"
+        )
         if not result.success and meta.get("alias") != "challenger":
             report.outcome = "retraining failed"
             return report
@@ -113,10 +132,19 @@ def run_closed_loop(
             served = _served_version(url)
             probe = httpx.post(f"{url}/v1/predict", json=example_record(), timeout=10).json()
             report.add("hot_swap", started, served_version=served, predicted_by=probe.get("model_version"))
-            say(f"  serving: version {served} answers (was {before}), {report.steps[-1].seconds:.1f} s after the retraining run ended")
-            report.outcome = "promoted and served" if served == new_version else f"promoted, but serving still answers with {served}"
+            say(
+                f"  serving: version {served} answers (was {before}), {report.steps[-1].seconds:.1f} s after the retraining run ended"
+            )
+            report.outcome = (
+                "promoted and served" if served == new_version else f"promoted, but serving still answers with {served}"
+            )
         else:
-            report.add("hot_swap", started, served_version=_served_version(url), skipped="not promoted: the champion keeps serving")
+            report.add(
+                "hot_swap",
+                started,
+                served_version=_served_version(url),
+                skipped="not promoted: the champion keeps serving",
+            )
             report.outcome = f"retrained; version {new_version} kept as {meta.get('alias')}"
 
         started = time.monotonic()
@@ -125,4 +153,3 @@ def run_closed_loop(
         report.add("sensor_again", started, run_requests=len(again.run_requests), skip=again.skip_message)
         say(f"  sensor again: {len(again.run_requests)} run request(s) ({again.skip_message})")
     return report
-

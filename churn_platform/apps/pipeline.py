@@ -61,7 +61,7 @@ def prepare(settings: Settings) -> None:
         prepare_manifest(project)
 
 
-WAREHOUSE_SELECTION = 'group:sources or kind:dbt'
+WAREHOUSE_SELECTION = "group:sources or kind:dbt"
 """The assets a warehouse's tables come from: the sources and the dbt models (no training, scoring or reports)."""
 
 
@@ -115,7 +115,11 @@ def _alert(instance, result) -> None:
         notifier.notify(
             "run_failed",
             f"run {result.run_id[:8]} of {run.job_name if run else 'daily_pipeline'} failed",
-            {"run_id": result.run_id, "job": run.job_name if run else "daily_pipeline", "error": "; ".join(_failures(result))[:2000]},
+            {
+                "run_id": result.run_id,
+                "job": run.job_name if run else "daily_pipeline",
+                "error": "; ".join(_failures(result))[:2000],
+            },
         )
     alert_failed_checks(instance, result.run_id, notifier)
 
@@ -144,8 +148,12 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
     started = time.monotonic()
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         result = _execute_over_all_days(
-            settings, defs, instance, defs.resolve_asset_graph().get_all_asset_keys(),
-            {**BUILDS_DOWNSTREAM, "churn_platform/trigger": "cli"}, log_level,
+            settings,
+            defs,
+            instance,
+            defs.resolve_asset_graph().get_all_asset_keys(),
+            {**BUILDS_DOWNSTREAM, "churn_platform/trigger": "cli"},
+            log_level,
         )
         seconds = time.monotonic() - started
         _alert(instance, result)
@@ -210,13 +218,23 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
                 "total_columns": _meta(instance, "feature_drift_report", "total_columns"),
                 "report_path": _meta(instance, "feature_drift_report", "report_path"),
             },
-            checks={"passed": sum(c.passed for c in checks), "warned": len(warned_checks), "failed": len(failed_checks)},
+            checks={
+                "passed": sum(c.passed for c in checks),
+                "warned": len(warned_checks),
+                "failed": len(failed_checks),
+            },
             failed_checks=failed_checks,
             warned_checks=warned_checks,
             home=str(settings.home),
             business={
                 k: _meta(instance, "business_health", k)
-                for k in ("latest_complete_month", "churn_rate", "mrr_churn_rate", "net_revenue_retention", "chart_path")
+                for k in (
+                    "latest_complete_month",
+                    "churn_rate",
+                    "mrr_churn_rate",
+                    "net_revenue_retention",
+                    "chart_path",
+                )
             },
         )
     return report

@@ -1,7 +1,7 @@
 """README sections generated from the code, so that what the README states is what the code does.
 
 ``python -m churn_platform.apps.readme`` rewrites every generated block of README.md in place;
-``churn_platform_tests/test_docs.py`` fails while one is stale.
+``churn_platform_tests/unit/test_docs.py`` fails while one is stale.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ def automation_markdown() -> str:
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         condition = graph.get(key).automation_condition
         label = condition.get_label() if condition is not None else None
-        by_label.setdefault(label or "none (loaded by the daily pipeline, a backfill or by hand)", []).append(key.to_user_string())
+        by_label.setdefault(label or "none (loaded by the daily pipeline, a backfill or by hand)", []).append(
+            key.to_user_string()
+        )
     rows = ["| condition | assets |", "|---|---|"]
     for label, names in sorted(by_label.items(), key=lambda item: (-len(item[1]), item[0])):
         rows.append(f"| `{label}` | {', '.join(f'`{n}`' for n in names)} |")
@@ -117,13 +119,13 @@ def render(text: str) -> str:
         if not pattern.search(text):
             raise ValueError(f"README.md has no {name} block ({begin} … {end})")
         block = f"{begin}\n{make()}\n{end}"
-        text = pattern.sub(lambda _: block, text)
+        text = pattern.sub(lambda _, block=block: block, text)
     for name, make in INLINE.items():
         pattern = re.compile(rf"<!-- {re.escape(name)} -->.*?<!-- /{re.escape(name)} -->")
         if not pattern.search(text):
             raise ValueError(f"README.md has no <!-- {name} --> number")
         value = make()
-        text = pattern.sub(lambda _: f"<!-- {name} -->{value}<!-- /{name} -->", text)
+        text = pattern.sub(lambda _, name=name, value=value: f"<!-- {name} -->{value}<!-- /{name} -->", text)
     return text
 
 

@@ -40,7 +40,9 @@ def ray_environment(proxy: str | None = None) -> dict[str, str]:
         # A stopping replica keeps answering for this long while HAProxy stops routing to it.
         # Serve's default (30 s) suits a cluster behind a load balancer; on one machine HAProxy
         # learns of it at once, and a local stop should not take half a minute.
-        env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = os.environ.get("RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2")
+        env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = os.environ.get(
+            "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2"
+        )
     return env
 
 
@@ -93,7 +95,14 @@ def start(
         signal.signal(signum, handler)
     serve.start(http_options={"host": host, "port": port}, detached=False)
     serve.run(
-        build_app(settings.mlflow_tracking_uri, REGISTERED_MODEL_NAME, CHAMPION_ALIAS, options, pointer, autoscaling or Autoscaling.from_env()),
+        build_app(
+            settings.mlflow_tracking_uri,
+            REGISTERED_MODEL_NAME,
+            CHAMPION_ALIAS,
+            options,
+            pointer,
+            autoscaling or Autoscaling.from_env(),
+        ),
         name=APP_NAME,
         route_prefix="/",
         blocking=False,
@@ -107,7 +116,11 @@ def _python_signal_handlers() -> dict:
     """The SIGINT and SIGTERM handlers this process set in Python (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {s: h for s in (signal.SIGINT, signal.SIGTERM) if callable(h := signal.getsignal(s)) and h is not signal.default_int_handler}
+    return {
+        s: h
+        for s in (signal.SIGINT, signal.SIGTERM)
+        if callable(h := signal.getsignal(s)) and h is not signal.default_int_handler
+    }
 
 
 def wait_until_up(url: str, timeout_s: float = 120.0) -> None:

@@ -10,7 +10,7 @@ import dagster as dg
 # Single-run backfills are a beta parameter of Dagster assets; the platform relies on them on purpose.
 warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy`", category=dg.BetaWarning)
 
-from churn_platform.settings import EXPERIMENT_NAME, REGISTERED_MODEL_NAME, Settings
+from churn_platform.settings import EXPERIMENT_NAME, REGISTERED_MODEL_NAME, Settings  # noqa: E402
 
 ALERT_WEBHOOK_ENV = "CHURN_PLATFORM_ALERT_WEBHOOK_URL"
 
@@ -22,25 +22,63 @@ def build_definitions(settings: Settings, source=None, ground_truth=None) -> dg.
     (a ``GroundTruth``) to none. The drivers' ``churn_platform.apps.location.platform_definitions``
     fills both with the built-in simulation when no sources are named."""
     from churn_platform.defs.alerts import alert_on_failed_checks, alert_on_freshness, alert_on_run_failure
-    from churn_platform.defs.automation import build_automation_sensor, build_daily_pipeline, build_retrain_on_drift, retrain_job
+    from churn_platform.defs.automation import (
+        build_automation_sensor,
+        build_daily_pipeline,
+        build_retrain_on_drift,
+        retrain_job,
+    )
     from churn_platform.defs.business import business_health
     from churn_platform.defs.dbt import build_dbt_assets, dbt_project, dbt_resource
     from churn_platform.defs.ml import churn_model
-    from churn_platform.defs.monitoring import churn_outcomes, feature_drift_report, model_performance, prediction_drift_report, prediction_log
+    from churn_platform.defs.monitoring import (
+        churn_outcomes,
+        feature_drift_report,
+        model_performance,
+        prediction_drift_report,
+        prediction_log,
+    )
     from churn_platform.defs.partitions import usage_partitions
-    from churn_platform.defs.resources import GroundTruth, MLflowResource, MonitoringPolicy, Notifier, PredictionLogStore, ReportStore, SourceResource
+    from churn_platform.defs.resources import (
+        GroundTruth,
+        MLflowResource,
+        MonitoringPolicy,
+        Notifier,
+        PredictionLogStore,
+        ReportStore,
+        SourceResource,
+    )
     from churn_platform.defs.scores import churn_scores
     from churn_platform.defs.sources import build_source_assets
 
     project = dbt_project(settings.dbt_target)
     partitions = usage_partitions(settings)
-    assets = [*build_source_assets(partitions), *build_dbt_assets(project, partitions), churn_model, churn_scores, feature_drift_report, prediction_log, prediction_drift_report, churn_outcomes, model_performance, business_health]
-    daily_pipeline_job, daily_schedule = build_daily_pipeline(partitions, [key for asset in assets for key in asset.keys])
+    assets = [
+        *build_source_assets(partitions),
+        *build_dbt_assets(project, partitions),
+        churn_model,
+        churn_scores,
+        feature_drift_report,
+        prediction_log,
+        prediction_drift_report,
+        churn_outcomes,
+        model_performance,
+        business_health,
+    ]
+    daily_pipeline_job, daily_schedule = build_daily_pipeline(
+        partitions, [key for asset in assets for key in asset.keys]
+    )
     return dg.Definitions(
         assets=assets,
         jobs=[daily_pipeline_job, retrain_job],
         schedules=[daily_schedule],
-        sensors=[build_automation_sensor(), build_retrain_on_drift(settings.drift_threshold), alert_on_run_failure, alert_on_failed_checks, alert_on_freshness],
+        sensors=[
+            build_automation_sensor(),
+            build_retrain_on_drift(settings.drift_threshold),
+            alert_on_run_failure,
+            alert_on_failed_checks,
+            alert_on_freshness,
+        ],
         # The local warehouse is one DuckDB file with a single writer: run each job's steps
         # in one process (which is also faster than a process per step on a laptop).
         # PostgreSQL takes writers in parallel: a process per step, two at a time.
@@ -50,7 +88,8 @@ def build_definitions(settings: Settings, source=None, ground_truth=None) -> dg.
             else dg.in_process_executor
         ),
         resources={
-            "source": source or SourceResource(sources=settings.effective_sources, s3_endpoint_url=settings.s3_endpoint_url),
+            "source": source
+            or SourceResource(sources=settings.effective_sources, s3_endpoint_url=settings.s3_endpoint_url),
             "ground_truth": ground_truth or GroundTruth(),
             "warehouse": warehouse_for(settings),
             "mlflow_store": MLflowResource(
@@ -59,7 +98,11 @@ def build_definitions(settings: Settings, source=None, ground_truth=None) -> dg.
                 artifact_location=settings.mlflow_artifact_location,
                 registered_model_name=REGISTERED_MODEL_NAME,
             ),
-            "reports": ReportStore(reports_dir=str(settings.reports_dir), publish_to=settings.s3_reports, s3_endpoint_url=settings.s3_endpoint_url),
+            "reports": ReportStore(
+                reports_dir=str(settings.reports_dir),
+                publish_to=settings.s3_reports,
+                s3_endpoint_url=settings.s3_endpoint_url,
+            ),
             "policy": MonitoringPolicy(drift_threshold=settings.drift_threshold),
             "prediction_logs": PredictionLogStore(path=str(settings.prediction_log_dir)),
             "notifier": Notifier(webhook_url=os.environ.get(ALERT_WEBHOOK_ENV) or None),
@@ -80,5 +123,7 @@ def warehouse_for(settings: Settings):
             pg = postgres_from_env()
         # The password is read from the environment when the resource is used, never stored in config.
         password = dg.EnvVar("CHURN_PLATFORM_PG_PASSWORD") if os.environ.get("CHURN_PLATFORM_PG_PASSWORD") else ""
-        return PostgresWarehouseResource(host=pg.host, port=pg.port, user=pg.user, password=password, database=pg.database)
+        return PostgresWarehouseResource(
+            host=pg.host, port=pg.port, user=pg.user, password=password, database=pg.database
+        )
     return DuckDBWarehouseResource(path=str(settings.warehouse_path), memory_limit=settings.duckdb_memory_limit)

@@ -3,7 +3,6 @@
 Check evaluations are read from the runs that produced them (a run-status sensor sees each
 finished run once); freshness changes from the event log, after a storage-id cursor."""
 
-
 import dagster as dg
 
 from churn_platform.defs.resources import Notifier
@@ -43,7 +42,12 @@ def alert_on_run_failure(context: dg.RunFailureSensorContext, notifier: Notifier
     notifier.notify(
         "run_failed",
         f"run {run.run_id[:8]} of {run.job_name} failed",
-        {"run_id": run.run_id, "job": run.job_name, "error": context.failure_event.message or "", "tags": dict(run.tags)},
+        {
+            "run_id": run.run_id,
+            "job": run.job_name,
+            "error": context.failure_event.message or "",
+            "tags": dict(run.tags),
+        },
         logger=context.log,
     )
     alert_failed_checks(context.instance, run.run_id, notifier, context.log)
@@ -68,7 +72,13 @@ def freshness_alerts(record) -> list[tuple[str, str, dict]]:
     kind = "freshness_failed" if state == "FAIL" else "freshness_warned"
     previous = str(getattr(change.previous_state, "value", change.previous_state)).upper()
     asset = change.key.to_user_string()
-    return [(kind, f"asset {asset} is {'stale' if state == 'FAIL' else 'nearly stale'} (freshness {previous} → {state})", {"asset": asset})]
+    return [
+        (
+            kind,
+            f"asset {asset} is {'stale' if state == 'FAIL' else 'nearly stale'} (freshness {previous} → {state})",
+            {"asset": asset},
+        )
+    ]
 
 
 @dg.sensor(
@@ -81,7 +91,9 @@ def alert_on_freshness(context: dg.SensorEvaluationContext, notifier: Notifier):
     # The cursor is the storage id of the last freshness change looked at: each change alerts once.
     after = int(context.cursor) if context.cursor else None
     records = context.instance.get_event_records(
-        dg.EventRecordsFilter(event_type=dg.DagsterEventType.FRESHNESS_STATE_CHANGE, after_cursor=after), limit=1000, ascending=True
+        dg.EventRecordsFilter(event_type=dg.DagsterEventType.FRESHNESS_STATE_CHANGE, after_cursor=after),
+        limit=1000,
+        ascending=True,
     )
     sent = 0
     for record in records:
@@ -90,4 +102,6 @@ def alert_on_freshness(context: dg.SensorEvaluationContext, notifier: Notifier):
             sent += 1
     if records:
         context.update_cursor(str(records[-1].storage_id))
-    return dg.SkipReason(f"{sent} freshness alert(s) sent" if sent else "no asset turned stale since the last evaluation")
+    return dg.SkipReason(
+        f"{sent} freshness alert(s) sent" if sent else "no asset turned stale since the last evaluation"
+    )

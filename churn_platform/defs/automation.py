@@ -44,8 +44,9 @@ def follow_parents(
     if every_partition:
         condition = condition.without(dg.AutomationCondition.in_latest_time_window())
         parts.append("every partition")
-    not_by_the_same_run = ~dg.AutomationCondition.executed_with_root_target() & ~dg.AutomationCondition.all_new_updates_have_run_tags(
-        tag_values=BUILDS_DOWNSTREAM
+    not_by_the_same_run = (
+        ~dg.AutomationCondition.executed_with_root_target()
+        & ~dg.AutomationCondition.all_new_updates_have_run_tags(tag_values=BUILDS_DOWNSTREAM)
     )
     updated = dg.AutomationCondition.any_deps_match(
         (dg.AutomationCondition.newly_updated() & not_by_the_same_run).with_label("newly_updated_by_another_run")
@@ -66,7 +67,9 @@ def follow_parents(
     # A source whose blocking quarantine check failed stops here, as it stops the run that loaded
     # it. (Only the sources' checks: a model's dbt tests run in the run that builds it, after the
     # condition has been evaluated.)
-    condition = condition & dg.AutomationCondition.all_deps_blocking_checks_passed().allow(dg.AssetSelection.groups("sources"))
+    condition = condition & dg.AutomationCondition.all_deps_blocking_checks_passed().allow(
+        dg.AssetSelection.groups("sources")
+    )
     return condition.with_label("eager" + (f" ({'; '.join(parts)})" if parts else ""))
 
 
@@ -126,8 +129,12 @@ def build_daily_pipeline(partitions: dg.DailyPartitionsDefinition, asset_keys: S
     def daily_pipeline_schedule(context: dg.ScheduleEvaluationContext):
         day = (context.scheduled_execution_time - dt.timedelta(days=1)).strftime("%Y-%m-%d")
         if not partitions.has_partition_key(day):
-            return dg.SkipReason(f"{day} is not a usage partition ({partitions.start.date()} to {partitions.end.date() if partitions.end else 'open'})")
-        return dg.RunRequest(partition_key=day, asset_selection=keys, tags={"churn_platform/trigger": "schedule", **BUILDS_DOWNSTREAM})
+            return dg.SkipReason(
+                f"{day} is not a usage partition ({partitions.start.date()} to {partitions.end.date() if partitions.end else 'open'})"
+            )
+        return dg.RunRequest(
+            partition_key=day, asset_selection=keys, tags={"churn_platform/trigger": "schedule", **BUILDS_DOWNSTREAM}
+        )
 
     return job, daily_pipeline_schedule
 
@@ -200,20 +207,34 @@ def build_retrain_on_drift(threshold: float, performance_floor: float = 0.70) ->
         if not any(new.values()):
             return dg.SkipReason("no new feature_drift_report or model_performance since the last evaluation")
         context.update_cursor(json.dumps(cursor, sort_keys=True))
-        drifted = [(r, v) for r in new["feature_drift_report"] if (v := drift_share_of(r.event_log_entry)) is not None and v > threshold]
+        drifted = [
+            (r, v)
+            for r in new["feature_drift_report"]
+            if (v := drift_share_of(r.event_log_entry)) is not None and v > threshold
+        ]
         decayed = [
-            (r, v) for r in new["model_performance"] if (v := _metadata_value(r.event_log_entry, "roc_auc")) is not None and v < performance_floor
+            (r, v)
+            for r in new["model_performance"]
+            if (v := _metadata_value(r.event_log_entry, "roc_auc")) is not None and v < performance_floor
         ]
         if not drifted and not decayed:
-            shares = ", ".join("none" if (v := drift_share_of(r.event_log_entry)) is None else f"{v:.2f}" for r in new["feature_drift_report"])
+            shares = ", ".join(
+                "none" if (v := drift_share_of(r.event_log_entry)) is None else f"{v:.2f}"
+                for r in new["feature_drift_report"]
+            )
             aucs = ", ".join(
-                "none" if (v := _metadata_value(r.event_log_entry, "roc_auc")) is None else f"{v:.3f}" for r in new["model_performance"]
+                "none" if (v := _metadata_value(r.event_log_entry, "roc_auc")) is None else f"{v:.3f}"
+                for r in new["model_performance"]
             )
             parts = []
             if new["feature_drift_report"]:
-                parts.append(f"{len(new['feature_drift_report'])} new drift report(s), drift share(s) {shares} within {threshold:.2f}")
+                parts.append(
+                    f"{len(new['feature_drift_report'])} new drift report(s), drift share(s) {shares} within {threshold:.2f}"
+                )
             if new["model_performance"]:
-                parts.append(f"{len(new['model_performance'])} new performance result(s), ROC-AUC {aucs} at or above {performance_floor:.2f}")
+                parts.append(
+                    f"{len(new['model_performance'])} new performance result(s), ROC-AUC {aucs} at or above {performance_floor:.2f}"
+                )
             return dg.SkipReason("; ".join(parts))
         keys, tags, reasons = [], {}, []
         if drifted:
@@ -226,7 +247,10 @@ def build_retrain_on_drift(threshold: float, performance_floor: float = 0.70) ->
             keys.append(f"model_performance:{record.storage_id}")
             tags["churn_platform/matured_roc_auc"] = f"{auc:.4f}"
             reasons.append(f"matured ROC-AUC {auc:.3f} is below {performance_floor:.2f}")
-        trigger = "+".join(k.split(":")[0].replace("feature_drift_report", "drift").replace("model_performance", "performance") for k in keys)
+        trigger = "+".join(
+            k.split(":")[0].replace("feature_drift_report", "drift").replace("model_performance", "performance")
+            for k in keys
+        )
         context.log.info("; ".join(reasons) + ": requesting retraining")
         return dg.RunRequest(
             run_key="+".join(keys),

@@ -1,6 +1,5 @@
 """Business monitoring: the monthly churn, MRR churn and NRR mart, charted for the UI."""
 
-
 import dagster as dg
 
 from churn_platform.defs.automation import follow_parents
@@ -20,7 +19,9 @@ from churn_platform.monitoring.business import business_chart, inline_png, lates
         "and net revenue retention of the latest complete month, as metadata that the UI plots over time."
     ),
 )
-def business_health(context: dg.AssetExecutionContext, warehouse: Warehouse, reports: ReportStore) -> dg.MaterializeResult:
+def business_health(
+    context: dg.AssetExecutionContext, warehouse: Warehouse, reports: ReportStore
+) -> dg.MaterializeResult:
     frame = warehouse.read_table("business", "business_metrics_monthly")
     if frame.empty:
         raise dg.Failure("business_metrics_monthly is empty: the sources cover less than two months")

@@ -1,6 +1,5 @@
 """The dbt project as Dagster assets: one asset per model, dbt tests as asset checks."""
 
-
 import json
 import os
 import sys
@@ -114,9 +113,7 @@ def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefiniti
         name="dbt_models",
         exclude=partitioned,
     )
-    def dbt_models(
-        context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, reports: ReportStore
-    ):
+    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, reports: ReportStore):
         artifacts = _dbt_environment(context, warehouse, reports)
         # A DuckDB file is held by the dbt process while it builds, so row counts
         # are not fetched from a second connection here.

@@ -1,7 +1,6 @@
 """The model asset: train candidates, log them to MLflow, register the selected one, and let the
 promotion gate (a blocking asset check) decide whether it becomes `champion` or `challenger`."""
 
-
 import dagster as dg
 
 from churn_platform.defs.automation import follow_parents
@@ -113,7 +112,10 @@ def churn_model(
         f"{r.test_metrics['pr_auc']:.4f} | {r.test_metrics['brier']:.4f} | {'**selected**' if r is best else ''} |"
         for r in results
     )
-    table = "| candidate | validation ROC-AUC | test ROC-AUC | test PR-AUC | test Brier | |\n|---|---|---|---|---|---|\n" + rows
+    table = (
+        "| candidate | validation ROC-AUC | test ROC-AUC | test PR-AUC | test Brier | |\n|---|---|---|---|---|---|\n"
+        + rows
+    )
     gate_metadata = {
         "gate_decision": "promoted" if decision.promoted else "rejected",
         "gate_reason": decision.reason,
@@ -130,18 +132,27 @@ def churn_model(
             "alias": decision.alias,
             "model_uri": registered.model_uri,
             "candidate": registered.candidate,
-            **{k: registered.metrics[k] for k in (
-                "roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift",
-                "precision_at_top_10pct", "recall_at_top_10pct", "ece",
-            )},
+            **{
+                k: registered.metrics[k]
+                for k in (
+                    "roc_auc",
+                    "pr_auc",
+                    "brier",
+                    "log_loss",
+                    "top_decile_lift",
+                    "precision_at_top_10pct",
+                    "recall_at_top_10pct",
+                    "ece",
+                )
+            },
             "calibration": "sigmoid (Platt) on the validation snapshot",
-            **{k: v for k, v in oracle.items()},
+            **dict(oracle.items()),
             "mlflow_run_id": registered.run_id,
             "mlflow_parent_run_id": registered.parent_run_id,
             "mlflow_tracking_uri": mlflow_store.tracking_uri,
             "candidates": dg.MetadataValue.md(table),
             **gate_metadata,
-            **{k: v for k, v in split.describe().items()},
+            **dict(split.describe().items()),
         }
     )
     yield dg.AssetCheckResult(

@@ -1,7 +1,6 @@
 """Monitoring assets: feature drift between training data and the latest features, and the
 served predictions with their checks."""
 
-
 import datetime as dt
 
 import dagster as dg
@@ -11,7 +10,6 @@ from churn_platform.defs.automation import PREDICTION_LOG_CRON, follow_parents, 
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import MLflowResource, MonitoringPolicy, PredictionLogStore, ReportStore, Warehouse
 from churn_platform.monitoring.drift import feature_drift
-
 
 PREDICTION_LOG = dg.AssetKey("prediction_log")
 
@@ -39,7 +37,8 @@ def monitoring_asset(**kwargs):
     kinds={"evidently"},
     check_specs=[
         dg.AssetCheckSpec(
-            "drift_share_within_threshold", asset="feature_drift_report",
+            "drift_share_within_threshold",
+            asset="feature_drift_report",
             description="The share of drifted features is at most the drift threshold (warns otherwise).",
         )
     ],
@@ -98,11 +97,13 @@ class PredictionLogConfig(dg.Config):
     automation_condition=on_cadence(PREDICTION_LOG_CRON),
     check_specs=[
         dg.AssetCheckSpec(
-            "prediction_log_is_fresh", asset="prediction_log",
+            "prediction_log_is_fresh",
+            asset="prediction_log",
             description="A prediction was logged within max_age_hours (warns otherwise).",
         ),
         dg.AssetCheckSpec(
-            "served_features_match_training", asset="prediction_log",
+            "served_features_match_training",
+            asset="prediction_log",
             description="Served feature columns exist with the training set's types; categories unseen in training are listed.",
         ),
     ],
@@ -124,7 +125,9 @@ def prediction_log(
     warehouse.write_table("monitoring", "prediction_log", served)
     training = warehouse.read_table("marts", "training_set")
     by_version = served.groupby("model_version").size().to_dict() if len(served) else {}
-    context.log.info(f"{len(served):,} logged predictions ({', '.join(f'v{k}: {v:,}' for k, v in by_version.items()) or 'none'})")
+    context.log.info(
+        f"{len(served):,} logged predictions ({', '.join(f'v{k}: {v:,}' for k, v in by_version.items()) or 'none'})"
+    )
     yield dg.MaterializeResult(
         metadata={
             "rows": len(served),
@@ -138,9 +141,13 @@ def prediction_log(
         # only when something new was served, not on every hourly reload.
         data_version=dg.DataVersion(content_version(served)),
     )
-    fresh, why, meta = staleness(served, dt.datetime.now(dt.timezone.utc), config.max_age_hours)
+    fresh, why, meta = staleness(served, dt.datetime.now(dt.UTC), config.max_age_hours)
     yield dg.AssetCheckResult(
-        check_name="prediction_log_is_fresh", passed=fresh, severity=dg.AssetCheckSeverity.WARN, description=why, metadata=meta
+        check_name="prediction_log_is_fresh",
+        passed=fresh,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=why,
+        metadata=meta,
     )
     comparison = compare_schema(served, training[list(FEATURE_NAMES)])
     if comparison.matches:
@@ -186,7 +193,9 @@ def prediction_drift_report(
     if result.score is None:
         context.log.info(f"no prediction drift verdict: {result.note}")
     else:
-        context.log.info(f"served probabilities vs holdout: {result.method} {result.score:.4g} (drifted: {result.drifted})")
+        context.log.info(
+            f"served probabilities vs holdout: {result.method} {result.score:.4g} (drifted: {result.drifted})"
+        )
     metadata = {
         "champion_version": champion.version,
         "reference_rows": result.reference_rows,
@@ -206,7 +215,12 @@ def prediction_drift_report(
 
 
 @monitoring_asset(
-    deps=[dg.AssetKey("churn_scores"), PREDICTION_LOG, dg.AssetKey("int_customer_churn"), dg.AssetKey("int_daily_usage")],
+    deps=[
+        dg.AssetKey("churn_scores"),
+        PREDICTION_LOG,
+        dg.AssetKey("int_customer_churn"),
+        dg.AssetKey("int_daily_usage"),
+    ],
     kinds={"duckdb"},
     description=(
         "The feedback loop: every prediction with a customer (batch scores and served predictions) joined "
@@ -231,7 +245,9 @@ def churn_outcomes(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
         """
     )
     churn = warehouse.query("select customer_id, churn_date from intermediate.int_customer_churn")
-    last_day = pd.to_datetime(warehouse.query("select max(event_date) as data_end from intermediate.int_daily_usage")["data_end"]).iloc[0]
+    last_day = pd.to_datetime(
+        warehouse.query("select max(event_date) as data_end from intermediate.int_daily_usage")["data_end"]
+    ).iloc[0]
     data_end = None if pd.isna(last_day) else last_day.date()
     frame = outcomes(predictions, churn, data_end, LABEL_HORIZON_DAYS)
     warehouse.write_table("monitoring", "churn_outcomes", frame)
@@ -244,7 +260,9 @@ def churn_outcomes(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
             "matured_churn_rate": float(matured["churned"].astype(bool).mean()) if len(matured) else float("nan"),
             "data_end": str(data_end),
             "horizon_days": LABEL_HORIZON_DAYS,
-            "by_source": dg.MetadataValue.json(frame.groupby("source").size().astype(int).to_dict() if len(frame) else {}),
+            "by_source": dg.MetadataValue.json(
+                frame.groupby("source").size().astype(int).to_dict() if len(frame) else {}
+            ),
         }
     )
 
@@ -261,7 +279,8 @@ class PerformanceConfig(dg.Config):
     kinds={"python"},
     check_specs=[
         dg.AssetCheckSpec(
-            "performance_above_floor", asset="model_performance",
+            "performance_above_floor",
+            asset="model_performance",
             description="The latest month with enough matured predictions has ROC-AUC at or above the floor (error otherwise).",
         )
     ],
@@ -276,7 +295,11 @@ def model_performance(context: dg.AssetExecutionContext, config: PerformanceConf
     perf = performance(warehouse.read_table("monitoring", "churn_outcomes"))
     warehouse.write_table("monitoring", "model_performance", perf)
     latest = latest_judgeable(perf, config.min_rows)
-    table = perf.assign(month=perf["month"].astype(str)).to_markdown(index=False, floatfmt=".3f") if len(perf) else "no matured predictions yet"
+    table = (
+        perf.assign(month=perf["month"].astype(str)).to_markdown(index=False, floatfmt=".3f")
+        if len(perf)
+        else "no matured predictions yet"
+    )
     metadata: dict[str, object] = {"months": len(perf), "by_version_and_month": dg.MetadataValue.md(table)}
     if latest is not None:
         metadata.update(
@@ -294,7 +317,9 @@ def model_performance(context: dg.AssetExecutionContext, config: PerformanceConf
     yield dg.MaterializeResult(metadata=metadata)
     if latest is None:
         yield dg.AssetCheckResult(
-            check_name="performance_above_floor", passed=True, severity=dg.AssetCheckSeverity.ERROR,
+            check_name="performance_above_floor",
+            passed=True,
+            severity=dg.AssetCheckSeverity.ERROR,
             description=f"nothing to judge yet: no month has {config.min_rows} matured predictions of both outcomes",
         )
         return
@@ -307,5 +332,9 @@ def model_performance(context: dg.AssetExecutionContext, config: PerformanceConf
             f"version {latest['model_version']}, {str(latest['month'])[:7]}: matured ROC-AUC {latest['roc_auc']:.3f} "
             f"{'reaches' if passed else 'is below'} the floor {config.floor:.2f} ({int(latest['predictions'])} predictions)"
         ),
-        metadata={"roc_auc": float(latest["roc_auc"]), "floor": config.floor, "model_version": str(latest["model_version"])},
+        metadata={
+            "roc_auc": float(latest["roc_auc"]),
+            "floor": config.floor,
+            "model_version": str(latest["model_version"]),
+        },
     )

@@ -7,8 +7,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from churn_platform.ml.registry import MLflowLocation
 from churn_platform import warehouse
+from churn_platform.ml.registry import MLflowLocation
 from churn_platform.sources.readers import (
     SourceError,
     find_source_file,
@@ -136,7 +136,9 @@ class DuckDBWarehouseResource(Warehouse):
     """DuckDB spills to disk beyond this (the dbt profile has the same limit)."""
 
     def core(self) -> warehouse.DuckDBWarehouse:
-        return warehouse.DuckDBWarehouse(self.path, self.lock_timeout_s, self.memory_limit, logger=dg.get_dagster_logger())
+        return warehouse.DuckDBWarehouse(
+            self.path, self.lock_timeout_s, self.memory_limit, logger=dg.get_dagster_logger()
+        )
 
     def connect(self, read_only: bool = False):
         return self.core().connect(read_only)
@@ -152,7 +154,9 @@ class PostgresWarehouseResource(Warehouse):
     database: str = "churn_platform"
 
     def core(self) -> warehouse.PostgresWarehouse:
-        return warehouse.PostgresWarehouse(warehouse.PostgresLocation(self.host, self.port, self.user, self.password, self.database))
+        return warehouse.PostgresWarehouse(
+            warehouse.PostgresLocation(self.host, self.port, self.user, self.password, self.database)
+        )
 
     def connect(self):
         return self.core().connect()
@@ -193,7 +197,9 @@ class ReportStore(dg.ConfigurableResource):
         bucket, _, prefix = self.publish_to.removeprefix("s3://").partition("/")
         relative = Path(path).resolve().relative_to(Path(self.reports_dir).resolve()).as_posix()
         key = f"{prefix.strip('/')}/{relative}" if prefix.strip("/") else relative
-        content_type = {".html": "text/html", ".png": "image/png", ".json": "application/json"}.get(Path(path).suffix, "application/octet-stream")
+        content_type = {".html": "text/html", ".png": "image/png", ".json": "application/json"}.get(
+            Path(path).suffix, "application/octet-stream"
+        )
         client = S3Resource(endpoint_url=self.s3_endpoint_url).get_client()
         client.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": content_type})
         return {"report_s3_uri": dg.MetadataValue.text(f"s3://{bucket}/{key}")}

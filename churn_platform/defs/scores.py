@@ -1,6 +1,5 @@
 """Batch scores of every active customer by the champion, for analysts."""
 
-
 import time
 
 import dagster as dg

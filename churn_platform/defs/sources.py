@@ -9,7 +9,7 @@ import dagster as dg
 from churn_platform.defs.partitions import PARTITIONED_SOURCE, slice_for
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import SourceResource, Warehouse
-from churn_platform.sources.contracts import CONTRACTS, SOURCE_NAMES, load_with_contract
+from churn_platform.sources.contracts import CONTRACTS, SOURCE_NAMES
 
 
 class SourceLoadConfig(dg.Config):

@@ -75,7 +75,9 @@ def _blank_to_na(col: pd.Series) -> pd.Series:
 def parse_label(raw: pd.Series, name: str, positive_label: str | None = None) -> pd.Series:
     values = _blank_to_na(raw)
     if values.isna().any():
-        raise FeatureTableError(f"label column {name!r} has {int(values.isna().sum())} empty values; fill or drop those rows")
+        raise FeatureTableError(
+            f"label column {name!r} has {int(values.isna().sum())} empty values; fill or drop those rows"
+        )
     text = values.astype(str).str.strip().str.lower()
     distinct = sorted(text.unique())
     if len(distinct) < 2:
@@ -87,7 +89,9 @@ def parse_label(raw: pd.Series, name: str, positive_label: str | None = None) ->
     if positive_label is not None:
         positive = positive_label.strip().lower()
         if positive not in distinct:
-            raise FeatureTableError(f"--positive-label {positive_label!r} is not a value of {name!r} ({', '.join(distinct)})")
+            raise FeatureTableError(
+                f"--positive-label {positive_label!r} is not a value of {name!r} ({', '.join(distinct)})"
+            )
     else:
         known = [v for v in distinct if v in POSITIVE]
         if len(known) != 1 or not all(v in POSITIVE | NEGATIVE for v in distinct):
@@ -107,7 +111,9 @@ def prepare_table(
 ) -> PreparedTable:
     for role, col in (("label", label), ("id", id_column), ("time", time_column)):
         if col is not None and col not in df.columns:
-            raise FeatureTableError(f"{role} column {col!r} is not in the table (columns: {', '.join(map(str, df.columns))})")
+            raise FeatureTableError(
+                f"{role} column {col!r} is not in the table (columns: {', '.join(map(str, df.columns))})"
+            )
     if df.empty:
         raise FeatureTableError("the table has no rows")
     y = parse_label(df[label], label, positive_label)
@@ -116,7 +122,9 @@ def prepare_table(
     if time_column is not None:
         times = pd.to_datetime(_blank_to_na(df[time_column]), errors="coerce")
         if times.isna().any():
-            raise FeatureTableError(f"time column {time_column!r} has {int(times.isna().sum())} empty or unreadable values")
+            raise FeatureTableError(
+                f"time column {time_column!r} has {int(times.isna().sum())} empty or unreadable values"
+            )
         key.append(time_column)
     duplicated = df.duplicated(key, keep=False)
     if duplicated.any():
@@ -169,7 +177,11 @@ def prepare_table(
     if not features:
         raise FeatureTableError(
             "no usable feature column: "
-            + (", ".join(f"{k} ({v})" for k, v in dropped.items()) if dropped else "the table has only the id and label")
+            + (
+                ", ".join(f"{k} ({v})" for k, v in dropped.items())
+                if dropped
+                else "the table has only the id and label"
+            )
         )
     return PreparedTable(
         features=pd.DataFrame(features, index=df.index),
@@ -204,11 +216,17 @@ def split_indices(table: PreparedTable, seed: int) -> tuple[np.ndarray, np.ndarr
     if table.times is not None:
         distinct = np.sort(table.times.unique())
         if len(distinct) < 3:
-            raise FeatureTableError(f"a time-based split needs at least 3 distinct times, the table has {len(distinct)}")
+            raise FeatureTableError(
+                f"a time-based split needs at least 3 distinct times, the table has {len(distinct)}"
+            )
         k = max(1, len(distinct) // 5)
         test_from, val_from = distinct[-k], distinct[-2 * k] if len(distinct) >= 2 * k + 1 else distinct[-k - 1]
         t = table.times.to_numpy()
-        parts = np.flatnonzero(t < val_from), np.flatnonzero((t >= val_from) & (t < test_from)), np.flatnonzero(t >= test_from)
+        parts = (
+            np.flatnonzero(t < val_from),
+            np.flatnonzero((t >= val_from) & (t < test_from)),
+            np.flatnonzero(t >= test_from),
+        )
         how = f"time-based on {len(distinct)} distinct times: test from {pd.Timestamp(test_from).date()}, validation from {pd.Timestamp(val_from).date()}"
     else:
         from sklearn.model_selection import train_test_split
@@ -218,7 +236,10 @@ def split_indices(table: PreparedTable, seed: int) -> tuple[np.ndarray, np.ndarr
             raise FeatureTableError("each label value needs at least 5 rows for a stratified holdout")
         rest, test = train_test_split(positions, test_size=0.2, stratify=table.label, random_state=seed)
         train, val = train_test_split(rest, test_size=0.25, stratify=table.label.iloc[rest], random_state=seed)
-        parts, how = (np.sort(train), np.sort(val), np.sort(test)), "stratified by label: 60% train, 20% validation, 20% test"
+        parts, how = (
+            (np.sort(train), np.sort(val), np.sort(test)),
+            "stratified by label: 60% train, 20% validation, 20% test",
+        )
     for part, rows in zip(("train", "validation", "test"), parts):
         if table.label.iloc[rows].nunique() < 2:
             raise FeatureTableError(f"the {part} split has only one label value; more rows or more times are needed")
@@ -248,29 +269,36 @@ def train_table(
 
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = rows(train), rows(val), rows(test)
     results = fit_candidates(
-        x_train, y_train, x_val, y_val, x_test, y_test, seed,
-        numeric_features=table.numeric, categorical_features=table.categorical,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
+        seed,
+        numeric_features=table.numeric,
+        categorical_features=table.categorical,
     )
     best = select_best(results)
     selected = calibrate_result(best, x_val, y_val, x_test, y_test)
 
     location.activate()
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     with mlflow.start_run(run_name=f"train-{Path(path).name}-{started}") as parent:
         mlflow.set_tags({"churn_platform.kind": "bring_your_own", "table": str(path), "split": how})
         mlflow.log_params({"label": label, "id_column": id_column, "time_column": time_column or "", "seed": seed})
         for result in [*results, selected]:
             run_name = result.name if result is not selected else f"{result.name} (selected, calibrated)"
             with mlflow.start_run(run_name=run_name, nested=True):
-                mlflow.log_params({"candidate": result.name, **{k: v for k, v in result.params.items()}})
+                mlflow.log_params({"candidate": result.name, **dict(result.params.items())})
                 mlflow.log_metrics({f"validation_{k}": v for k, v in result.validation_metrics.items()})
                 mlflow.log_metrics({f"test_{k}": v for k, v in result.test_metrics.items()})
     report = {
         "table": str(path),
-        "rows": int(len(y)),
+        "rows": len(y),
         "positive_rate": float(y.mean()),
         "split": how,
-        "split_rows": {"train": int(len(train)), "validation": int(len(val)), "test": int(len(test))},
+        "split_rows": {"train": len(train), "validation": len(val), "test": len(test)},
         "features": {"numeric": list(table.numeric), "categorical": list(table.categorical), "dropped": table.dropped},
         "selected": best.name,
         "calibration": "sigmoid (Platt) on the validation split",

@@ -18,13 +18,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from churn_platform.features import CATEGORICAL_FEATURES, FEATURES, FEATURE_NAMES, NUMERIC_FEATURES
+from churn_platform.features import CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURES, NUMERIC_FEATURES
 
 TOLERANCE = 1e-9
 
@@ -41,7 +41,9 @@ def _is_missing(value: Any) -> bool:
 
 def _numeric(records: Records, columns: list[str]) -> np.ndarray:
     # NumPy turns None into NaN for a float array.
-    return np.array([[r.get(c) for c in columns] for r in records], dtype=np.float64).reshape(len(records), len(columns))
+    return np.array([[r.get(c) for c in columns] for r in records], dtype=np.float64).reshape(
+        len(records), len(columns)
+    )
 
 
 def _ordinal_block(encoder, columns: list[str]) -> Callable[[Records], np.ndarray]:
@@ -94,7 +96,11 @@ def _numeric_block(transformer, columns: list[str]) -> Callable[[Records], np.nd
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-    steps = list(transformer.named_steps.values()) if isinstance(transformer, Pipeline) else ([] if transformer == "passthrough" else [transformer])
+    steps = (
+        list(transformer.named_steps.values())
+        if isinstance(transformer, Pipeline)
+        else ([] if transformer == "passthrough" else [transformer])
+    )
     ops: list[Callable[[np.ndarray], np.ndarray]] = []
     for step in steps:
         if isinstance(step, SimpleImputer):
@@ -151,7 +157,7 @@ def _prepare(column_transformer) -> Callable[[Records], np.ndarray]:
 Score = Callable[[np.ndarray], np.ndarray]
 
 
-def _response(model) -> tuple[Optional[Score], Score]:
+def _response(model) -> tuple[Score | None, Score]:
     """The model's raw score (its decision function, where it has one) and its probability."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
@@ -181,7 +187,9 @@ def _response(model) -> tuple[Optional[Score], Score]:
     if LGBMClassifier is not None and isinstance(model, LGBMClassifier):
         booster = model.booster_
         best = model.best_iteration_ if getattr(model, "best_iteration_", None) else None
-        return (lambda x: booster.predict(x, raw_score=True, num_iteration=best)), (lambda x: booster.predict(x, num_iteration=best))
+        return (lambda x: booster.predict(x, raw_score=True, num_iteration=best)), (
+            lambda x: booster.predict(x, num_iteration=best)
+        )
     raise NotCompilable(f"model {type(model).__name__}")
 
 
@@ -200,7 +208,7 @@ def _compile(model) -> CompiledScorer:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.pipeline import Pipeline
 
-    calibration: Optional[tuple[float, float]] = None
+    calibration: tuple[float, float] | None = None
     inner = model
     if isinstance(model, CalibratedClassifierCV):
         if model.method != "sigmoid" or len(model.calibrated_classifiers_) != 1:
@@ -227,14 +235,14 @@ def _compile(model) -> CompiledScorer:
         if calibration is None:
             return probability(x)
         p = expit(-(a * decision(x) + b))
-        p[(1.0 < p) & (p <= 1.0 + 1e-5)] = 1.0
+        p[(p > 1.0) & (p <= 1.0 + 1e-5)] = 1.0
         return p
 
     what = f"{type(inner.steps[1][1]).__name__}" + (" + Platt calibration" if calibration else "")
     return CompiledScorer(score, what)
 
 
-def probe_records(example: Optional[pd.DataFrame] = None) -> list[dict[str, Any]]:
+def probe_records(example: pd.DataFrame | None = None) -> list[dict[str, Any]]:
     """Rows that exercise every path of a compiled scorer: each category, an unknown category,
     missing values, zeros and large numbers, plus the model's own input example."""
     base = {f.name: f.example for f in FEATURES}
@@ -245,7 +253,10 @@ def probe_records(example: Optional[pd.DataFrame] = None) -> list[dict[str, Any]
             rows += [{**base, f.name: "never_seen_before"}, {**base, f.name: None}]
         else:
             rows += [{**base, f.name: v} for v in (0.0, 1.0, 12345.0, 1e9, None)]
-    rows.append({name: None for name in FEATURE_NAMES} | {c: FEATURES[i].categories[0] for i, c in enumerate(FEATURE_NAMES) if c in CATEGORICAL_FEATURES})
+    rows.append(
+        dict.fromkeys(FEATURE_NAMES)
+        | {c: FEATURES[i].categories[0] for i, c in enumerate(FEATURE_NAMES) if c in CATEGORICAL_FEATURES}
+    )
     if example is not None and len(example):
         from churn_platform.ml.training import features_frame
 
@@ -253,7 +264,7 @@ def probe_records(example: Optional[pd.DataFrame] = None) -> list[dict[str, Any]
     return rows
 
 
-def compile_scorer(model, example: Optional[pd.DataFrame] = None) -> tuple[Optional[CompiledScorer], str]:
+def compile_scorer(model, example: pd.DataFrame | None = None) -> tuple[CompiledScorer | None, str]:
     """A verified compiled scorer for ``model``, or (None, why not)."""
     try:
         compiled = _compile(model)

@@ -80,7 +80,9 @@ def decide(
     if not candidate_roc_auc >= floor:  # NaN fails too
         return result(False, f"holdout ROC-AUC {candidate_roc_auc:.4f} is below the floor {floor:.4f}", below=True)
     if champion_version is None:
-        return result(True, f"first model version; holdout ROC-AUC {candidate_roc_auc:.4f} reaches the floor {floor:.4f}")
+        return result(
+            True, f"first model version; holdout ROC-AUC {candidate_roc_auc:.4f} reaches the floor {floor:.4f}"
+        )
     if champion_roc_auc is None:
         note = f" ({champion_note})" if champion_note else ""
         return result(

@@ -8,12 +8,12 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display; figures are written as files
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.metrics import precision_recall_curve, roc_curve
 
-from churn_platform.ml.training import CALIBRATION_BINS  # noqa: E402
+from churn_platform.ml.training import CALIBRATION_BINS
 
 
 def _figure(title: str):

@@ -103,7 +103,7 @@ def log_and_register(
 
     location.activate()
     example = features_frame(split.test.head(5))
-    trained_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    trained_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
     requirements = model_requirements()
 
@@ -187,7 +187,9 @@ def log_and_register(
     )
 
 
-def score_alias_on(location: MLflowLocation, name: str, alias: str, frame: pd.DataFrame, labels) -> tuple[str | None, float | None, str]:
+def score_alias_on(
+    location: MLflowLocation, name: str, alias: str, frame: pd.DataFrame, labels
+) -> tuple[str | None, float | None, str]:
     """The version behind ``alias`` and its ROC-AUC on ``frame``; (None, None, why) when there is no
     such version, or (version, None, why) when it cannot score these rows."""
     import mlflow
@@ -250,7 +252,7 @@ class LoadedModel:
     def predict_proba(self, frame: pd.DataFrame):
         return self.model.predict_proba(features_frame(frame))[:, 1]
 
-    def with_compiled_scorer(self) -> "LoadedModel":
+    def with_compiled_scorer(self) -> LoadedModel:
         """This model with its verified compiled scorer (or none, and the reason, in ``scorer_note``)."""
         from churn_platform.ml.fast_predict import compile_scorer
 
@@ -288,7 +290,11 @@ def alias_version(tracking_uri: str, name: str, alias: str) -> str | None:
     if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).exists():
         return None
     try:
-        return str(MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri).get_model_version_by_alias(name, alias).version)
+        return str(
+            MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+            .get_model_version_by_alias(name, alias)
+            .version
+        )
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower():
             return None
@@ -316,7 +322,7 @@ def load_version(location: MLflowLocation, name: str, version: str, alias: str =
                 metrics = {k: float(run_metrics[prefix + k]) for k in HEADLINE_METRICS if prefix + k in run_metrics}
                 if metrics:
                     break
-    created = dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=dt.timezone.utc) if mv.creation_timestamp else None
+    created = dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=dt.UTC) if mv.creation_timestamp else None
     return LoadedModel(
         name=name,
         version=str(mv.version),

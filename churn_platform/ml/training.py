@@ -29,7 +29,14 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from churn_platform.features import CATEGORICAL_FEATURES, FEATURE_NAMES, ID_COLUMN, LABEL_COLUMN, NUMERIC_FEATURES, TIME_COLUMN
+from churn_platform.features import (
+    CATEGORICAL_FEATURES,
+    FEATURE_NAMES,
+    ID_COLUMN,
+    LABEL_COLUMN,
+    NUMERIC_FEATURES,
+    TIME_COLUMN,
+)
 
 
 class TrainingDataError(ValueError):
@@ -226,7 +233,9 @@ def _fit(
         extra["best_iteration"] = int(pipe.named_steps["model"].best_iteration_ or LIGHTGBM_PARAMS["n_estimators"])
     elif name == "random_forest":
         rows = len(x_train)
-        pipe.named_steps["model"].set_params(max_samples=None if rows <= RANDOM_FOREST_ROWS_PER_TREE else RANDOM_FOREST_ROWS_PER_TREE)
+        pipe.named_steps["model"].set_params(
+            max_samples=None if rows <= RANDOM_FOREST_ROWS_PER_TREE else RANDOM_FOREST_ROWS_PER_TREE
+        )
         pipe.fit(x_train, y_train)
     else:
         pipe.fit(x_train, y_train)
@@ -260,7 +269,7 @@ def evaluate(y_true: pd.Series | np.ndarray, proba: np.ndarray, top_share: float
     p = np.clip(np.asarray(proba, dtype=float), 1e-7, 1 - 1e-7)
     order = np.argsort(-p, kind="stable")
     top = order[: max(1, len(p) // 10)]
-    top_k = order[: max(1, int(round(len(p) * top_share)))]
+    top_k = order[: max(1, round(len(p) * top_share))]
     base_rate = y.mean()
     positives = y.sum()
     return {

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Optional
+from typing import Any
 
 log = logging.getLogger("churn_platform.alerts")
 
-KINDS = ("check_failed", "check_warned", "freshness_failed", "freshness_warned", "run_failed", "promotion", "challenger")
+KINDS = (
+    "check_failed",
+    "check_warned",
+    "freshness_failed",
+    "freshness_warned",
+    "run_failed",
+    "promotion",
+    "challenger",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +39,12 @@ class Alert:
         return f"[churn_platform] {self.title}"
 
     def webhook_body(self) -> dict[str, Any]:
-        color = {"check_failed": "danger", "freshness_failed": "danger", "run_failed": "danger", "promotion": "good"}.get(self.kind, "warning")
+        color = {
+            "check_failed": "danger",
+            "freshness_failed": "danger",
+            "run_failed": "danger",
+            "promotion": "good",
+        }.get(self.kind, "warning")
         return {
             "text": self.text(),
             "attachments": [
@@ -39,13 +52,16 @@ class Alert:
                     "fallback": self.text(),
                     "color": color,
                     "fields": [{"title": "kind", "value": self.kind, "short": True}]
-                    + [{"title": str(k), "value": str(v)[:1000], "short": len(str(v)) < 40} for k, v in self.details.items()],
+                    + [
+                        {"title": str(k), "value": str(v)[:1000], "short": len(str(v)) < 40}
+                        for k, v in self.details.items()
+                    ],
                 }
             ],
         }
 
 
-def deliver(alert: Alert, webhook_url: Optional[str], timeout_s: float = 5.0, logger: Any = None) -> bool:
+def deliver(alert: Alert, webhook_url: str | None, timeout_s: float = 5.0, logger: Any = None) -> bool:
     """Log the alert; post it when a webhook is configured. Returns whether it was posted."""
     logger = logger or log
     logger.warning("%s %s", alert.text(), {k: str(v)[:200] for k, v in alert.details.items()})

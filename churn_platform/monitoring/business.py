@@ -10,8 +10,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display; the chart is written as a file
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
 REQUIRED = ("month", "is_complete_month", "churn_rate", "mrr_churn_rate", "net_revenue_retention", "customers_at_start")
 
@@ -29,7 +29,9 @@ def business_chart(frame: pd.DataFrame, path: Path) -> bytes:
     left.set_ylabel("% of the month's starting base")
     left.grid(alpha=0.3)
     right = left.twinx()
-    right.plot(months, data["net_revenue_retention"] * 100, color="tab:green", marker="^", label="net revenue retention")
+    right.plot(
+        months, data["net_revenue_retention"] * 100, color="tab:green", marker="^", label="net revenue retention"
+    )
     right.axhline(100, color="tab:green", linestyle=":", linewidth=1)
     right.set_ylabel("net revenue retention, %")
     partial = data[~data["is_complete_month"].astype(bool)]

@@ -28,9 +28,7 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, html_path: Pat
     from evidently.presets import DataDriftPreset, DataSummaryPreset
 
     if reference.empty or current.empty:
-        raise ValueError(
-            f"drift needs rows on both sides: reference has {len(reference)}, current has {len(current)}"
-        )
+        raise ValueError(f"drift needs rows on both sides: reference has {len(reference)}, current has {len(current)}")
     columns = list(FEATURE_NAMES)
     definition = DataDefinition(
         numerical_columns=list(NUMERIC_FEATURES), categorical_columns=list(CATEGORICAL_FEATURES)
@@ -103,10 +101,22 @@ def prediction_drift(reference: pd.Series, current: pd.Series, html_path: Path) 
 
     reference = pd.to_numeric(reference, errors="coerce").dropna()
     current = pd.to_numeric(current, errors="coerce").dropna()
-    base = dict(reference_rows=len(reference), current_rows=len(current), reference_mean=float(reference.mean()) if len(reference) else float("nan"))
+    base = {
+        "reference_rows": len(reference),
+        "current_rows": len(current),
+        "reference_mean": float(reference.mean()) if len(reference) else float("nan"),
+    }
     if len(current) < MIN_SERVED_ROWS:
-        return PredictionDriftResult(None, "", None, None, **base, current_mean=float(current.mean()) if len(current) else None,
-                                     html_path=None, note=f"{len(current)} served predictions: at least {MIN_SERVED_ROWS} are needed")
+        return PredictionDriftResult(
+            None,
+            "",
+            None,
+            None,
+            **base,
+            current_mean=float(current.mean()) if len(current) else None,
+            html_path=None,
+            note=f"{len(current)} served predictions: at least {MIN_SERVED_ROWS} are needed",
+        )
     definition = DataDefinition(numerical_columns=["churn_probability"])
     ref = Dataset.from_pandas(pd.DataFrame({"churn_probability": reference.to_numpy()}), data_definition=definition)
     cur = Dataset.from_pandas(pd.DataFrame({"churn_probability": current.to_numpy()}), data_definition=definition)
@@ -115,7 +125,13 @@ def prediction_drift(reference: pd.Series, current: pd.Series, html_path: Path) 
     html_path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(html_path))
     (drift,) = [m for m in snapshot.dict()["metrics"] if m["config"].get("type", "").endswith("ValueDrift")]
-    score, method, threshold = float(drift["value"]), str(drift["config"].get("method", "")), drift["config"].get("threshold")
+    score, method, threshold = (
+        float(drift["value"]),
+        str(drift["config"].get("method", "")),
+        drift["config"].get("threshold"),
+    )
     # p-value tests drift below the threshold; distances drift above it.
     drifted = None if threshold is None else (score < threshold if "p_value" in method else score > threshold)
-    return PredictionDriftResult(score, method, threshold, drifted, **base, current_mean=float(current.mean()), html_path=html_path, note="")
+    return PredictionDriftResult(
+        score, method, threshold, drifted, **base, current_mean=float(current.mean()), html_path=html_path, note=""
+    )

@@ -38,7 +38,17 @@ def outcomes(predictions: pd.DataFrame, churn: pd.DataFrame, data_end: dt.date, 
 def performance(outcomes_frame: pd.DataFrame) -> pd.DataFrame:
     """ROC-AUC, top-decile lift and calibration of matured predictions, per model version and as-of month."""
     matured = outcomes_frame[outcomes_frame["matured"].astype(bool)].copy()
-    columns = ["model_version", "month", "predictions", "churned", "roc_auc", "top_decile_lift", "mean_predicted", "observed_rate", "ece"]
+    columns = [
+        "model_version",
+        "month",
+        "predictions",
+        "churned",
+        "roc_auc",
+        "top_decile_lift",
+        "mean_predicted",
+        "observed_rate",
+        "ece",
+    ]
     if matured.empty:
         return pd.DataFrame(columns=columns)
     matured["month"] = pd.to_datetime(matured["as_of"]).dt.to_period("M").dt.to_timestamp()

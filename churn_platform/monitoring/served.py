@@ -54,7 +54,11 @@ def compare_schema(served: pd.DataFrame, training: pd.DataFrame) -> SchemaCompar
 def staleness(served: pd.DataFrame, now: dt.datetime, max_age_hours: float) -> tuple[bool, str, dict]:
     """Whether the log is fresh: a prediction logged within ``max_age_hours`` of ``now``."""
     if served.empty:
-        return False, "no prediction has been logged yet: is the prediction API running and writing its log?", {"rows": 0}
+        return (
+            False,
+            "no prediction has been logged yet: is the prediction API running and writing its log?",
+            {"rows": 0},
+        )
     latest = pd.to_datetime(served["logged_at"], utc=True).max()
     age_h = (pd.Timestamp(now) - latest).total_seconds() / 3600
     meta = {"latest_prediction": latest.isoformat(), "age_hours": round(age_h, 2), "max_age_hours": max_age_hours}

@@ -53,7 +53,6 @@ from churn_platform.serving.customer_features import CustomerFeatures
 from churn_platform.serving.prediction_log import PredictionLogWriter
 from churn_platform.serving.schemas import (
     AdminResult,
-    CustomerResult,
     CustomersRequest,
     CustomersResponse,
     Health,
@@ -84,7 +83,11 @@ class ServingError(HTTPException):
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY, default=str), status_code=status, media_type="application/json")
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY, default=str),
+        status_code=status,
+        media_type="application/json",
+    )
 
 
 # --- request plumbing: request id, body size limit, metrics ------------------------------------
@@ -100,7 +103,7 @@ class _State:
     max_body_bytes: int = ServingOptions.model_fields["max_body_bytes"].default
     metrics: Optional["_Metrics"] = None
     record_model: Any = None
-    openapi: Optional[dict[str, Any]] = None
+    openapi: dict[str, Any] | None = None
 
 
 class ApiMiddleware:
@@ -134,7 +137,9 @@ class ApiMiddleware:
             declared = 0
         try:
             if declared > limit:
-                await _send_plain(send_recording_status, 413, f"request body of {declared} bytes is over the limit of {limit} bytes")
+                await _send_plain(
+                    send_recording_status, 413, f"request body of {declared} bytes is over the limit of {limit} bytes"
+                )
                 return
             received = 0
 
@@ -155,7 +160,13 @@ class ApiMiddleware:
 
 async def _send_plain(send, status: int, detail: str) -> None:
     body = orjson.dumps({"detail": detail})
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -165,21 +176,45 @@ class _Metrics:
     def __init__(self) -> None:
         from ray.util import metrics
 
-        self.requests = metrics.Counter("churn_api_requests", description="HTTP requests by endpoint and status.", tag_keys=("endpoint", "status"))
+        self.requests = metrics.Counter(
+            "churn_api_requests", description="HTTP requests by endpoint and status.", tag_keys=("endpoint", "status")
+        )
         self.latency = metrics.Histogram(
             "churn_api_latency_ms",
             description="Time from request to response inside the replica.",
             boundaries=[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000],
             tag_keys=("endpoint",),
         )
-        self.batch_requests = metrics.Histogram("churn_batch_requests", description="Requests scored in one model call.", boundaries=[1, 2, 4, 8, 16, 32, 64, 128, 256])
-        self.batch_rows = metrics.Histogram("churn_batch_rows", description="Rows scored in one model call.", boundaries=[1, 4, 16, 64, 256, 1024, 4096, 16384])
-        self.predictions = metrics.Counter("churn_predictions", description="Rows scored, by model version.", tag_keys=("model_version",))
-        self.errors = metrics.Counter("churn_api_errors", description="Responses with status 5xx, by endpoint.", tag_keys=("endpoint",))
-        self.model_info = metrics.Gauge("churn_model_version_info", description="1 for the version this replica serves.", tag_keys=("model_name", "model_version"))
-        self.load_failures = metrics.Counter("churn_model_load_failures", description="Model versions that failed to load (the old one kept serving).")
-        self.log_dropped = metrics.Counter("churn_prediction_log_dropped_rows", description="Predictions the log could not keep.")
-        self.log_buffered = metrics.Gauge("churn_prediction_log_buffered_rows", description="Predictions waiting to be written.")
+        self.batch_requests = metrics.Histogram(
+            "churn_batch_requests",
+            description="Requests scored in one model call.",
+            boundaries=[1, 2, 4, 8, 16, 32, 64, 128, 256],
+        )
+        self.batch_rows = metrics.Histogram(
+            "churn_batch_rows",
+            description="Rows scored in one model call.",
+            boundaries=[1, 4, 16, 64, 256, 1024, 4096, 16384],
+        )
+        self.predictions = metrics.Counter(
+            "churn_predictions", description="Rows scored, by model version.", tag_keys=("model_version",)
+        )
+        self.errors = metrics.Counter(
+            "churn_api_errors", description="Responses with status 5xx, by endpoint.", tag_keys=("endpoint",)
+        )
+        self.model_info = metrics.Gauge(
+            "churn_model_version_info",
+            description="1 for the version this replica serves.",
+            tag_keys=("model_name", "model_version"),
+        )
+        self.load_failures = metrics.Counter(
+            "churn_model_load_failures", description="Model versions that failed to load (the old one kept serving)."
+        )
+        self.log_dropped = metrics.Counter(
+            "churn_prediction_log_dropped_rows", description="Predictions the log could not keep."
+        )
+        self.log_buffered = metrics.Gauge(
+            "churn_prediction_log_buffered_rows", description="Predictions waiting to be written."
+        )
         # Counters of rare events are exported at 0 from the start, so that rate() and alert rules
         # work from the first scrape. Ray's inc() refuses 0; recording 0 creates the series.
         for endpoint in ENDPOINTS:
@@ -233,13 +268,15 @@ ERROR_RESPONSES = {
 }
 
 
-def _check_token(request: Request, expected: Optional[str], what: str) -> None:
+def _check_token(request: Request, expected: str | None, what: str) -> None:
     if expected is None:
         return
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), expected.encode()):
-        raise HTTPException(status_code=401, detail=f"{what} requires a valid bearer token", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status_code=401, detail=f"{what} requires a valid bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
 
 
 @serve.deployment(name="ChampionPointer", num_replicas=1, ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000)
@@ -250,9 +287,9 @@ class ChampionPointer:
         self._location = MLflowLocation(tracking_uri=tracking_uri, experiment_name="")
         self._name, self._alias = model_name, alias
         self._options = PointerOptions()
-        self._admin_pin: Optional[str] = None
-        self._resolved: Optional[str] = None
-        self._error: Optional[str] = None
+        self._admin_pin: str | None = None
+        self._resolved: str | None = None
+        self._error: str | None = None
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -281,7 +318,7 @@ class ChampionPointer:
         await self._resolve()
         return await self.target()
 
-    async def pin(self, version: Optional[str]) -> dict:
+    async def pin(self, version: str | None) -> dict:
         if version is not None:
             from mlflow import MlflowClient
 
@@ -308,7 +345,9 @@ class ChampionPointer:
 )
 @serve.ingress(api)
 class ChurnPredictor:
-    def __init__(self, pointer, tracking_uri: str, model_name: str, alias: str = "champion", columns: Optional[list] = None) -> None:
+    def __init__(
+        self, pointer, tracking_uri: str, model_name: str, alias: str = "champion", columns: list | None = None
+    ) -> None:
         self._pointer = pointer
         self._location = MLflowLocation(tracking_uri=tracking_uri, experiment_name="")
         self._name, self._alias = model_name, alias
@@ -323,16 +362,16 @@ class ChurnPredictor:
         self._admin_token = token_from_env(ADMIN_TOKEN_ENV)
         self._api_token = token_from_env(API_TOKEN_ENV)
         _State.metrics = self._metrics = _Metrics()
-        self._model: Optional[LoadedModel] = None
-        self._loaded_at: Optional[dt.datetime] = None
-        self._target: Optional[str] = None
+        self._model: LoadedModel | None = None
+        self._loaded_at: dt.datetime | None = None
+        self._target: str | None = None
         self._following = "alias"
-        self._error: Optional[str] = None
-        self._failed: tuple[Optional[str], float] = (None, 0.0)
+        self._error: str | None = None
+        self._failed: tuple[str | None, float] = (None, 0.0)
         self._features = CustomerFeatures(None)
         self._reference: dict[str, object] = dict(example_record())
-        self._log: Optional[PredictionLogWriter] = None
-        self._background: Optional[asyncio.Task] = None
+        self._log: PredictionLogWriter | None = None
+        self._background: asyncio.Task | None = None
         self._swap_lock = asyncio.Lock()
         # Start with the alias's version, so that a new replica answers at once; the pointer may
         # name another (pinned) version, which the first sync then loads.
@@ -360,7 +399,7 @@ class ChurnPredictor:
     def _install(self, model: LoadedModel) -> None:
         previous = self._model
         self._model = model  # one assignment: a request uses the old or the new model, never a mix
-        self._loaded_at = dt.datetime.now(dt.timezone.utc)
+        self._loaded_at = dt.datetime.now(dt.UTC)
         self._error = None
         if previous is not None:
             self._metrics.model_info.set(0, {"model_name": previous.name, "model_version": previous.version})
@@ -427,7 +466,9 @@ class ChurnPredictor:
         if options.prediction_log_dir and (self._log is None or str(self._log.directory) != options.prediction_log_dir):
             if self._log is not None:
                 await asyncio.to_thread(self._log.close)
-            self._log = PredictionLogWriter(options.prediction_log_dir, options.prediction_log_flush_s, options.prediction_log_max_buffer)
+            self._log = PredictionLogWriter(
+                options.prediction_log_dir, options.prediction_log_flush_s, options.prediction_log_max_buffer
+            )
         elif not options.prediction_log_dir and self._log is not None:
             await asyncio.to_thread(self._log.close)
             self._log = None
@@ -478,14 +519,32 @@ class ChurnPredictor:
             for i in range(len(x))
         ]
 
-    def _log_predictions(self, request_id: str, endpoint: str, records: list[dict], ids, proba: np.ndarray, model: LoadedModel, as_of=None) -> None:
+    def _log_predictions(
+        self,
+        request_id: str,
+        endpoint: str,
+        records: list[dict],
+        ids,
+        proba: np.ndarray,
+        model: LoadedModel,
+        as_of=None,
+    ) -> None:
         if self._log is None:
             return
         try:
-            now = dt.datetime.now(dt.timezone.utc)
-            meta = {"request_id": request_id, "logged_at": now, "endpoint": endpoint, "model_name": model.name, "model_version": model.version}
+            now = dt.datetime.now(dt.UTC)
+            meta = {
+                "request_id": request_id,
+                "logged_at": now,
+                "endpoint": endpoint,
+                "model_name": model.name,
+                "model_version": model.version,
+            }
             days = as_of if as_of is not None else [now.date()] * len(records)
-            rows = [{**r, **meta, "customer_id": cid, "as_of": day, "churn_probability": float(p)} for r, cid, day, p in zip(records, ids, days, proba)]
+            rows = [
+                {**r, **meta, "customer_id": cid, "as_of": day, "churn_probability": float(p)}
+                for r, cid, day, p in zip(records, ids, days, proba)
+            ]
             dropped = self._log.append(rows)
             if dropped:
                 self._metrics.log_dropped.inc(dropped)
@@ -499,10 +558,16 @@ class ChurnPredictor:
             raise HTTPException(status_code=400, detail=f"the body is not valid JSON: {exc}") from None
         single = isinstance(data, dict)
         if not single and not isinstance(data, list):
-            raise HTTPException(status_code=422, detail=[{"loc": ["body"], "msg": "expected a record or a list of records", "type": "type_error"}])
+            raise HTTPException(
+                status_code=422,
+                detail=[{"loc": ["body"], "msg": "expected a record or a list of records", "type": "type_error"}],
+            )
         if not single:
             if len(data) == 0:
-                raise HTTPException(status_code=422, detail=[{"loc": ["body"], "msg": "the list of records is empty", "type": "too_short"}])
+                raise HTTPException(
+                    status_code=422,
+                    detail=[{"loc": ["body"], "msg": "the list of records is empty", "type": "too_short"}],
+                )
             if len(data) > self._options.max_records_per_request:
                 raise HTTPException(
                     status_code=413,
@@ -520,7 +585,9 @@ class ChurnPredictor:
 
     # -- endpoints ------------------------------------------------------------------------------
 
-    @api.post("/v1/predict", response_model=PredictResponse, responses=ERROR_RESPONSES, summary="Score one customer or a list")
+    @api.post(
+        "/v1/predict", response_model=PredictResponse, responses=ERROR_RESPONSES, summary="Score one customer or a list"
+    )
     async def predict(
         self,
         request: Request,
@@ -541,9 +608,21 @@ class ChurnPredictor:
             for i, (p, cid) in enumerate(zip(proba, ids))
         ]
         self._log_predictions(request_id, "/v1/predict", records, ids, proba, model)
-        return _json({"request_id": request_id, "model_name": model.name, "model_version": model.version, "predictions": predictions})
+        return _json(
+            {
+                "request_id": request_id,
+                "model_name": model.name,
+                "model_version": model.version,
+                "predictions": predictions,
+            }
+        )
 
-    @api.post("/v1/predict/customers", response_model=CustomersResponse, responses=ERROR_RESPONSES, summary="Score customers by id")
+    @api.post(
+        "/v1/predict/customers",
+        response_model=CustomersResponse,
+        responses=ERROR_RESPONSES,
+        summary="Score customers by id",
+    )
     async def predict_customers(self, request: Request, body: CustomersRequest) -> Response:
         """Score customers from the latest `scoring_features`. An unknown id gets `found: false` with a
         reason; the other ids are still scored."""
@@ -567,7 +646,9 @@ class ChurnPredictor:
             proba, model = await self._predict(records)
             drivers = self._drivers(model, records) if body.explain else None
             as_of = [pd.Timestamp(d).date() for d in rows[TIME_COLUMN]]
-            self._log_predictions(request_id, "/v1/predict/customers", records, rows[ID_COLUMN].tolist(), proba, model, as_of)
+            self._log_predictions(
+                request_id, "/v1/predict/customers", records, rows[ID_COLUMN].tolist(), proba, model, as_of
+            )
         results, k = [], 0
         for cid, ok in zip(body.customer_ids, found):
             if ok:
@@ -583,8 +664,16 @@ class ChurnPredictor:
                 )
                 k += 1
             else:
-                results.append({"customer_id": cid, "found": False, "churn_probability": None, "snapshot_date": None, "drivers": None,
-                                "detail": "unknown customer_id: not an active customer in the latest scoring_features"})
+                results.append(
+                    {
+                        "customer_id": cid,
+                        "found": False,
+                        "churn_probability": None,
+                        "snapshot_date": None,
+                        "drivers": None,
+                        "detail": "unknown customer_id: not an active customer in the latest scoring_features",
+                    }
+                )
         return _json(
             {
                 "request_id": request_id,
@@ -596,7 +685,9 @@ class ChurnPredictor:
             }
         )
 
-    @api.get("/v1/model", response_model=ModelInfo, responses={503: ERROR_RESPONSES[503]}, summary="The model being served")
+    @api.get(
+        "/v1/model", response_model=ModelInfo, responses={503: ERROR_RESPONSES[503]}, summary="The model being served"
+    )
     async def model_info(self) -> ModelInfo:
         self._ensure_background()
         model = self._model
@@ -609,13 +700,18 @@ class ChurnPredictor:
             following=self._following,  # type: ignore[arg-type]
             run_id=model.run_id,
             trained_at=model.created_at,
-            loaded_at=self._loaded_at or dt.datetime.now(dt.timezone.utc),
+            loaded_at=self._loaded_at or dt.datetime.now(dt.UTC),
             metrics={k: v for k, v in model.metrics.items() if np.isfinite(v)},
             features=self._feature_columns,
             scorer=model.scorer_note or None,
         )
 
-    @api.get("/health", response_model=Health, responses={503: {"description": "No model loaded.", "model": Health}}, summary="Ready or degraded")
+    @api.get(
+        "/health",
+        response_model=Health,
+        responses={503: {"description": "No model loaded.", "model": Health}},
+        summary="Ready or degraded",
+    )
     async def health(self) -> Response:
         self._ensure_background()
         model = self._model
@@ -629,27 +725,45 @@ class ChurnPredictor:
         )
         return _json(body.model_dump(), status=200 if model is not None else 503)
 
-    @api.post("/v1/admin/reload", response_model=AdminResult, responses={401: ERROR_RESPONSES[401], 403: {"description": "Admin API disabled."}},
-              summary="Resolve the alias now and load its version")
+    @api.post(
+        "/v1/admin/reload",
+        response_model=AdminResult,
+        responses={401: ERROR_RESPONSES[401], 403: {"description": "Admin API disabled."}},
+        summary="Resolve the alias now and load its version",
+    )
     async def admin_reload(self, request: Request) -> AdminResult:
         self._require_admin(request)
         target = await self._pointer.refresh.remote()
         await self._apply(target)
-        return AdminResult(target_version=target.get("version"), following=target.get("following", "alias"), detail=self._error)
+        return AdminResult(
+            target_version=target.get("version"), following=target.get("following", "alias"), detail=self._error
+        )
 
-    @api.post("/v1/admin/model", response_model=AdminResult, responses={401: ERROR_RESPONSES[401], 403: {"description": "Admin API disabled."}, 404: {"description": "No such version."}},
-              summary="Pin a registered version (null follows the alias again)")
+    @api.post(
+        "/v1/admin/model",
+        response_model=AdminResult,
+        responses={
+            401: ERROR_RESPONSES[401],
+            403: {"description": "Admin API disabled."},
+            404: {"description": "No such version."},
+        },
+        summary="Pin a registered version (null follows the alias again)",
+    )
     async def admin_switch(self, request: Request, body: SwitchRequest) -> AdminResult:
         self._require_admin(request)
         result = await self._pointer.pin.remote(body.version)
         if not result.get("ok"):
             raise HTTPException(status_code=404, detail=result.get("detail"))
         await self._apply(result)
-        return AdminResult(target_version=result.get("version"), following=result.get("following", "alias"), detail=self._error)
+        return AdminResult(
+            target_version=result.get("version"), following=result.get("following", "alias"), detail=self._error
+        )
 
     def _require_admin(self, request: Request) -> None:
         if self._admin_token is None:
-            raise HTTPException(status_code=403, detail=f"the admin API is disabled: set {ADMIN_TOKEN_ENV} in the replicas' environment")
+            raise HTTPException(
+                status_code=403, detail=f"the admin API is disabled: set {ADMIN_TOKEN_ENV} in the replicas' environment"
+            )
         _check_token(request, self._admin_token, "the admin API")
 
 
@@ -664,7 +778,9 @@ def signature_columns(tracking_uri: str, model_name: str, alias: str) -> Signatu
         if signature is not None:
             return columns_from_signature(signature)
     except Exception as exc:
-        log.warning("no signature for models:/%s@%s (%s); the API uses the platform's feature list", model_name, alias, exc)
+        log.warning(
+            "no signature for models:/%s@%s (%s); the API uses the platform's feature list", model_name, alias, exc
+        )
     return columns_from_features()
 
 
@@ -672,14 +788,16 @@ def build_app(
     tracking_uri: str,
     model_name: str = "churn_model",
     alias: str = "champion",
-    options: Optional[ServingOptions] = None,
-    pointer: Optional[PointerOptions] = None,
-    autoscaling: Optional[Autoscaling] = None,
-    ray_actor_options: Optional[dict] = None,
+    options: ServingOptions | None = None,
+    pointer: PointerOptions | None = None,
+    autoscaling: Autoscaling | None = None,
+    ray_actor_options: dict | None = None,
 ):
     """The Serve application (for `serve.run`): the pointer and the autoscaled predictor."""
     columns = [list(c) for c in signature_columns(tracking_uri, model_name, alias)]
-    pointer_app = ChampionPointer.options(user_config=(pointer or PointerOptions()).model_dump()).bind(tracking_uri, model_name, alias)
+    pointer_app = ChampionPointer.options(user_config=(pointer or PointerOptions()).model_dump()).bind(
+        tracking_uri, model_name, alias
+    )
     predictor = ChurnPredictor.options(
         user_config=(options or ServingOptions()).model_dump(),
         autoscaling_config=(autoscaling or Autoscaling()).model_dump(),

@@ -13,7 +13,7 @@ Two groups:
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,18 +43,27 @@ class ServingOptions(BaseModel):
 
     max_batch_size: int = Field(32, ge=1, le=1024, description="Requests scored together in one model call.")
     batch_wait_timeout_s: float = Field(0.002, ge=0, le=1, description="Longest wait for a batch to fill.")
-    max_records_per_request: int = Field(1000, ge=1, description="Records (or customer ids) one request may carry; more is a 413.")
+    max_records_per_request: int = Field(
+        1000, ge=1, description="Records (or customer ids) one request may carry; more is a 413."
+    )
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body; larger is a 413.")
     sync_interval_s: float = Field(1.0, gt=0, description="How often a replica asks which version it should serve.")
-    prediction_log_dir: Optional[str] = Field(None, description="Directory of the Parquet prediction log; none disables the log.")
-    prediction_log_flush_s: float = Field(2.0, gt=0, description="Buffered predictions are written at least this often.")
-    prediction_log_max_buffer: int = Field(200_000, ge=1000, description="Rows held in memory at most; beyond, new rows are dropped and counted.")
-    features_uri: Optional[str] = Field(
-        None, description="Where /v1/predict/customers reads the latest scoring features: a DuckDB warehouse file or a Parquet file."
+    prediction_log_dir: str | None = Field(
+        None, description="Directory of the Parquet prediction log; none disables the log."
+    )
+    prediction_log_flush_s: float = Field(
+        2.0, gt=0, description="Buffered predictions are written at least this often."
+    )
+    prediction_log_max_buffer: int = Field(
+        200_000, ge=1000, description="Rows held in memory at most; beyond, new rows are dropped and counted."
+    )
+    features_uri: str | None = Field(
+        None,
+        description="Where /v1/predict/customers reads the latest scoring features: a DuckDB warehouse file or a Parquet file.",
     )
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> "ServingOptions":
+    def from_env(cls, **overrides: Any) -> ServingOptions:
         """Options from ``CHURN_PLATFORM_SERVING_<FIELD>`` variables (for local runs), then ``overrides``."""
         return _from_env(cls, overrides)
 
@@ -64,7 +73,7 @@ class PointerOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    pinned_version: Optional[str] = Field(None, description="Serve this version instead of following the alias.")
+    pinned_version: str | None = Field(None, description="Serve this version instead of following the alias.")
     poll_interval_s: float = Field(5.0, gt=0, description="How often the registry's alias is resolved.")
 
 
@@ -78,7 +87,7 @@ class Autoscaling(BaseModel):
     downscale_delay_s: float = 60
 
     @classmethod
-    def from_env(cls) -> "Autoscaling":
+    def from_env(cls) -> Autoscaling:
         return _from_env(cls, {})
 
 
@@ -86,6 +95,6 @@ MAX_ONGOING_REQUESTS = 256
 """Requests one replica accepts at once; the batcher turns them into few model calls."""
 
 
-def token_from_env(name: str) -> Optional[str]:
+def token_from_env(name: str) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or None

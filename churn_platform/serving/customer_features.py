@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Optional
 
 import pandas as pd
 
@@ -24,12 +23,12 @@ POSTGRES_REFRESH_S = 60.0
 
 
 class CustomerFeatures:
-    def __init__(self, uri: Optional[str]):
+    def __init__(self, uri: str | None):
         self.uri = uri
-        self.frame: Optional[pd.DataFrame] = None
+        self.frame: pd.DataFrame | None = None
         self.as_of = None
-        self.error: Optional[str] = None if uri else "no features_uri configured"
-        self._mtime: Optional[float] = None
+        self.error: str | None = None if uri else "no features_uri configured"
+        self._mtime: float | None = None
 
     def refresh(self) -> bool:
         """Read the features again if the file changed; returns whether a new copy was loaded."""

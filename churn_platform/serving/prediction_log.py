@@ -20,7 +20,6 @@ import os
 import threading
 import uuid
 from pathlib import Path
-from typing import Optional
 
 import pandas as pd
 import pyarrow as pa
@@ -30,7 +29,16 @@ from churn_platform.features import CATEGORICAL_FEATURES, FEATURE_NAMES
 
 log = logging.getLogger("ray.serve")
 
-META_COLUMNS = ("request_id", "logged_at", "endpoint", "customer_id", "as_of", "model_name", "model_version", "churn_probability")
+META_COLUMNS = (
+    "request_id",
+    "logged_at",
+    "endpoint",
+    "customer_id",
+    "as_of",
+    "model_name",
+    "model_version",
+    "churn_probability",
+)
 """``as_of`` is the day the features describe: the snapshot date when scored by customer id, else the day served."""
 LOG_COLUMNS = (*META_COLUMNS, *FEATURE_NAMES)
 
@@ -54,7 +62,13 @@ SCHEMA = _schema()
 
 
 class PredictionLogWriter:
-    def __init__(self, directory: str | os.PathLike, flush_interval_s: float = 2.0, max_buffer_rows: int = 200_000, writer_id: Optional[str] = None):
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        flush_interval_s: float = 2.0,
+        max_buffer_rows: int = 200_000,
+        writer_id: str | None = None,
+    ):
         self.directory = Path(directory)
         self.flush_interval_s = flush_interval_s
         self.max_buffer_rows = max_buffer_rows
@@ -64,8 +78,8 @@ class PredictionLogWriter:
         self._sequence = 0
         self.dropped = 0
         self.written = 0
-        self.last_error: Optional[str] = None
-        self._task: Optional[asyncio.Task] = None
+        self.last_error: str | None = None
+        self._task: asyncio.Task | None = None
 
     @property
     def buffered(self) -> int:
@@ -90,7 +104,7 @@ class PredictionLogWriter:
             return 0
         try:
             table = pa.Table.from_pylist(rows, schema=SCHEMA)
-            day = dt.datetime.now(dt.timezone.utc).date().isoformat()
+            day = dt.datetime.now(dt.UTC).date().isoformat()
             folder = self.directory / f"date={day}"
             folder.mkdir(parents=True, exist_ok=True)
             self._sequence += 1
@@ -137,7 +151,10 @@ def read_prediction_log(directory: str | os.PathLike) -> pd.DataFrame:
     import duckdb
 
     with duckdb.connect() as con:
-        frame = con.execute("select * from read_parquet(?, union_by_name = true, hive_partitioning = false) order by logged_at, request_id", [files]).df()
+        frame = con.execute(
+            "select * from read_parquet(?, union_by_name = true, hive_partitioning = false) order by logged_at, request_id",
+            [files],
+        ).df()
     if "logged_at" in frame.columns:
         frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)
     return frame

@@ -11,10 +11,10 @@ cannot disagree.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model, field_validator
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from churn_platform.features import FEATURES, example_record
 
@@ -31,7 +31,9 @@ def columns_from_signature(signature) -> SignatureColumns:
     columns = []
     for spec in signature.inputs.inputs:
         kind = str(getattr(spec.type, "name", spec.type)).lower()
-        columns.append((spec.name, "string" if kind in ("string", "str") else "double", bool(getattr(spec, "required", True))))
+        columns.append(
+            (spec.name, "string" if kind in ("string", "str") else "double", bool(getattr(spec, "required", True)))
+        )
     return tuple(columns)
 
 
@@ -47,18 +49,27 @@ def _field(name: str, kind: str, required: bool):
     if kind == "string":
         annotation: Any = Literal[feature.categories] if feature and feature.categories else str  # type: ignore[valid-type]
         if not required:
-            return (Optional[annotation], Field(None, description=description, examples=examples))
+            return (annotation | None, Field(None, description=description, examples=examples))
         return (annotation, Field(..., description=description, examples=examples))
     minimum = feature.minimum if feature else None
     nullable = (feature.nullable if feature else False) or not required
-    constraints = dict(ge=minimum, le=MAX_NUMERIC, allow_inf_nan=False, description=description, examples=examples)
+    constraints = {
+        "ge": minimum,
+        "le": MAX_NUMERIC,
+        "allow_inf_nan": False,
+        "description": description,
+        "examples": examples,
+    }
     if nullable:
-        return (Optional[float], Field(None, **constraints))
+        return (float | None, Field(None, **constraints))
     return (float, Field(..., **constraints))
 
 
 def _customer_id_field():
-    return (Optional[str], Field(None, max_length=128, description="The customer's id, if known: recorded in the prediction log."))
+    return (
+        str | None,
+        Field(None, max_length=128, description="The customer's id, if known: recorded in the prediction log."),
+    )
 
 
 def record_model(columns: SignatureColumns) -> type[BaseModel]:
@@ -101,7 +112,10 @@ def predict_request_schema(record: type[BaseModel]) -> dict[str, Any]:
                 "schema": {"oneOf": [schema, {"type": "array", "items": schema, "minItems": 1}]},
                 "examples": {
                     "one": {"summary": "One customer", "value": single},
-                    "several": {"summary": "A list of customers", "value": [single, {**single, "failed_payments_90d": 2}]},
+                    "several": {
+                        "summary": "A list of customers",
+                        "value": [single, {**single, "failed_payments_90d": 2}],
+                    },
                 },
             }
         },
@@ -115,8 +129,8 @@ class Driver(BaseModel):
 
 class ScoredRecord(BaseModel):
     churn_probability: float = Field(..., ge=0, le=1, description="Probability of churning within the horizon.")
-    customer_id: Optional[str] = None
-    drivers: Optional[list[Driver]] = Field(None, description="The top drivers, when `explain=true`.")
+    customer_id: str | None = None
+    drivers: list[Driver] | None = Field(None, description="The top drivers, when `explain=true`.")
 
 
 class PredictResponse(BaseModel):
@@ -145,7 +159,7 @@ class CustomersRequest(BaseModel):
         json_schema_extra={"examples": [{"customer_ids": ["C000001", "C000002"], "explain": False}]},
     )
 
-    customer_ids: list[Union[StrictInt, str]] = Field(
+    customer_ids: list[StrictInt | str] = Field(
         ...,
         min_length=1,
         description="Customers to score from the latest `scoring_features`: strings or whole numbers (answered as strings).",
@@ -161,17 +175,17 @@ class CustomersRequest(BaseModel):
 class CustomerResult(BaseModel):
     customer_id: str
     found: bool
-    churn_probability: Optional[float] = Field(None, ge=0, le=1)
-    snapshot_date: Optional[dt.date] = None
-    drivers: Optional[list[Driver]] = None
-    detail: Optional[str] = Field(None, description="Why there is no prediction for this id.")
+    churn_probability: float | None = Field(None, ge=0, le=1)
+    snapshot_date: dt.date | None = None
+    drivers: list[Driver] | None = None
+    detail: str | None = Field(None, description="Why there is no prediction for this id.")
 
 
 class CustomersResponse(BaseModel):
     request_id: str
     model_name: str
     model_version: str
-    features_as_of: Optional[dt.date] = Field(None, description="The snapshot date of the scoring features used.")
+    features_as_of: dt.date | None = Field(None, description="The snapshot date of the scoring features used.")
     results: list[CustomerResult]
     unknown: int = Field(..., description="How many ids were not found.")
 
@@ -180,32 +194,38 @@ class ModelInfo(BaseModel):
     name: str
     version: str
     alias: str
-    following: Literal["alias", "pinned"] = Field(..., description="Whether the version follows the alias or was pinned by an admin.")
-    run_id: Optional[str] = None
-    trained_at: Optional[dt.datetime] = None
+    following: Literal["alias", "pinned"] = Field(
+        ..., description="Whether the version follows the alias or was pinned by an admin."
+    )
+    run_id: str | None = None
+    trained_at: dt.datetime | None = None
     loaded_at: dt.datetime
-    metrics: dict[str, float] = Field(default_factory=dict, description="Headline test metrics of the registered version.")
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="Headline test metrics of the registered version."
+    )
     features: list[str]
-    scorer: Optional[str] = Field(None, description="How predictions are computed: the compiled scorer, or why the pipeline is used.")
+    scorer: str | None = Field(
+        None, description="How predictions are computed: the compiled scorer, or why the pipeline is used."
+    )
 
 
 class Health(BaseModel):
     status: Literal["ready", "degraded"]
     model_name: str
-    model_version: Optional[str] = None
-    target_version: Optional[str] = Field(None, description="The version this replica should serve (alias or pin).")
-    detail: Optional[str] = None
+    model_version: str | None = None
+    target_version: str | None = Field(None, description="The version this replica should serve (alias or pin).")
+    detail: str | None = None
 
 
 class SwitchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"version": "3"}, {"version": None}]})
 
-    version: Optional[str] = Field(
+    version: str | None = Field(
         ..., max_length=32, description="Serve this registered version; null follows the alias again."
     )
 
 
 class AdminResult(BaseModel):
-    target_version: Optional[str]
+    target_version: str | None
     following: Literal["alias", "pinned"]
-    detail: Optional[str] = None
+    detail: str | None = None

@@ -66,9 +66,7 @@ class GeneratorConfig:
 
     def __post_init__(self) -> None:
         if self.drift_scenario not in DRIFT_SCENARIOS:
-            raise ValueError(
-                f"drift_scenario must be one of {', '.join(DRIFT_SCENARIOS)}, got {self.drift_scenario!r}"
-            )
+            raise ValueError(f"drift_scenario must be one of {', '.join(DRIFT_SCENARIOS)}, got {self.drift_scenario!r}")
         if self.drift_start_day is not None and not 0 <= self.drift_start_day < self.days:
             raise ValueError(f"drift_start_day must lie in the window (0..{self.days - 1}), got {self.drift_start_day}")
         if not 0.0 <= self.fault_rate < 0.5:
@@ -76,7 +74,9 @@ class GeneratorConfig:
         if self.customers < 1:
             raise ValueError(f"customers must be at least 1, got {self.customers}")
         if self.days < 60:
-            raise ValueError(f"days must be at least 60 (features look back 30 days and labels 30 ahead), got {self.days}")
+            raise ValueError(
+                f"days must be at least 60 (features look back 30 days and labels 30 ahead), got {self.days}"
+            )
 
     @property
     def drift_start(self) -> int:
@@ -229,10 +229,7 @@ def generate(
         usage_factor = 0.75 if drifting and config.drift_scenario == "usage_shift" else 1.0
         feature_factor = 1.3 if drifting and config.drift_scenario == "usage_shift" else 1.0
         price_factor = 1.25 if drifting and config.drift_scenario == "price_increase" else 1.0
-        lam = (
-            base_usage[idx] * np.exp(1.0 * s) * weekend_factor * usage_factor
-            * (1.0 + 0.15 * np.log1p(seats[idx]))
-        )
+        lam = base_usage[idx] * np.exp(1.0 * s) * weekend_factor * usage_factor * (1.0 + 0.15 * np.log1p(seats[idx]))
         sessions = rng.poisson(lam)
         used = sessions > 0
         if used.any():
@@ -303,9 +300,9 @@ def generate(
             c_idx = idx[changing]
             up = s[changing] > 0
             k = c_idx.size
-            new_seats = np.where(
-                up, np.ceil(seats[c_idx] * 1.3), np.maximum(1, np.floor(seats[c_idx] * 0.75))
-            ).astype(np.int64)
+            new_seats = np.where(up, np.ceil(seats[c_idx] * 1.3), np.maximum(1, np.floor(seats[c_idx] * 0.75))).astype(
+                np.int64
+            )
             plan_move = rng.random(k) < 0.3
             new_plan = np.clip(plan_idx[c_idx] + np.where(plan_move, np.where(up, 1, -1), 0), 0, 2)
             seats[c_idx] = new_seats
@@ -329,9 +326,7 @@ def generate(
         )
         hazard = _sigmoid(logit)
         if str(day)[8:10] == "01":
-            truth_parts.append(
-                (customer_id[idx], np.full(m, t, dtype=np.int32), 1.0 - np.power(1.0 - hazard, 30))
-            )
+            truth_parts.append((customer_id[idx], np.full(m, t, dtype=np.int32), 1.0 - np.power(1.0 - hazard, 30)))
         leaving = rng.random(m) < hazard
         if leaving.any():
             l_idx = idx[leaving]
@@ -391,10 +386,9 @@ def generate(
     ]
     if change_parts:
         c_rows = np.concatenate([p[0] for p in change_parts])
-        c_when = (
-            (start + np.concatenate([p[1] for p in change_parts]).astype("timedelta64[D]")).astype("datetime64[us]")
-            + np.concatenate([p[2] for p in change_parts]).astype("timedelta64[s]")
-        )
+        c_when = (start + np.concatenate([p[1] for p in change_parts]).astype("timedelta64[D]")).astype(
+            "datetime64[us]"
+        ) + np.concatenate([p[2] for p in change_parts]).astype("timedelta64[s]")
         versions.append(
             crm_versions(
                 c_rows,
@@ -409,9 +403,7 @@ def generate(
     if gone.size:
         cancelled = churn_date[gone].astype("datetime64[us]")
         versions.append(
-            crm_versions(
-                gone, plan_idx[gone], seats[gone], cancelled, cancelled + np.timedelta64(86_399_999_999, "us")
-            )
+            crm_versions(gone, plan_idx[gone], seats[gone], cancelled, cancelled + np.timedelta64(86_399_999_999, "us"))
         )
     crm = (
         pd.concat(versions, ignore_index=True)
@@ -487,12 +479,26 @@ def generate(
 # Per source: (key column, numeric columns that must not be negative, categorical columns, time
 # column, a required column that is neither key nor time).
 _FAULT_TARGETS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str, str]] = {
-    "crm_customers": ("customer_id", ("seats",), ("plan", "contract_type", "region"), "updated_at", "acquisition_channel"),
+    "crm_customers": (
+        "customer_id",
+        ("seats",),
+        ("plan", "contract_type", "region"),
+        "updated_at",
+        "acquisition_channel",
+    ),
     "usage_events": ("customer_id", ("sessions", "minutes"), (), "event_date", "feature_uses"),
     "billing_invoices": ("invoice_id", ("amount",), ("status",), "invoice_date", "customer_id"),
     "support_tickets": ("ticket_id", ("satisfaction_score",), ("category", "priority"), "created_at", "category"),
 }
-FAULT_KINDS = ("duplicate", "null_key", "null_value", "negative_value", "unknown_category", "future_timestamp", "wrong_type")
+FAULT_KINDS = (
+    "duplicate",
+    "null_key",
+    "null_value",
+    "negative_value",
+    "unknown_category",
+    "future_timestamp",
+    "wrong_type",
+)
 
 
 def inject_faults(data: GeneratedData, rate: float, seed: int) -> GeneratedData:
@@ -509,7 +515,7 @@ def inject_faults(data: GeneratedData, rate: float, seed: int) -> GeneratedData:
         frame = getattr(data, name).copy()
         key, numeric, categorical, time_col, required = _FAULT_TARGETS[name]
         kinds = [k for k in FAULT_KINDS if not (k == "unknown_category" and not categorical)]
-        n_faults = int(round(rate * len(frame)))
+        n_faults = round(rate * len(frame))
         rows = rng.choice(len(frame), size=n_faults, replace=False)
         kind_of = np.array(kinds)[rng.integers(0, len(kinds), size=n_faults)]
         by_kind = {k: np.sort(rows[kind_of == k]) for k in kinds}
@@ -560,7 +566,10 @@ def inject_faults(data: GeneratedData, rate: float, seed: int) -> GeneratedData:
             )
         out[name] = frame
     faults = (
-        pd.concat(records, ignore_index=True).astype({"row": "int64"}).sort_values(["source", "row"]).reset_index(drop=True)
+        pd.concat(records, ignore_index=True)
+        .astype({"row": "int64"})
+        .sort_values(["source", "row"])
+        .reset_index(drop=True)
         if records
         else pd.DataFrame(columns=["source", "row", "fault"])
     )
@@ -605,9 +614,7 @@ def generate_to_dir(
     return data, {name: counts[name] for name in SOURCE_NAMES}
 
 
-def write_sources(
-    data: GeneratedData, out: Path, fmt: str = "parquet", skip: tuple[str, ...] = ()
-) -> dict[str, int]:
+def write_sources(data: GeneratedData, out: Path, fmt: str = "parquet", skip: tuple[str, ...] = ()) -> dict[str, int]:
     """Write the four sources under ``out`` and the ground truth under ``out/_ground_truth``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -155,7 +155,19 @@ def _lit(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-_NUMERIC_INPUTS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE")
+_NUMERIC_INPUTS = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "FLOAT",
+    "DOUBLE",
+)
 
 
 def contract_sql(contract: Contract, relation: str, now: dt.datetime, input_types: dict[str, str] | None = None) -> str:
@@ -175,7 +187,9 @@ def contract_sql(contract: Contract, relation: str, now: dt.datetime, input_type
         raw.append(f"{presence} as {_q('__p_' + spec.name)}")
         present = _q("__p_" + spec.name)
         if spec.type in ("int", "float"):
-            value = f"cast({col} as double)" if in_type.startswith(_NUMERIC_INPUTS) else f"try_cast(trim({text}) as double)"
+            value = (
+                f"cast({col} as double)" if in_type.startswith(_NUMERIC_INPUTS) else f"try_cast(trim({text}) as double)"
+            )
         elif spec.type == "date":
             value = f"cast(try_cast({col} as timestamp) as date)"
         elif spec.type == "timestamp":
@@ -192,15 +206,23 @@ def contract_sql(contract: Contract, relation: str, now: dt.datetime, input_type
         if spec.type == "int":
             rules.append((f"{v} is not null and {v} <> floor({v})", f"wrong_type: {spec.name} is not a whole number"))
         if spec.minimum is not None:
-            rules.append((f"{v} is not null and {v} < {spec.minimum!r}", f"out_of_range: {spec.name} below {spec.minimum:g}"))
+            rules.append(
+                (f"{v} is not null and {v} < {spec.minimum!r}", f"out_of_range: {spec.name} below {spec.minimum:g}")
+            )
         if spec.allowed is not None:
             allowed = ", ".join(_lit(a) for a in spec.allowed)
             rules.append(
-                (f"{v} is not null and {v} not in ({allowed})", f"unknown_category: {spec.name} not in {'/'.join(spec.allowed)}")
+                (
+                    f"{v} is not null and {v} not in ({allowed})",
+                    f"unknown_category: {spec.name} not in {'/'.join(spec.allowed)}",
+                )
             )
         if spec.type in ("date", "timestamp"):
             rules.append(
-                (f"{v} is not null and cast({v} as timestamp) > {now_lit}", f"future_timestamp: {spec.name} after the load time ({pd.Timestamp(now):%Y-%m-%d} UTC)")
+                (
+                    f"{v} is not null and cast({v} as timestamp) > {now_lit}",
+                    f"future_timestamp: {spec.name} after the load time ({pd.Timestamp(now):%Y-%m-%d} UTC)",
+                )
             )
     values = ", ".join(f"{t.rsplit(' as ', 1)[0]} as {_q('__v_' + s.name)}" for t, s in zip(typed, contract.columns))
     first_reason = "case " + " ".join(f"when {cond} then {_lit(why)}" for cond, why in rules) + " end"
@@ -278,9 +300,13 @@ class PartitionSlice:
 
     def __post_init__(self) -> None:
         if not self.first <= self.start < self.end:
-            raise ValueError(f"partition slice [{self.start}, {self.end}) does not start within the partitions from {self.first}")
+            raise ValueError(
+                f"partition slice [{self.start}, {self.end}) does not start within the partitions from {self.first}"
+            )
         if self.last_end is not None and self.end > self.last_end:
-            raise ValueError(f"partition slice [{self.start}, {self.end}) ends after the partitions' end {self.last_end}")
+            raise ValueError(
+                f"partition slice [{self.start}, {self.end}) ends after the partitions' end {self.last_end}"
+            )
 
     def assigned_day_sql(self, time_value_sql: str) -> str:
         """SQL for the partition day of a row whose parsed time is ``time_value_sql``."""
@@ -295,7 +321,14 @@ class PartitionSlice:
 
 def _time_value_sql(spec: ColumnSpec, input_type: str) -> str:
     col = _q(spec.name)
-    if input_type.upper() in ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "TIMESTAMP WITH TIME ZONE"):
+    if input_type.upper() in (
+        "DATE",
+        "TIMESTAMP",
+        "TIMESTAMP_NS",
+        "TIMESTAMP_MS",
+        "TIMESTAMP_S",
+        "TIMESTAMP WITH TIME ZONE",
+    ):
         return f"cast({col} as timestamp)"
     return f"try_cast(trim(cast({col} as varchar)) as timestamp)"
 
@@ -320,12 +353,14 @@ def load_with_contract(
     missing = [c for c in contract.column_names if c not in input_types]
     if missing:
         raise ContractError(f"{contract.source}: missing contract columns {', '.join(missing)}")
-    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     cols = ", ".join(_q(c) for c in contract.column_names)
     raw_cols = ", ".join(f"cast(i.{_q(c)} as varchar) as {_q(c)}" for c in contract.column_names)
     if partition is None:
         con.execute(f"create or replace temp table __checked as {contract_sql(contract, relation, now, input_types)}")
-        con.execute(f"create or replace table {accepted_table} as select {cols} from __checked where {QUARANTINE_REASON} is null order by __row")
+        con.execute(
+            f"create or replace table {accepted_table} as select {cols} from __checked where {QUARANTINE_REASON} is null order by __row"
+        )
         # Quarantined rows keep what was received, as text, looked up by row number in the input.
         con.execute(
             f"create or replace table {quarantine_table} as select {raw_cols}, q.{QUARANTINE_REASON} "
@@ -335,7 +370,9 @@ def load_with_contract(
     else:
         time_spec = contract.column(contract.time_column)
         assigned = partition.assigned_day_sql(_time_value_sql(time_spec, input_types[time_spec.name]))
-        in_slice = f"{PARTITION_COLUMN} >= date {_lit(partition.start)} and {PARTITION_COLUMN} < date {_lit(partition.end)}"
+        in_slice = (
+            f"{PARTITION_COLUMN} >= date {_lit(partition.start)} and {PARTITION_COLUMN} < date {_lit(partition.end)}"
+        )
         # A subquery, not a copy: the input is scanned (and filtered on its time column) where it lies.
         slice_rel = f"(select * from (select *, {assigned} as {PARTITION_COLUMN} from {relation}) where {in_slice})"
         con.execute(f"create or replace temp table __checked as {contract_sql(contract, slice_rel, now, input_types)}")
@@ -353,9 +390,13 @@ def load_with_contract(
             f"cast(null as varchar) as {QUARANTINE_REASON}, cast(null as date) as {PARTITION_COLUMN} from {relation} as i limit 0"
         )
         con.execute("begin transaction")
-        con.execute(f"delete from {accepted_table} where {t} >= date {_lit(partition.start)} and {t} < date {_lit(partition.end)}")
+        con.execute(
+            f"delete from {accepted_table} where {t} >= date {_lit(partition.start)} and {t} < date {_lit(partition.end)}"
+        )
         con.execute(f"delete from {quarantine_table} where {in_slice}")
-        con.execute(f"insert into {accepted_table} select {cols} from __checked where {QUARANTINE_REASON} is null order by __row")
+        con.execute(
+            f"insert into {accepted_table} select {cols} from __checked where {QUARANTINE_REASON} is null order by __row"
+        )
         con.execute(
             f"insert into {quarantine_table} select {raw_cols}, q.{QUARANTINE_REASON}, i.{PARTITION_COLUMN} "
             f"from (select __row, {QUARANTINE_REASON} from __checked where {QUARANTINE_REASON} is not null) as q "
@@ -371,7 +412,13 @@ def load_with_contract(
     )
     con.execute("drop table __checked")
     quarantined = int(sum(reasons.values()))
-    return ContractCounts(contract.source, int(received), int(received - quarantined), quarantined, {k: int(v) for k, v in reasons.items()})
+    return ContractCounts(
+        contract.source,
+        int(received),
+        int(received - quarantined),
+        quarantined,
+        {k: int(v) for k, v in reasons.items()},
+    )
 
 
 def apply_contract(frame: pd.DataFrame, contract: Contract, now: dt.datetime | None = None) -> ContractResult:

@@ -22,7 +22,8 @@ def contracts_markdown() -> str:
                 rules.append(f">= {c.minimum:g}")
             if c.type in ("date", "timestamp"):
                 rules.append("not in the future")
-            parts.append(f"| `{c.name}` | {c.type} | {'yes' if not c.nullable or c.name in contract.key else 'no'} | {'; '.join(rules)} |")
+            parts.append(
+                f"| `{c.name}` | {c.type} | {'yes' if not c.nullable or c.name in contract.key else 'no'} | {'; '.join(rules)} |"
+            )
         parts.append("")
     return "\n".join(parts)
-

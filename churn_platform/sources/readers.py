@@ -21,9 +21,7 @@ def find_source_file(directory: Path, name: str) -> Path:
         candidate = Path(directory) / f"{name}{suffix}"
         if candidate.exists():
             return candidate
-    raise SourceError(
-        f"source {name!r} not found: expected {name}.parquet or {name}.csv in {directory}"
-    )
+    raise SourceError(f"source {name!r} not found: expected {name}.parquet or {name}.csv in {directory}")
 
 
 def read_source_file(directory: Path, name: str) -> pd.DataFrame:

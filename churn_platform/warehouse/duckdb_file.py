@@ -110,7 +110,9 @@ class DuckDBWarehouse(Warehouse):
             con.execute(f'create schema if not exists "{schema}"')
             con.register("incoming_rows", frame)
             con.execute(f"create table if not exists {target} as select * from incoming_rows limit 0")
-            con.execute(f"delete from {target} h using (select distinct {', '.join(keys)} from incoming_rows) n where {match}")
+            con.execute(
+                f"delete from {target} h using (select distinct {', '.join(keys)} from incoming_rows) n where {match}"
+            )
             con.execute(f"insert into {target} by name select * from incoming_rows")
             con.unregister("incoming_rows")
             return int(con.execute(f"select count(*) from {target}").fetchone()[0])

@@ -53,6 +53,7 @@ class PostgresLocation:
         """Where it is, never the password."""
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
 
+
 _TYPES = {
     "BOOLEAN": "boolean",
     "TINYINT": "smallint",
@@ -100,7 +101,11 @@ def _create_database(location: PostgresLocation) -> None:
     from psycopg2 import sql
 
     admin = psycopg2.connect(
-        host=location.host, port=location.port, user=location.user, password=location.password or None, dbname="postgres"
+        host=location.host,
+        port=location.port,
+        user=location.user,
+        password=location.password or None,
+        dbname="postgres",
     )
     try:
         admin.autocommit = True
@@ -113,7 +118,7 @@ def _create_database(location: PostgresLocation) -> None:
 
 
 @contextlib.contextmanager
-def connect(location: PostgresLocation) -> Iterator["psycopg2.extensions.connection"]:  # noqa: F821
+def connect(location: PostgresLocation) -> Iterator[psycopg2.extensions.connection]:  # noqa: F821
     """A connection in a transaction: committed when the block ends, rolled back on an error.
     A database that does not exist yet is created first."""
     import psycopg2
@@ -137,7 +142,9 @@ def connect(location: PostgresLocation) -> Iterator["psycopg2.extensions.connect
             _create_database(location)
             con = open_connection()
     except psycopg2.OperationalError as exc:
-        raise WarehouseConnectionError(f"cannot connect to the warehouse {location.display()}: {str(exc).strip()}") from exc
+        raise WarehouseConnectionError(
+            f"cannot connect to the warehouse {location.display()}: {str(exc).strip()}"
+        ) from exc
     try:
         with con:
             yield con
@@ -206,7 +213,9 @@ def _normalise(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         first = sample.iloc[0]
         if isinstance(first, decimal.Decimal):
-            frame[column] = pd.to_numeric(series.astype(object).where(series.notna(), None), errors="coerce").astype(float)
+            frame[column] = pd.to_numeric(series.astype(object).where(series.notna(), None), errors="coerce").astype(
+                float
+            )
         elif isinstance(first, dt.date) and not isinstance(first, dt.datetime):
             frame[column] = pd.to_datetime(series).astype("datetime64[us]")
     return frame
@@ -259,7 +268,15 @@ class PostgresWarehouse(Warehouse):
                         "quarantine": f'delete from quarantine."{name}" where {PARTITION_COLUMN} >= %s::date and {PARTITION_COLUMN} < %s::date',
                     }
                     for schema in ("raw", "quarantine"):
-                        copy_relation(staging, f"{schema}.{name}", con, schema, name, replace=False, before_copy=(deletes[schema], window))
+                        copy_relation(
+                            staging,
+                            f"{schema}.{name}",
+                            con,
+                            schema,
+                            name,
+                            replace=False,
+                            before_copy=(deletes[schema], window),
+                        )
                 with con.cursor() as cur:
                     cur.execute(f'select count(*) from raw."{name}"')
                     table_rows = int(cur.fetchone()[0])
@@ -286,7 +303,12 @@ class PostgresWarehouse(Warehouse):
             distinct = staging.execute(f"select distinct {', '.join(keys)} from incoming_rows").fetchall()
             match = " and ".join(f'"{k}" = %s' for k in keys)
             copy_relation(
-                staging, "incoming_rows", con, schema, table, replace=False,
+                staging,
+                "incoming_rows",
+                con,
+                schema,
+                table,
+                replace=False,
                 before_copy=[(f'delete from "{schema}"."{table}" where {match}', tuple(row)) for row in distinct],
             )
             with con.cursor() as cur:

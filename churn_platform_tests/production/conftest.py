@@ -77,19 +77,35 @@ def production(tmp_path_factory) -> ProductionRun:
         stack.configure(CUSTOMERS, DAYS, SEED)
         stack.start_ray()
         # The raw landing zone gets its files the way an upstream system would deliver them.
-        generate = ["generate", "--customers", str(CUSTOMERS), "--days", str(DAYS), "--seed", str(SEED), "--fault-rate", str(FAULT_RATE)]
+        generate = [
+            "generate",
+            "--customers",
+            str(CUSTOMERS),
+            "--days",
+            str(DAYS),
+            "--seed",
+            str(SEED),
+            "--fault-rate",
+            str(FAULT_RATE),
+        ]
         landed = run_cli(*generate, "--out", f"s3://{BUCKET}/landing", env=stack.env)
         assert landed.returncode == 0, landed.stderr + landed.stdout
-        stack.started.append(f"churn-platform generate → s3://{BUCKET}/landing ({CUSTOMERS:,} customers, {DAYS} days, seed {SEED})")
+        stack.started.append(
+            f"churn-platform generate → s3://{BUCKET}/landing ({CUSTOMERS:,} customers, {DAYS} days, seed {SEED})"
+        )
         local_sources = root / "local_sources"
         generated = run_cli(*generate, "--out", str(local_sources))
         assert generated.returncode == 0, generated.stderr
         stack.start_dagster()
         settings = Settings(home=root / "scratch", days=DAYS)
-        run_id = launch_daily_pipeline(settings, stack.webserver_url, tags={"churn_platform/suite": "production", "dagster/max_retries": "0"})
+        run_id = launch_daily_pipeline(
+            settings, stack.webserver_url, tags={"churn_platform/suite": "production", "dagster/max_retries": "0"}
+        )
         result = wait_for_run(stack.webserver_url, run_id, timeout_s=1500)
         if result.status != "SUCCESS":
-            raise StackError(f"daily_pipeline run {run_id} ended {result.status}:\n{_run_failure_details(stack, run_id)}")
+            raise StackError(
+                f"daily_pipeline run {run_id} ended {result.status}:\n{_run_failure_details(stack, run_id)}"
+            )
         run = ProductionRun(stack, run_id, time.time(), local_sources, root / "local_home")
         yield run
     finally:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
 from churn_platform_tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +40,6 @@ AWS_TEST_CREDENTIALS = {
 
 class StackError(RuntimeError):
     pass
-
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -83,7 +83,12 @@ class ProductionStack:
 
         try:
             con = psycopg2.connect(
-                host=self.pg_host, port=self.pg_port, user=self.pg_user, password=self.pg_password, dbname="postgres", connect_timeout=5
+                host=self.pg_host,
+                port=self.pg_port,
+                user=self.pg_user,
+                password=self.pg_password,
+                dbname="postgres",
+                connect_timeout=5,
             )
         except psycopg2.OperationalError as exc:
             raise StackError(
@@ -137,7 +142,7 @@ class ProductionStack:
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Service:
         log = self.root / "logs" / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(log, "w")
+        handle = open(log, "w")  # noqa: SIM115 - the service writes to it until it stops
         process = subprocess.Popen(
             args,
             stdout=handle,
@@ -187,15 +192,25 @@ class ProductionStack:
         service = self._spawn(
             "mlflow",
             [
-                str(BIN / "mlflow"), "server",
-                "--backend-store-uri", self.pg_url("mlflow", "postgresql+psycopg2"),
-                "--artifacts-destination", f"s3://{BUCKET}/mlflow",
-                "--host", "127.0.0.1", "--port", str(self.mlflow_port), "--workers", "1",
+                str(BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                self.pg_url("mlflow", "postgresql+psycopg2"),
+                "--artifacts-destination",
+                f"s3://{BUCKET}/mlflow",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.mlflow_port),
+                "--workers",
+                "1",
             ],
             env={**AWS_TEST_CREDENTIALS, "MLFLOW_S3_ENDPOINT_URL": self.s3_endpoint},
         )
         self._wait("mlflow server", lambda: self._http_ok(f"{self.mlflow_uri}/health"), 120, service)
-        self.started.append(f"mlflow server {self.mlflow_uri} (backend PostgreSQL {self.databases['mlflow']}, artifacts s3://{BUCKET}/mlflow)")
+        self.started.append(
+            f"mlflow server {self.mlflow_uri} (backend PostgreSQL {self.databases['mlflow']}, artifacts s3://{BUCKET}/mlflow)"
+        )
 
     @property
     def mlflow_uri(self) -> str:
@@ -208,13 +223,26 @@ class ProductionStack:
         service = self._spawn(
             "ray-head",
             [
-                str(BIN / "ray"), "start", "--head", "--block",
-                "--node-ip-address", "127.0.0.1", "--port", str(self.ray_port),
-                "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats",
-                "--object-store-memory", str(256 * 1024 * 1024),
-                "--metrics-export-port", str(free_port()),
+                str(BIN / "ray"),
+                "start",
+                "--head",
+                "--block",
+                "--node-ip-address",
+                "127.0.0.1",
+                "--port",
+                str(self.ray_port),
+                "--num-cpus",
+                "2",
+                "--include-dashboard",
+                "false",
+                "--disable-usage-stats",
+                "--object-store-memory",
+                str(256 * 1024 * 1024),
+                "--metrics-export-port",
+                str(free_port()),
                 # Ray keeps Unix sockets under its temp folder, whose path must stay short.
-                "--temp-dir", tempfile.mkdtemp(prefix="rayprod_", dir="/tmp"),
+                "--temp-dir",
+                tempfile.mkdtemp(prefix="rayprod_", dir="/tmp"),
             ],
             env=ray_environment(),
         )
@@ -277,9 +305,16 @@ class ProductionStack:
             [str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(self.webserver_port)],
         )
         daemon = self._spawn("dagster-daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace])
-        self._wait("dagster-webserver", lambda: httpx.get(f"{self.webserver_url}/server_info", timeout=3).status_code == 200, 180, webserver)
+        self._wait(
+            "dagster-webserver",
+            lambda: httpx.get(f"{self.webserver_url}/server_info", timeout=3).status_code == 200,
+            180,
+            webserver,
+        )
         self._wait("dagster-daemon", lambda: self.daemon_healthy(), 180, daemon)
-        self.started.append(f"dagster-webserver {self.webserver_url} and dagster-daemon (instance in PostgreSQL {self.databases['dagster']})")
+        self.started.append(
+            f"dagster-webserver {self.webserver_url} and dagster-daemon (instance in PostgreSQL {self.databases['dagster']})"
+        )
 
     @property
     def webserver_url(self) -> str:

@@ -53,7 +53,13 @@ def _warehouse(production: ProductionRun):
 def local_run(production: ProductionRun):
     """The local profile (DuckDB, SQLite, in-process run) on the same files as the landing zone."""
     result = run_cli(
-        "run", "--sources", str(production.local_sources), "--home", str(production.local_home), "--log-level", "WARNING",
+        "run",
+        "--sources",
+        str(production.local_sources),
+        "--home",
+        str(production.local_home),
+        "--log-level",
+        "WARNING",
         env={"CHURN_PLATFORM_DAYS": str(DAYS), "CHURN_PLATFORM_SEED": str(SEED)},
         timeout=1200,
     )
@@ -83,7 +89,9 @@ def test_same_tables_as_the_local_profile(production: ProductionRun, local_run):
         schema, name = table.split(".")
         pg = warehouse.read_table(schema, name)
         local = local_run.read_table(schema, name)
-        assert len(pg) == len(local) > 0 or table.startswith("quarantine."), f"{table}: {len(pg)} rows in PostgreSQL, {len(local)} locally"
+        assert len(pg) == len(local) > 0 or table.startswith("quarantine."), (
+            f"{table}: {len(pg)} rows in PostgreSQL, {len(local)} locally"
+        )
         assert list(pg.columns) == list(local.columns), table
     # Row for row, value for value, on what the model trains on.
     keys = ["customer_id", "snapshot_date"]
@@ -91,10 +99,15 @@ def test_same_tables_as_the_local_profile(production: ProductionRun, local_run):
     local = local_run.read_table("marts", "training_set").sort_values(keys).reset_index(drop=True)
     for column in local.columns:
         if pd.api.types.is_numeric_dtype(local[column]):
-            np.testing.assert_allclose(pg[column].astype(float), local[column].astype(float), rtol=1e-9, atol=1e-9, err_msg=column)
+            np.testing.assert_allclose(
+                pg[column].astype(float), local[column].astype(float), rtol=1e-9, atol=1e-9, err_msg=column
+            )
         else:
             assert (pg[column].astype(str) == local[column].astype(str)).all(), column
-    quarantined = sum(len(warehouse.read_table("quarantine", s)) for s in ("crm_customers", "usage_events", "billing_invoices", "support_tickets"))
+    quarantined = sum(
+        len(warehouse.read_table("quarantine", s))
+        for s in ("crm_customers", "usage_events", "billing_invoices", "support_tickets")
+    )
     assert quarantined > 0, "the injected faults were quarantined"
 
 
@@ -105,7 +118,12 @@ def test_champion_registered_on_the_mlflow_server_with_artifacts_in_s3(productio
     champion = client.get_model_version_by_alias("churn_model", "champion")
     run = client.get_run(champion.run_id)
     assert run.info.artifact_uri.startswith("mlflow-artifacts:/"), "artifacts go through the server"
-    keys = [o["Key"] for o in s3_client(production.stack.s3_endpoint).list_objects_v2(Bucket=BUCKET, Prefix="mlflow/").get("Contents", [])]
+    keys = [
+        o["Key"]
+        for o in s3_client(production.stack.s3_endpoint)
+        .list_objects_v2(Bucket=BUCKET, Prefix="mlflow/")
+        .get("Contents", [])
+    ]
     assert any(k.endswith("MLmodel") for k in keys), keys[:20]
     # The same data and seeds give the same model in both profiles.
     local = MlflowClient(tracking_uri=f"sqlite:///{production.local_home / 'mlflow' / 'mlflow.db'}")
@@ -151,11 +169,13 @@ def test_the_daemon_ticks_the_retrain_sensor_after_the_run(production: Productio
 def test_ray_serve_on_the_cluster_serves_the_champion(production: ProductionRun):
     from mlflow import MlflowClient
 
-    from churn_platform.features import FEATURE_NAMES
     from churn_platform.apps import serve_local as runner
+    from churn_platform.features import FEATURE_NAMES
     from churn_platform.settings import Settings
 
-    champion = MlflowClient(tracking_uri=production.stack.mlflow_uri).get_model_version_by_alias("churn_model", "champion")
+    champion = MlflowClient(tracking_uri=production.stack.mlflow_uri).get_model_version_by_alias(
+        "churn_model", "champion"
+    )
     warehouse = _warehouse(production)
     row = warehouse.query("select * from marts.scoring_features order by customer_id limit 1")
     customer_id = str(int(row["customer_id"].iloc[0]))
@@ -163,7 +183,9 @@ def test_ray_serve_on_the_cluster_serves_the_champion(production: ProductionRun)
         settings = Settings.from_env()
         assert settings.ray_address and settings.features_uri.startswith("postgresql://")
         with runner.serving(settings, port=free_port()) as url:
-            by_id = httpx.post(f"{url}/v1/predict/customers", json={"customer_ids": [customer_id, "no-such-customer"]}, timeout=60)
+            by_id = httpx.post(
+                f"{url}/v1/predict/customers", json={"customer_ids": [customer_id, "no-such-customer"]}, timeout=60
+            )
             record = {k: (None if pd.isna(v) else v) for k, v in row[list(FEATURE_NAMES)].iloc[0].items()}
             record = {k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()}
             by_features = httpx.post(f"{url}/v1/predict", json=record, timeout=60)
@@ -188,8 +210,10 @@ def test_served_predictions_reach_monitoring(production: ProductionRun):
 
     assert production.served, "the serving test ran first and was answered"
     run_id = launch_daily_pipeline(
-        Settings(home=production.stack.root / "scratch", days=DAYS), production.stack.webserver_url,
-        tags={"dagster/max_retries": "0"}, assets=["prediction_log"],
+        Settings(home=production.stack.root / "scratch", days=DAYS),
+        production.stack.webserver_url,
+        tags={"dagster/max_retries": "0"},
+        assets=["prediction_log"],
     )
     result = wait_for_run(production.stack.webserver_url, run_id, timeout_s=600)
     assert result.status == "SUCCESS", result
@@ -229,9 +253,13 @@ def test_the_daemon_automates_what_follows_new_predictions(production: Productio
             runs = [r.dagster_run for r in records]
             selections = {r.run_id: {k.to_user_string() for k in r.asset_selection or ()} for r in runs}
             following = [r for r in runs if selections[r.run_id] == readers]
-            if following and all(r.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) for r in following):
+            if following and all(
+                r.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) for r in following
+            ):
                 break
-            assert time.monotonic() < deadline, f"no finished automation run of {sorted(readers)}; automation runs: {selections}"
+            assert time.monotonic() < deadline, (
+                f"no finished automation run of {sorted(readers)}; automation runs: {selections}"
+            )
             time.sleep(5)
         retrains = instance.get_runs(filters=dg.RunsFilter(job_name="retrain_churn_model"))
         states = [s for s in instance.all_instigator_state() if s.name == AUTOMATION_SENSOR]
@@ -244,8 +272,18 @@ def test_the_daemon_automates_what_follows_new_predictions(production: Productio
     others = [sel for sel in selections.values() if sel != readers]
     assert all(sel == {"prediction_log"} for sel in others), selections
     # Before the new predictions were loaded, automation started nothing but the hourly reload.
-    before = [r for r in records if r.create_timestamp < loaded.create_timestamp and selections[r.dagster_run.run_id] != {"prediction_log"}]
+    before = [
+        r
+        for r in records
+        if r.create_timestamp < loaded.create_timestamp and selections[r.dagster_run.run_id] != {"prediction_log"}
+    ]
     assert not before, [(r.dagster_run.run_id, selections[r.dagster_run.run_id]) for r in before]
-    ticked = [t for t in ticks if t.timestamp > production.finished_at and t.status in (TickStatus.SKIPPED, TickStatus.SUCCESS)]
-    assert ticked, f"no completed tick of {AUTOMATION_SENSOR} after the daily run: {[(t.timestamp, t.status) for t in ticks]}"
+    ticked = [
+        t
+        for t in ticks
+        if t.timestamp > production.finished_at and t.status in (TickStatus.SKIPPED, TickStatus.SUCCESS)
+    ]
+    assert ticked, (
+        f"no completed tick of {AUTOMATION_SENSOR} after the daily run: {[(t.timestamp, t.status) for t in ticks]}"
+    )
     assert any(set(t.run_ids) & {r.run_id for r in following} for t in ticks), "the runs came from the sensor's ticks"

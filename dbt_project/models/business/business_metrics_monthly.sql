@@ -11,19 +11,25 @@
 --   net_revenue_retention = MRR in M of the customers of starting_mrr / starting_mrr
 --                           (expansion raises it above 1; contraction and churn lower it)
 with customers as (
-    select customer_id, min(signup_date) as signup_date
+    select
+        customer_id,
+        min(signup_date) as signup_date
     from {{ ref('stg_crm_customers') }}
     group by customer_id
 ),
 
 churn as (
-    select customer_id, churn_date
+    select
+        customer_id,
+        churn_date
     from {{ ref('int_customer_churn') }}
     where churn_date is not null
 ),
 
 bounds as (
-    select min(invoice_date) as first_day, max(invoice_date) as last_day
+    select
+        min(invoice_date) as first_day,
+        max(invoice_date) as last_day
     from {{ ref('stg_billing_invoices') }}
 ),
 
@@ -34,11 +40,14 @@ months as (
         cast(date_trunc('month', b.first_day) as timestamp) + interval '1 month',
         cast(date_trunc('month', b.last_day) as timestamp),
         interval '1 month'
-    ) as t(month_start)
+    ) as t (month_start)
 ),
 
 mrr as (
-    select customer_id, cast(date_trunc('month', invoice_date) as date) as month, sum(cast(amount as decimal(18, 2))) as mrr
+    select
+        customer_id,
+        cast(date_trunc('month', invoice_date) as date) as month,
+        sum(cast(amount as decimal(18, 2))) as mrr
     from {{ ref('stg_billing_invoices') }}
     group by 1, 2
 ),
@@ -48,8 +57,8 @@ active as (
         m.month,
         c.customer_id,
         ch.churn_date is not null
-            and ch.churn_date >= m.month
-            and ch.churn_date < cast(m.month + interval '1 month' as date) as churned_in_month
+        and ch.churn_date >= m.month
+        and ch.churn_date < cast(m.month + interval '1 month' as date) as churned_in_month
     from months as m
     inner join customers as c on c.signup_date < m.month
     left join churn as ch on ch.customer_id = c.customer_id
@@ -71,7 +80,9 @@ per_customer as (
 ),
 
 new_customers as (
-    select cast(date_trunc('month', signup_date) as date) as month, count(*) as new_customers
+    select
+        cast(date_trunc('month', signup_date) as date) as month,
+        count(*) as new_customers
     from customers
     group by 1
 )
@@ -87,9 +98,9 @@ select
     cast(sum(p.previous_mrr) as double precision) as starting_mrr,
     cast(sum(p.previous_mrr) filter (where p.churned_in_month) as double precision) as churned_mrr,
     cast(coalesce(sum(p.previous_mrr) filter (where p.churned_in_month), 0) as double precision)
-        / nullif(cast(sum(p.previous_mrr) as double precision), 0) as mrr_churn_rate,
+    / nullif(cast(sum(p.previous_mrr) as double precision), 0) as mrr_churn_rate,
     cast(sum(p.current_mrr) filter (where p.previous_mrr > 0) as double precision)
-        / nullif(cast(sum(p.previous_mrr) as double precision), 0) as net_revenue_retention
+    / nullif(cast(sum(p.previous_mrr) as double precision), 0) as net_revenue_retention
 from per_customer as p
 cross join bounds as b
 left join new_customers as n on n.month = p.month

@@ -11,6 +11,6 @@ select
     paid_at,
     status = 'failed' as is_failed,
     status <> 'failed'
-        and (paid_at is null or paid_at > invoice_date + {{ var('payment_due_days') }}) as is_late,
+    and (paid_at is null or paid_at > invoice_date + {{ var('payment_due_days') }}) as is_late,
     cast(invoice_date + {{ var('payment_due_days') }} + 1 as timestamp) as late_known_at
 from {{ ref('stg_billing_invoices') }}

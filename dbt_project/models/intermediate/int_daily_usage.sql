@@ -19,5 +19,6 @@ select
     minutes,
     feature_uses
 from {{ ref('stg_usage_events') }}
-where event_date >= cast('{{ var("partition_start") }}' as date)
-  and event_date < cast('{{ var("partition_end") }}' as date)
+where
+    event_date >= cast('{{ var("partition_start") }}' as date)
+    and event_date < cast('{{ var("partition_end") }}' as date)

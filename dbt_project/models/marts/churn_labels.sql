@@ -4,9 +4,11 @@ select
     f.customer_id,
     f.snapshot_date,
     case
-        when c.churn_date is not null
-         and c.churn_date < f.snapshot_date + {{ var('label_horizon_days') }}
-        then 1 else 0
+        when
+            c.churn_date is not null
+            and c.churn_date < f.snapshot_date + {{ var('label_horizon_days') }}
+            then 1
+        else 0
     end as churned_within_horizon,
     c.churn_date
 from {{ ref('customer_features') }} as f

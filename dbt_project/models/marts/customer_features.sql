@@ -3,7 +3,9 @@
 -- source_data_as_of records the latest known-at time of any fact used, and a dbt test
 -- checks that it never lies after the snapshot.
 with snapshots as (
-    select snapshot_date, cast(snapshot_date as timestamp) as snapshot_at
+    select
+        snapshot_date,
+        cast(snapshot_date as timestamp) as snapshot_at
     from {{ ref('snapshot_dates') }}
 ),
 
@@ -23,14 +25,16 @@ population as (
         s.snapshot_date - v.signup_date as tenure_days
     from snapshots as s
     inner join {{ ref('int_customer_versions') }} as v
-        on v.valid_from < s.snapshot_at
-        and (v.valid_to is null or v.valid_to >= s.snapshot_at)
+        on
+            v.valid_from < s.snapshot_at
+            and (v.valid_to is null or v.valid_to >= s.snapshot_at)
     inner join {{ ref('int_customer_churn') }} as c
         on c.customer_id = v.customer_id
-    where v.signup_date < s.snapshot_date
-      and v.cancelled_at is null
-      -- No cancellation known at T, whatever versions were written after it.
-      and (c.churn_recorded_at is null or c.churn_recorded_at >= s.snapshot_at)
+    where
+        v.signup_date < s.snapshot_date
+        and v.cancelled_at is null
+        -- No cancellation known at T, whatever versions were written after it.
+        and (c.churn_recorded_at is null or c.churn_recorded_at >= s.snapshot_at)
 ),
 
 crm_changes as (
@@ -42,10 +46,11 @@ crm_changes as (
         max(w.valid_from) as last_change_at
     from population as p
     inner join {{ ref('int_customer_versions') }} as w
-        on w.customer_id = p.customer_id
-        and w.version_number > 1
-        and w.valid_from < p.snapshot_at
-        and w.valid_from >= p.snapshot_at - interval '90 days'
+        on
+            w.customer_id = p.customer_id
+            and w.version_number > 1
+            and w.valid_from < p.snapshot_at
+            and w.valid_from >= p.snapshot_at - interval '90 days'
     group by p.snapshot_date, p.customer_id
 ),
 
@@ -56,19 +61,27 @@ usage as (
         sum(case when u.event_date >= p.snapshot_date - 7 then u.sessions else 0 end) as sessions_7d,
         sum(case when u.event_date >= p.snapshot_date - 30 then u.sessions else 0 end) as sessions_30d,
         sum(u.sessions) as sessions_90d,
-        sum(case when u.event_date >= p.snapshot_date - 60 and u.event_date < p.snapshot_date - 30
-                 then u.sessions else 0 end) as sessions_prior_30d,
+        sum(case
+            when u.event_date >= p.snapshot_date - 60 and u.event_date < p.snapshot_date - 30
+                then u.sessions
+            else 0
+        end) as sessions_prior_30d,
         -- Summed as decimals: a parallel sum of doubles depends on the order of the rows, and
         -- the same data must give the same features (and models) in every run.
-        cast(sum(case when u.event_date >= p.snapshot_date - 30 then cast(u.minutes as decimal(18, 4)) else 0 end) as double precision) as minutes_30d,
+        cast(
+            sum(
+                case when u.event_date >= p.snapshot_date - 30 then cast(u.minutes as decimal(18, 4)) else 0 end
+            ) as double precision
+        ) as minutes_30d,
         sum(case when u.event_date >= p.snapshot_date - 30 then u.feature_uses else 0 end) as feature_uses_30d,
         max(u.event_date) as last_active_date,
         max(u.known_at) as last_known_at
     from population as p
     inner join {{ ref('int_daily_usage') }} as u
-        on u.customer_id = p.customer_id
-        and u.event_date >= p.snapshot_date - 90
-        and u.known_at <= p.snapshot_at
+        on
+            u.customer_id = p.customer_id
+            and u.event_date >= p.snapshot_date - 90
+            and u.known_at <= p.snapshot_at
     group by p.snapshot_date, p.customer_id
 ),
 
@@ -78,19 +91,26 @@ billing as (
         p.customer_id,
         sum(case when i.is_failed and i.invoice_date >= p.snapshot_date - 90 then 1 else 0 end)
             as failed_payments_90d,
-        sum(case when i.is_late and i.late_known_at <= p.snapshot_at and i.invoice_date >= p.snapshot_date - 90
-                 then 1 else 0 end) as late_payments_90d,
+        sum(case
+            when i.is_late and i.late_known_at <= p.snapshot_at and i.invoice_date >= p.snapshot_date - 90
+                then 1
+            else 0
+        end) as late_payments_90d,
         max(case when i.is_late and i.late_known_at <= p.snapshot_at then i.late_known_at else i.issued_at end)
             as last_known_at
     from population as p
     inner join {{ ref('int_billing_events') }} as i
-        on i.customer_id = p.customer_id
-        and i.issued_at < p.snapshot_at
+        on
+            i.customer_id = p.customer_id
+            and i.issued_at < p.snapshot_at
     group by p.snapshot_date, p.customer_id
 ),
 
 latest_invoice as (
-    select snapshot_date, customer_id, amount as mrr
+    select
+        snapshot_date,
+        customer_id,
+        amount as mrr
     from (
         select
             p.snapshot_date,
@@ -102,8 +122,9 @@ latest_invoice as (
             ) as invoice_rank
         from population as p
         inner join {{ ref('int_billing_events') }} as i
-            on i.customer_id = p.customer_id
-            and i.issued_at < p.snapshot_at
+            on
+                i.customer_id = p.customer_id
+                and i.issued_at < p.snapshot_at
     ) as ranked
     where invoice_rank = 1
 ),
@@ -115,13 +136,16 @@ tickets as (
         sum(case when t.created_at >= p.snapshot_at - interval '90 days' then 1 else 0 end) as tickets_90d,
         -- Still open as known at T: not resolved before T.
         sum(case when t.resolved_at is null or t.resolved_at >= p.snapshot_at then 1 else 0 end) as open_tickets,
-        avg(case when t.resolved_at >= p.snapshot_at - interval '90 days' and t.resolved_at < p.snapshot_at
-                 then t.satisfaction_score end) as avg_satisfaction_90d,
+        avg(case
+            when t.resolved_at >= p.snapshot_at - interval '90 days' and t.resolved_at < p.snapshot_at
+                then t.satisfaction_score
+        end) as avg_satisfaction_90d,
         max(case when t.resolved_at < p.snapshot_at then t.resolved_at else t.created_at end) as last_known_at
     from population as p
     inner join {{ ref('int_ticket_events') }} as t
-        on t.customer_id = p.customer_id
-        and t.created_at < p.snapshot_at
+        on
+            t.customer_id = p.customer_id
+            and t.created_at < p.snapshot_at
     group by p.snapshot_date, p.customer_id
 )
 
@@ -142,7 +166,7 @@ select
     coalesce(u.minutes_30d, 0) as minutes_30d,
     coalesce(u.feature_uses_30d, 0) as feature_uses_30d,
     cast(coalesce(u.sessions_30d, 0) + 1 as double precision)
-        / (coalesce(u.sessions_prior_30d, 0) + 1) as sessions_trend,
+    / (coalesce(u.sessions_prior_30d, 0) + 1) as sessions_trend,
     -- 91 means no activity in the 90-day look-back.
     coalesce(p.snapshot_date - u.last_active_date, 91) as days_since_last_activity,
     coalesce(b.failed_payments_90d, 0) as failed_payments_90d,

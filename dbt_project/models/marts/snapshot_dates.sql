@@ -19,7 +19,7 @@ calendar as (
         cast(date_trunc('month', b.data_start + {{ var('first_snapshot_offset_days') }} - 1) as timestamp) + interval '1 month',
         cast(b.data_end + 1 as timestamp),
         interval '{{ var("snapshot_interval_months") }} month'
-    ) as t(month_start)
+    ) as t (month_start)
 )
 
 select

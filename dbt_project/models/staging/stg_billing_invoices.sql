@@ -10,6 +10,13 @@ with ranked as (
         row_number() over (partition by invoice_id order by paid_at desc nulls last) as row_rank
     from {{ source('raw', 'billing_invoices') }}
 )
-select invoice_id, customer_id, invoice_date, amount, status, paid_at
+
+select
+    invoice_id,
+    customer_id,
+    invoice_date,
+    amount,
+    status,
+    paid_at
 from ranked
 where row_rank = 1

@@ -14,8 +14,17 @@ with ranked as (
         row_number() over (partition by customer_id, updated_at order by seats) as version_rank
     from {{ source('raw', 'crm_customers') }}
 )
+
 select
-    customer_id, signup_date, plan, contract_type, region, segment, seats,
-    acquisition_channel, cancelled_at, updated_at
+    customer_id,
+    signup_date,
+    plan,
+    contract_type,
+    region,
+    segment,
+    seats,
+    acquisition_channel,
+    cancelled_at,
+    updated_at
 from ranked
 where version_rank = 1

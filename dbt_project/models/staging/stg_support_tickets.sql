@@ -11,6 +11,14 @@ with ranked as (
         row_number() over (partition by ticket_id order by resolved_at desc nulls last) as row_rank
     from {{ source('raw', 'support_tickets') }}
 )
-select ticket_id, customer_id, created_at, resolved_at, category, priority, satisfaction_score
+
+select
+    ticket_id,
+    customer_id,
+    created_at,
+    resolved_at,
+    category,
+    priority,
+    satisfaction_score
 from ranked
 where row_rank = 1

@@ -1,0 +1,1 @@
+"""The e2e tier (marker: e2e)."""

@@ -1,0 +1,1 @@
+"""The unit tier (marker: unit)."""

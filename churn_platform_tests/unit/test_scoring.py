@@ -1,0 +1,101 @@
+"""Batch scoring: tiers, drivers and revenue at risk; a batch scores like the whole; the same
+function on Ray Data (a real local Ray) gives the same scores as in process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn_platform.features import FEATURE_NAMES, LABEL_COLUMN, TIME_COLUMN
+from churn_platform.ml.scoring import SCORE_COLUMNS, RiskTiers, reference_values, score_frame, score_with_ray
+from churn_platform.ml.training import build_logistic_regression, features_frame
+from churn_platform_tests.unit.test_training import make_training_set
+
+
+@pytest.fixture(scope="module")
+def trained():
+    df = make_training_set(rows_per_snapshot=1000, seed=4)
+    model = build_logistic_regression(seed=1).fit(features_frame(df), df[LABEL_COLUMN].astype(int))
+    population = df[df[TIME_COLUMN] == df[TIME_COLUMN].max()].reset_index(drop=True)
+    return model, population
+
+
+def _score(model, population, frame=None):
+    reference = reference_values(population)
+    cutoffs = RiskTiers().cutoffs(model.predict_proba(features_frame(population))[:, 1])
+    return score_frame(model, population if frame is None else frame, "churn_model", "4", reference, cutoffs)
+
+
+def test_scores_have_tiers_drivers_and_revenue_at_risk(trained):
+    model, population = trained
+    scores = _score(model, population)
+    assert list(scores.columns) == list(SCORE_COLUMNS) and len(scores) == len(population)
+    shares = scores["risk_tier"].value_counts(normalize=True)
+    assert shares["high"] == pytest.approx(0.10, abs=0.01) and shares["medium"] == pytest.approx(0.20, abs=0.01)
+    high, low = scores[scores.risk_tier == "high"], scores[scores.risk_tier == "low"]
+    assert high["churn_probability"].min() >= low["churn_probability"].max()
+    np.testing.assert_allclose(scores["revenue_at_risk"], scores["churn_probability"] * population["mrr"])
+    assert set(scores["driver_1"]) <= set(FEATURE_NAMES)
+    # Drivers are ordered by impact, and differ within a customer.
+    assert (scores["driver_1_impact"] >= scores["driver_2_impact"]).all()
+    assert (scores["driver_2_impact"] >= scores["driver_3_impact"]).all()
+    assert (scores["driver_1"] != scores["driver_2"]).all()
+    # The synthetic risk rises with a monthly contract: it drives most high-risk monthly customers.
+    monthly_high = high[population.loc[high.index, "contract_type"] == "monthly"]
+    assert (monthly_high[["driver_1", "driver_2", "driver_3"]] == "contract_type").any(axis=1).mean() > 0.8
+    assert (scores["model_version"] == "4").all()
+
+
+def test_a_batch_scores_like_the_whole_and_scoring_is_deterministic(trained):
+    model, population = trained
+    whole = _score(model, population)
+    halves = pd.concat(
+        [_score(model, population, population.iloc[:300]), _score(model, population, population.iloc[300:])],
+        ignore_index=True,
+    )
+    pd.testing.assert_frame_equal(halves, whole)
+    pd.testing.assert_frame_equal(_score(model, population), whole)
+
+
+def test_risk_tiers_are_validated():
+    with pytest.raises(ValueError, match="risk tier"):
+        RiskTiers(high=0.6, medium=0.5)
+
+
+def test_ray_data_scores_equal_in_process_scores(trained, tmp_path):
+    import mlflow
+    import ray
+    from mlflow.models import infer_signature
+
+    from churn_platform.ml.registry import SKOPS_TRUSTED_TYPES
+
+    model, population = trained
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.create_experiment("scoring", artifact_location=(tmp_path / "artifacts").as_uri())
+    example = features_frame(population.head(3))
+    with mlflow.start_run(experiment_id=experiment):
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, model.predict_proba(example)[:, 1]),
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            registered_model_name="churn_model",
+            pip_requirements=["scikit-learn"],
+        )
+    version = str(info.registered_model_version)
+    reference = reference_values(population)
+    cutoffs = RiskTiers().cutoffs(model.predict_proba(features_frame(population))[:, 1])
+    expected = score_frame(model, population, "churn_model", version, reference, cutoffs)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        on_ray = score_with_ray(population, uri, "churn_model", version, reference, cutoffs, batch_size=250, workers=2)
+    finally:
+        ray.shutdown()
+    pd.testing.assert_frame_equal(
+        on_ray.reset_index(drop=True),
+        expected.sort_values("customer_id", kind="stable").reset_index(drop=True),
+        check_dtype=False,
+    )
