@@ -48,6 +48,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from churn_platform import policy
 from churn_platform.warehouse.postgres import PostgresLocation
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -153,7 +154,7 @@ class Settings:
     s3_endpoint_url: str | None = None
     days: int = 365
     """How many daily usage partitions there are by default (and how long the simulation runs)."""
-    drift_threshold: float = 0.3
+    drift_threshold: float = policy.DRIFT_THRESHOLD
     dbt_target: str = "duckdb"
     duckdb_memory_limit: str = "8GB"
     partitions_start: dt.date = DEFAULT_PARTITIONS_START

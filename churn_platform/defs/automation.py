@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from churn_platform import policy
+
 BUILDS_DOWNSTREAM_TAG = "churn_platform/builds_downstream"
 """On a run that builds everything downstream of what it updates (the daily pipeline's runs of the
 whole graph, `churn-platform run`): automation does not follow that run's updates."""
@@ -174,7 +176,7 @@ def _read_cursor(raw: str | None) -> dict[str, int]:
     return {k: int(v) for k, v in json.loads(raw).items()}
 
 
-def build_retrain_on_drift(threshold: float, performance_floor: float = 0.70) -> dg.SensorDefinition:
+def build_retrain_on_drift(threshold: float, performance_floor: float = policy.ROC_AUC_FLOOR) -> dg.SensorDefinition:
     """A sensor that reads new drift reports and new matured-performance results after its cursor
     (a storage id per asset) and asks for one retraining when the latest new drift report is over
     ``threshold`` or the latest new performance result is below ``performance_floor``. The run

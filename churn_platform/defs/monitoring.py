@@ -6,6 +6,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
+from churn_platform import policy
 from churn_platform.defs.automation import PREDICTION_LOG_CRON, follow_parents, on_cadence
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import MLflowResource, MonitoringPolicy, PredictionLogStore, ReportStore, Warehouse
@@ -268,7 +269,7 @@ def churn_outcomes(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
 
 
 class PerformanceConfig(dg.Config):
-    floor: float = 0.70
+    floor: float = policy.ROC_AUC_FLOOR
     """The matured ROC-AUC below which the model is failing (the promotion gate's floor)."""
     min_rows: int = 50
     """Matured predictions a month needs to be judged."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from churn_platform import warehouse
+from churn_platform import policy, warehouse
 from churn_platform.ml.registry import MLflowLocation
 from churn_platform.sources.readers import (
     SourceError,
@@ -234,5 +234,5 @@ class PredictionLogStore(dg.ConfigurableResource):
 class MonitoringPolicy(dg.ConfigurableResource):
     """Thresholds of the monitoring checks (the retrain sensor uses the same drift threshold)."""
 
-    drift_threshold: float = 0.3
+    drift_threshold: float = policy.DRIFT_THRESHOLD
     """A feature drift share above this warns (CHURN_PLATFORM_DRIFT_THRESHOLD)."""

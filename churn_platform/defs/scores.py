@@ -4,6 +4,7 @@ import time
 
 import dagster as dg
 
+from churn_platform import policy
 from churn_platform.defs.automation import follow_parents
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import MLflowResource, Warehouse
@@ -16,9 +17,9 @@ SCORES_TABLE = "churn_scores"
 
 
 class ScoringConfig(dg.Config):
-    high_risk_share: float = 0.10
+    high_risk_share: float = policy.HIGH_RISK_SHARE
     """The top share of the population by probability that is tier ``high``."""
-    medium_risk_share: float = 0.20
+    medium_risk_share: float = policy.MEDIUM_RISK_SHARE
     """The next share that is tier ``medium``; the rest is ``low``."""
     ray_min_rows: int = 1_000_000
     """From this many customers on, scoring runs on Ray Data instead of in process."""

@@ -6,6 +6,7 @@ import datetime as dt
 
 import dagster as dg
 
+from churn_platform import policy
 from churn_platform.defs.partitions import PARTITIONED_SOURCE, slice_for
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import SourceResource, Warehouse
@@ -13,7 +14,7 @@ from churn_platform.sources.contracts import CONTRACTS, SOURCE_NAMES
 
 
 class SourceLoadConfig(dg.Config):
-    max_quarantine_share: float = 0.05
+    max_quarantine_share: float = policy.MAX_QUARANTINE_SHARE
     """The share of received rows that may be quarantined before the blocking check fails."""
 
 

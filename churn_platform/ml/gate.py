@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from churn_platform import policy
 from churn_platform.settings import CHAMPION_ALIAS as CHAMPION
 
 CHALLENGER = "challenger"
-DEFAULT_FLOOR = 0.70
-DEFAULT_TOLERANCE = 0.01
+DEFAULT_FLOOR = policy.ROC_AUC_FLOOR
+DEFAULT_TOLERANCE = policy.GATE_TOLERANCE
 
 
 @dataclasses.dataclass(frozen=True)

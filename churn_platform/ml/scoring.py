@@ -20,6 +20,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from churn_platform import policy
 from churn_platform.features import CATEGORICAL_FEATURES, FEATURE_NAMES, ID_COLUMN, NUMERIC_FEATURES, TIME_COLUMN
 from churn_platform.ml.training import features_frame
 
@@ -45,8 +46,8 @@ SCORE_COLUMNS = (
 class RiskTiers:
     """Shares of the population, highest risk first; the rest is ``low``."""
 
-    high: float = 0.10
-    medium: float = 0.20
+    high: float = policy.HIGH_RISK_SHARE
+    medium: float = policy.MEDIUM_RISK_SHARE
 
     def __post_init__(self) -> None:
         if not (0 < self.high < 1 and 0 <= self.medium < 1 and self.high + self.medium < 1):

@@ -1,0 +1,27 @@
+"""Domain policy: the thresholds that decide what the platform does, kept once.
+
+The promotion gate, the asset checks, the retrain sensor and batch scoring read these; each
+can still be changed per run through the Dagster config of the asset that uses it."""
+
+from __future__ import annotations
+
+ROC_AUC_FLOOR = 0.70
+"""The lowest holdout ROC-AUC a model may be promoted with, and the matured ROC-AUC below which the
+champion is failing (the performance check errors and the retrain sensor asks for a new model)."""
+
+GATE_TOLERANCE = 0.01
+"""How much lower than the champion's (on the same holdout rows) a new version's ROC-AUC may be
+and still be promoted."""
+
+DRIFT_THRESHOLD = 0.3
+"""The share of drifted features above which the drift check warns and the sensor retrains
+(``CHURN_PLATFORM_DRIFT_THRESHOLD`` overrides it)."""
+
+MAX_QUARANTINE_SHARE = 0.05
+"""The share of a source's received rows that may be quarantined before its blocking check fails."""
+
+HIGH_RISK_SHARE = 0.10
+"""The top share of scored customers, by probability, in risk tier ``high``."""
+
+MEDIUM_RISK_SHARE = 0.20
+"""The next share, in tier ``medium``; the rest are ``low``."""
