@@ -47,6 +47,10 @@ import dataclasses
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from churn_platform import policy
 from churn_platform.warehouse.postgres import PostgresLocation
@@ -69,43 +73,58 @@ read as an update by one condition and not checked by another (who made it)."""
 OPEN_ENDED = "open"
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
+ENV_PREFIX = "CHURN_PLATFORM_"
+PG_PASSWORD_ENV = f"{ENV_PREFIX}PG_PASSWORD"
+"""Dagster's config reads the warehouse password from here when the resource is used (``dg.EnvVar``)."""
+
+
+class Environment(BaseSettings):
+    """Every ``CHURN_PLATFORM_*`` variable the platform reads, parsed and validated in one place
+    (pydantic-settings). Empty variables count as unset; other ``CHURN_PLATFORM_*`` variables
+    (the serving options, the simulation's size) belong to their own readers."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore")
+
+    home: Path = Path(".churn_home")
+    sources: str | None = None
+    s3_endpoint_url: str | None = None
+    days: int = Field(365, gt=0)
+    drift_threshold: float = Field(policy.DRIFT_THRESHOLD, ge=0, le=1)
+    target: str | None = None
+    duckdb_memory_limit: str = "8GB"
+    profile: str = "local"
+    pg_host: str = "127.0.0.1"
+    pg_port: int = Field(5432, gt=0, lt=65536)
+    pg_user: str = "postgres"
+    pg_password: SecretStr = SecretStr("")
+    pg_database: str = "churn_platform"
+    s3_landing: str | None = None
+    s3_reports: str | None = None
+    mlflow_tracking_uri: str | None = None
+    ray_address: str | None = None
+    partitions_start: dt.date = DEFAULT_PARTITIONS_START
+    partitions_end: dt.date | Literal["open"] | None = None
+    alert_webhook_url: str | None = None
+
+    @field_validator("profile", "partitions_end", mode="before")
+    @classmethod
+    def _lower(cls, value):
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+def read_environment() -> Environment:
+    """The environment's settings, or a ``ValueError`` naming each variable at fault and why."""
     try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
-
-
-def _env_date(name: str, default: dt.date) -> dt.date:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a date as YYYY-MM-DD, got {raw!r}") from exc
-
-
-def _env_partitions_end(name: str) -> dt.date | str | None:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.strip().lower() == OPEN_ENDED:
-        return OPEN_ENDED
-    return _env_date(name, DEFAULT_PARTITIONS_START)
+        return Environment()
+    except ValidationError as exc:
+        problems: dict[str, list[str]] = {}
+        for error in exc.errors():
+            name = f"{ENV_PREFIX}{str(error['loc'][0]).upper()}"
+            problems.setdefault(f"{name}={error.get('input')!r}", []).append(error["msg"])
+        raise ValueError(
+            "invalid settings in the environment: "
+            + "; ".join(f"{where}: {' or '.join(dict.fromkeys(msgs))}" for where, msgs in problems.items())
+        ) from None
 
 
 LOCAL = "local"
@@ -122,19 +141,20 @@ PRODUCTION_REQUIRED = (
 
 def postgres_from_env() -> PostgresLocation:
     """The PostgreSQL warehouse of ``CHURN_PLATFORM_PG_*`` (the dbt profile reads the same)."""
+    env = read_environment()
     return PostgresLocation(
-        host=os.environ.get("CHURN_PLATFORM_PG_HOST") or PostgresLocation.host,
-        port=_env_int("CHURN_PLATFORM_PG_PORT", PostgresLocation.port),
-        user=os.environ.get("CHURN_PLATFORM_PG_USER") or PostgresLocation.user,
-        password=os.environ.get("CHURN_PLATFORM_PG_PASSWORD", ""),
-        database=os.environ.get("CHURN_PLATFORM_PG_DATABASE") or PostgresLocation.database,
+        host=env.pg_host,
+        port=env.pg_port,
+        user=env.pg_user,
+        password=env.pg_password.get_secret_value(),
+        database=env.pg_database,
     )
 
 
 def postgres_from_url(url: str) -> PostgresLocation:
     """``postgresql://user[:password]@host:port/database``; without a password in it, the
     password comes from ``CHURN_PLATFORM_PG_PASSWORD``."""
-    return PostgresLocation.from_url(url, default_password=os.environ.get("CHURN_PLATFORM_PG_PASSWORD", ""))
+    return PostgresLocation.from_url(url, default_password=read_environment().pg_password.get_secret_value())
 
 
 def normalise_sources(sources: str | os.PathLike | None) -> str | None:
@@ -171,6 +191,8 @@ class Settings:
     """Production: the MLflow tracking server (``http://host:5000``)."""
     ray_address: str | None = None
     """Production: the Ray cluster Serve runs on (``ray://host:10001`` or ``host:6379``)."""
+    alert_webhook_url: str | None = None
+    """Where alerts are posted (Slack's incoming-webhook format) besides the log."""
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -208,32 +230,37 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        profile = (os.environ.get("CHURN_PLATFORM_PROFILE") or LOCAL).strip().lower()
+        env = read_environment()
+        profile = env.profile
         production: dict = {}
         if profile == PRODUCTION:
-            missing = [name for name in PRODUCTION_REQUIRED if not os.environ.get(name)]
+            missing = [
+                name
+                for name in PRODUCTION_REQUIRED
+                if name.removeprefix(ENV_PREFIX).lower() not in env.model_fields_set
+            ]
             if missing:
                 raise ValueError(f"CHURN_PLATFORM_PROFILE=production needs {', '.join(missing)} in the environment")
             production = {
                 "postgres": postgres_from_env(),
-                "s3_landing": os.environ["CHURN_PLATFORM_S3_LANDING"].rstrip("/"),
-                "s3_reports": (os.environ.get("CHURN_PLATFORM_S3_REPORTS") or "").rstrip("/") or None,
-                "mlflow_server_uri": os.environ["CHURN_PLATFORM_MLFLOW_TRACKING_URI"],
-                "ray_address": os.environ.get("CHURN_PLATFORM_RAY_ADDRESS") or None,
+                "s3_landing": env.s3_landing.rstrip("/"),
+                "s3_reports": (env.s3_reports or "").rstrip("/") or None,
+                "mlflow_server_uri": env.mlflow_tracking_uri,
+                "ray_address": env.ray_address,
             }
         return cls(
             profile=profile,
             **production,
-            home=Path(os.environ.get("CHURN_PLATFORM_HOME", ".churn_home")).resolve(),
-            sources=normalise_sources(os.environ.get("CHURN_PLATFORM_SOURCES")),
-            s3_endpoint_url=os.environ.get("CHURN_PLATFORM_S3_ENDPOINT_URL") or None,
-            days=_env_int("CHURN_PLATFORM_DAYS", cls.days),
-            drift_threshold=_env_float("CHURN_PLATFORM_DRIFT_THRESHOLD", cls.drift_threshold),
-            dbt_target=os.environ.get("CHURN_PLATFORM_TARGET")
-            or ("postgres" if profile == PRODUCTION else cls.dbt_target),
-            duckdb_memory_limit=os.environ.get("CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT", cls.duckdb_memory_limit),
-            partitions_start=_env_date("CHURN_PLATFORM_PARTITIONS_START", DEFAULT_PARTITIONS_START),
-            partitions_end_setting=_env_partitions_end("CHURN_PLATFORM_PARTITIONS_END"),
+            home=env.home.resolve(),
+            sources=normalise_sources(env.sources),
+            s3_endpoint_url=env.s3_endpoint_url,
+            days=env.days,
+            drift_threshold=env.drift_threshold,
+            dbt_target=env.target or ("postgres" if profile == PRODUCTION else cls.dbt_target),
+            duckdb_memory_limit=env.duckdb_memory_limit,
+            partitions_start=env.partitions_start,
+            partitions_end_setting=env.partitions_end,
+            alert_webhook_url=env.alert_webhook_url,
         )
 
     def export(self) -> None:

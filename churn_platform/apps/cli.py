@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, Settings, normalise_sources
+from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, Settings, normalise_sources, read_environment
 from churn_platform.simulation.generator import DRIFT_SCENARIOS
 
 
@@ -355,7 +355,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print("\n[2/4] Materializing the asset graph with Dagster (sources → dbt → model → drift)", flush=True)
     settings = Settings(
-        home=home, sources=str(sources), days=args.days, **({"drift_threshold": args.drift_threshold} if drift else {})
+        home=home,
+        sources=str(sources),
+        days=args.days,
+        alert_webhook_url=read_environment().alert_webhook_url,
+        **({"drift_threshold": args.drift_threshold} if drift else {}),
     )
     try:
         report = run_pipeline(settings, log_level="WARNING")

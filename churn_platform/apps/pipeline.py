@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -101,15 +100,14 @@ def build_warehouse(settings: Settings, log_level: str = "WARNING") -> str:
     return result.run_id
 
 
-def _alert(instance, result) -> None:
+def _alert(settings: Settings, instance, result) -> None:
     """What the daemon's alert sensors would send for this run, sent now: an in-process run has no
     daemon watching it. (The freshness alerts still need the daemon: a run that just materialized
     its assets leaves nothing stale.)"""
-    from churn_platform.defs import ALERT_WEBHOOK_ENV
     from churn_platform.defs.alerts import alert_failed_checks
     from churn_platform.defs.resources import Notifier
 
-    notifier = Notifier(webhook_url=os.environ.get(ALERT_WEBHOOK_ENV) or None)
+    notifier = Notifier(webhook_url=settings.alert_webhook_url)
     if not result.success:
         run = instance.get_run_by_id(result.run_id)
         notifier.notify(
@@ -156,7 +154,7 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
             log_level,
         )
         seconds = time.monotonic() - started
-        _alert(instance, result)
+        _alert(settings, instance, result)
         checks = result.get_asset_check_evaluations()
         failed_checks = sorted(
             f"{c.asset_key.to_user_string()}:{c.check_name}"

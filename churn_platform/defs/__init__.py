@@ -10,9 +10,7 @@ import dagster as dg
 # Single-run backfills are a beta parameter of Dagster assets; the platform relies on them on purpose.
 warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy`", category=dg.BetaWarning)
 
-from churn_platform.settings import EXPERIMENT_NAME, REGISTERED_MODEL_NAME, Settings  # noqa: E402
-
-ALERT_WEBHOOK_ENV = "CHURN_PLATFORM_ALERT_WEBHOOK_URL"
+from churn_platform.settings import EXPERIMENT_NAME, PG_PASSWORD_ENV, REGISTERED_MODEL_NAME, Settings  # noqa: E402
 
 
 def build_definitions(settings: Settings, source=None, ground_truth=None) -> dg.Definitions:
@@ -105,7 +103,7 @@ def build_definitions(settings: Settings, source=None, ground_truth=None) -> dg.
             ),
             "policy": MonitoringPolicy(drift_threshold=settings.drift_threshold),
             "prediction_logs": PredictionLogStore(path=str(settings.prediction_log_dir)),
-            "notifier": Notifier(webhook_url=os.environ.get(ALERT_WEBHOOK_ENV) or None),
+            "notifier": Notifier(webhook_url=settings.alert_webhook_url),
             "dbt": dbt_resource(project),
         },
     )
@@ -122,7 +120,7 @@ def warehouse_for(settings: Settings):
 
             pg = postgres_from_env()
         # The password is read from the environment when the resource is used, never stored in config.
-        password = dg.EnvVar("CHURN_PLATFORM_PG_PASSWORD") if os.environ.get("CHURN_PLATFORM_PG_PASSWORD") else ""
+        password = dg.EnvVar(PG_PASSWORD_ENV) if os.environ.get(PG_PASSWORD_ENV) else ""
         return PostgresWarehouseResource(
             host=pg.host, port=pg.port, user=pg.user, password=password, database=pg.database
         )

@@ -1,7 +1,6 @@
 """The dbt project as Dagster assets: one asset per model, dbt tests as asset checks."""
 
 import json
-import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -89,14 +88,16 @@ def _check_manifest(project: DbtProject) -> None:
         )
 
 
-def _dbt_environment(context: dg.AssetExecutionContext, warehouse: Warehouse, reports: ReportStore) -> Path:
-    # dbt's profile reads the warehouse location from the environment of its process;
-    # the warehouse resource is the one place that decides it.
-    os.environ.update(warehouse.dbt_environment())
-    # dbt's artifacts (run_results.json, compiled SQL) and logs stay with the run's other state.
+def _dbt_args(
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    reports: ReportStore,
+    extra_vars: Mapping[str, str] | None = None,
+) -> tuple[list[str], Path]:
+    """``dbt build`` with the warehouse's location as the profile's variables (the warehouse resource
+    is the one place that decides it), and where its artifacts and logs go: with the run's other state."""
     artifacts = reports.path_for(f"dbt/{context.run_id}/{context.op_def.name}")
-    os.environ["DBT_LOG_PATH"] = str(artifacts)
-    return artifacts
+    return ["build", "--vars", json.dumps({**warehouse.dbt_vars(), **(extra_vars or {})})], artifacts
 
 
 def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -114,10 +115,10 @@ def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefiniti
         exclude=partitioned,
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, reports: ReportStore):
-        artifacts = _dbt_environment(context, warehouse, reports)
+        args, artifacts = _dbt_args(context, warehouse, reports)
         # A DuckDB file is held by the dbt process while it builds, so row counts
         # are not fetched from a second connection here.
-        yield from dbt.cli(["build"], context=context, target_path=artifacts).stream()
+        yield from dbt.cli(args, context=context, target_path=artifacts).stream()
 
     @dbt_assets(
         manifest=project.manifest_path,
@@ -131,11 +132,10 @@ def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefiniti
     def dbt_daily_usage(
         context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, reports: ReportStore
     ):
-        artifacts = _dbt_environment(context, warehouse, reports)
         window = context.partition_time_window
         days = {"partition_start": window.start.date().isoformat(), "partition_end": window.end.date().isoformat()}
         context.log.info(f"building the daily usage models for {days['partition_start']} up to {days['partition_end']}")
-        args = ["build", "--vars", json.dumps(days)]
+        args, artifacts = _dbt_args(context, warehouse, reports, days)
         yield from dbt.cli(args, context=context, target_path=artifacts).stream()
 
     return [dbt_daily_usage, dbt_models]

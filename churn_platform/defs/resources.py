@@ -122,8 +122,8 @@ class Warehouse(dg.ConfigurableResource):
     def replace_rows(self, schema: str, table: str, frame: pd.DataFrame, keys: list[str]) -> int:
         return self.core().replace_rows(schema, table, frame, keys)
 
-    def dbt_environment(self) -> dict[str, str]:
-        return self.core().dbt_environment()
+    def dbt_vars(self) -> dict[str, str]:
+        return self.core().dbt_vars()
 
 
 class DuckDBWarehouseResource(Warehouse):

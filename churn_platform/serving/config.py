@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ADMIN_TOKEN_ENV = "CHURN_PLATFORM_SERVING_ADMIN_TOKEN"
 API_TOKEN_ENV = "CHURN_PLATFORM_SERVING_API_TOKEN"
@@ -26,14 +27,22 @@ ENV_PREFIX = "CHURN_PLATFORM_SERVING_"
 
 
 def _from_env(model: type[BaseModel], overrides: dict[str, Any]) -> Any:
-    """``model`` from ``CHURN_PLATFORM_SERVING_<FIELD>`` variables, then the non-None ``overrides``."""
-    values: dict[str, Any] = {}
-    for name in model.model_fields:
-        raw = os.environ.get(ENV_PREFIX + name.upper())
-        if raw not in (None, ""):
-            values[name] = raw
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return model.model_validate(values)
+    """``model`` from ``CHURN_PLATFORM_SERVING_<FIELD>`` variables (read by pydantic-settings, as the
+    platform's settings are), then the non-None ``overrides``; a bad value is a ``ValueError`` naming
+    the variable."""
+    reader = type(
+        f"{model.__name__}FromEnvironment",
+        (BaseSettings, model),
+        {"model_config": SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore")},
+    )
+    try:
+        values = reader(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{ENV_PREFIX}{str(e['loc'][0]).upper()}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(f"invalid serving options: {problems}") from None
+    return model.model_validate(values.model_dump())
 
 
 class ServingOptions(BaseModel):

@@ -10,31 +10,36 @@ import json
 import os
 from pathlib import Path
 
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
 
 GROUND_TRUTH_DIR = "_ground_truth"
 """Beside the generated sources: each customer's true churn probability and the injected faults."""
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+class SimulationEnvironment(BaseSettings):
+    """The simulation's size and seed from ``CHURN_PLATFORM_CUSTOMERS``, ``_DAYS`` and ``_SEED``."""
+
+    model_config = SettingsConfigDict(env_prefix="CHURN_PLATFORM_", env_ignore_empty=True, extra="ignore")
+
+    customers: int = Field(GeneratorConfig.customers, gt=0)
+    days: int = Field(GeneratorConfig.days, gt=0)
+    seed: int = GeneratorConfig.seed
 
 
 def config_from_env(days: int | None = None) -> GeneratorConfig:
     """The simulation's size and seed: ``CHURN_PLATFORM_CUSTOMERS`` (2000), ``CHURN_PLATFORM_SEED``
     (7) and ``days`` (the platform's daily partitions; else ``CHURN_PLATFORM_DAYS``, 365)."""
-    defaults = GeneratorConfig()
-    return GeneratorConfig(
-        customers=_env_int("CHURN_PLATFORM_CUSTOMERS", defaults.customers),
-        days=days if days is not None else _env_int("CHURN_PLATFORM_DAYS", defaults.days),
-        seed=_env_int("CHURN_PLATFORM_SEED", defaults.seed),
-    )
+    try:
+        env = SimulationEnvironment()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CHURN_PLATFORM_{str(e['loc'][0]).upper()}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(f"invalid simulation settings: {problems}") from None
+    return GeneratorConfig(customers=env.customers, days=days if days is not None else env.days, seed=env.seed)
 
 
 def ground_truth_dir(folder: str | os.PathLike) -> Path | None:

@@ -72,5 +72,6 @@ class Warehouse(abc.ABC):
         whose ``keys`` match one of the frame's; returns the table's rows."""
 
     @abc.abstractmethod
-    def dbt_environment(self) -> dict[str, str]:
-        """The environment the dbt profile reads this warehouse's location from."""
+    def dbt_vars(self) -> dict[str, str]:
+        """This warehouse's location as the dbt profile's variables (``dbt --vars``; the profile falls
+        back to the ``CHURN_PLATFORM_*`` environment without them). Never a password."""

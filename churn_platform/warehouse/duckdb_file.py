@@ -117,5 +117,5 @@ class DuckDBWarehouse(Warehouse):
             con.unregister("incoming_rows")
             return int(con.execute(f"select count(*) from {target}").fetchone()[0])
 
-    def dbt_environment(self) -> dict[str, str]:
-        return {"CHURN_PLATFORM_WAREHOUSE": self.path, "CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT": self.memory_limit}
+    def dbt_vars(self) -> dict[str, str]:
+        return {"warehouse_path": self.path, "duckdb_memory_limit": self.memory_limit}

@@ -315,11 +315,11 @@ class PostgresWarehouse(Warehouse):
                 cur.execute(f'select count(*) from "{schema}"."{table}"')
                 return int(cur.fetchone()[0])
 
-    def dbt_environment(self) -> dict[str, str]:
-        # The password stays whatever the environment already holds; it is never written here.
+    def dbt_vars(self) -> dict[str, str]:
+        # The password stays in the environment (CHURN_PLATFORM_PG_PASSWORD); it is never a variable.
         return {
-            "CHURN_PLATFORM_PG_HOST": self.postgres.host,
-            "CHURN_PLATFORM_PG_PORT": str(self.postgres.port),
-            "CHURN_PLATFORM_PG_USER": self.postgres.user,
-            "CHURN_PLATFORM_PG_DATABASE": self.postgres.database,
+            "pg_host": self.postgres.host,
+            "pg_port": str(self.postgres.port),
+            "pg_user": self.postgres.user,
+            "pg_database": self.postgres.database,
         }

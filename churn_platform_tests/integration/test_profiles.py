@@ -63,7 +63,7 @@ def test_production_settings_and_resources(production_env):
     warehouse = warehouse_for(settings)
     assert isinstance(warehouse, PostgresWarehouseResource)
     assert "s3cret-value" not in repr(settings) and "s3cret-value" not in repr(warehouse)
-    assert "s3cret-value" not in warehouse.dbt_environment().values()
+    assert "s3cret-value" not in warehouse.dbt_vars().values()
     definitions = build_definitions(settings)
     assert definitions.executor.name == "multiprocess"
     assert definitions.resources["source"].sources == "s3://bucket/landing"

@@ -77,7 +77,19 @@ def _string_constants(root: Path) -> set[str]:
     return found
 
 
-PACKAGE_STRINGS = _string_constants(REPO_DIR / "churn_platform")
+def _settings_variables() -> set[str]:
+    """The variables the pydantic-settings readers read (one per field, under their prefix)."""
+    from churn_platform.serving.config import ENV_PREFIX as SERVING_PREFIX
+    from churn_platform.serving.config import Autoscaling, ServingOptions
+    from churn_platform.settings import ENV_PREFIX, Environment
+    from churn_platform.simulation.landing import SimulationEnvironment
+
+    readers = [(ENV_PREFIX, Environment), (ENV_PREFIX, SimulationEnvironment)]
+    readers += [(SERVING_PREFIX, ServingOptions), (SERVING_PREFIX, Autoscaling)]
+    return {prefix + name.upper() for prefix, model in readers for name in model.model_fields}
+
+
+PACKAGE_STRINGS = _string_constants(REPO_DIR / "churn_platform") | _settings_variables()
 DBT_PROFILE = (REPO_DIR / "dbt_project" / "profiles.yml").read_text()
 DAGSTER_YAML = (DEPLOY / "dagster.yaml").read_text()
 
