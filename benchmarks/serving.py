@@ -3,10 +3,13 @@
 Measures, with wrk over HTTP on this machine:
 - single-row requests per second, p50 and p99, at 16 concurrent connections;
 - rows per second with 1,000 rows a request (4 connections);
+- for Ray Serve, single-row requests with ``explain=true`` (each prediction's top three drivers);
 for Ray Serve (the platform's deployment: HAProxy ingress, dynamic batching, prediction log
 on) and for the baseline (`benchmarks/baseline_server.py`: one uvicorn process, the same
 validation and scorer, nothing else), and in the same process the scorer's own rows per
-second on 1,000-row calls, which bounds what HTTP can reach.
+second on 1,000-row calls, which bounds what HTTP can reach, and the cost of an explanation per
+request through the compiled scorer (the model's own contributions, or occlusion) against the
+sklearn pipeline's occlusion.
 
     python benchmarks/serving.py                          # trains a champion on 30k customers first (~3 min)
     python benchmarks/serving.py --home .churn_home/demo  # the champion of an existing home (built there if empty)
@@ -93,13 +96,17 @@ def wrk(url: str, script: Path, connections: int, seconds: int) -> dict:
     }
 
 
-def measure(url: str, single: Path, batch: Path, seconds: int) -> dict:
+def measure(url: str, single: Path, batch: Path, seconds: int, explain: bool = False) -> dict:
     wrk(f"{url}/v1/predict", single, 16, 3)  # warm-up
     one = wrk(f"{url}/v1/predict", single, 16, seconds)
     wrk(f"{url}/v1/predict", batch, 4, 3)
     many = wrk(f"{url}/v1/predict", batch, 4, seconds)
     many["rows_per_s"] = many["requests_per_s"] * 1000
-    return {"single": one, "batch_1000": many}
+    result = {"single": one, "batch_1000": many}
+    if explain:
+        wrk(f"{url}/v1/predict?explain=true", single, 16, 3)
+        result["single_explain"] = wrk(f"{url}/v1/predict?explain=true", single, 16, seconds)
+    return result
 
 
 def build_champion(home: Path, customers: int) -> None:
@@ -152,11 +159,35 @@ def in_process(tracking_uri: str, records: list[dict]) -> dict:
             calls += 1
         return len(records) * calls / (time.perf_counter() - started)
 
+    from churn_platform.ml.scoring import explain, occlusion_impact, reference_values
+    from churn_platform.ml.training import features_frame
+
+    reference = reference_values(frame)
+
+    def ms_per_call(fn, rounds: int = 30) -> float:
+        fn()
+        started = time.perf_counter()
+        for _ in range(rounds):
+            fn()
+        return (time.perf_counter() - started) * 1000 / rounds
+
+    explained = {}
+    for rows in (1, 32):
+        x = features_frame(frame.head(rows))
+        compiled_ms = ms_per_call(lambda x=x: explain(model.model, x, reference, model.scorer))
+        pipeline_ms = ms_per_call(lambda x=x: occlusion_impact(model.model, x, reference))
+        explained[f"{rows}_rows"] = {
+            "compiled_ms": compiled_ms,
+            "pipeline_occlusion_ms": pipeline_ms,
+            "pipeline_over_compiled": pipeline_ms / compiled_ms,
+        }
     return {
         "model_version": model.version,
         "scorer": model.scorer_note,
+        "explained_by": model.scorer.explanation if model.scorer else "occlusion (pipeline)",
         "compiled_rows_per_s": rate(lambda: model.score_records(records)),
         "pipeline_rows_per_s": rate(lambda: model.predict_proba(frame)),
+        "explain_per_request": explained,
     }
 
 
@@ -196,6 +227,12 @@ def main() -> None:
             f"sklearn pipeline {local['pipeline_rows_per_s']:,.0f} rows/s",
             flush=True,
         )
+        for rows, e in local["explain_per_request"].items():
+            print(
+                f"   explain {rows.replace('_', ' ')} ({local['explained_by']}): {e['compiled_ms']:.2f} ms; "
+                f"the pipeline's occlusion {e['pipeline_occlusion_ms']:.2f} ms ({e['pipeline_over_compiled']:.1f}x)",
+                flush=True,
+            )
 
         print(f"== Ray Serve ({args.proxy} ingress, {args.replicas} replicas, batching, prediction log)", flush=True)
         from churn_platform.apps import serve_local as runner
@@ -216,7 +253,7 @@ def main() -> None:
                 break
             time.sleep(0.5)
         try:
-            serve = measure(url, single, batch, args.seconds)
+            serve = measure(url, single, batch, args.seconds, explain=True)
         finally:
             runner.stop()
         print(f"   {json.dumps(serve)}", flush=True)
@@ -267,6 +304,7 @@ def main() -> None:
             "single_rps_serve_over_baseline": s["requests_per_s"] / base["single"]["requests_per_s"],
             "batch_rows_serve_over_baseline": b["rows_per_s"] / base["batch_1000"]["rows_per_s"],
             "batch_rows_serve_over_in_process": b["rows_per_s"] / local["compiled_rows_per_s"],
+            "single_rps_explain_over_plain": serve["single_explain"]["requests_per_s"] / s["requests_per_s"],
         },
         "targets": {
             "single_rps >= 1000": s["requests_per_s"] >= TARGETS["single_rps"],
@@ -282,6 +320,8 @@ def main() -> None:
         print(
             f"| {name} | {m['single']['requests_per_s']:,.0f} | {m['single']['p50_ms']:.1f} ms | {m['single']['p99_ms']:.1f} ms | {m['batch_1000']['rows_per_s']:,.0f} |"
         )
+    e = serve["single_explain"]
+    print(f"| Ray Serve, explain=true | {e['requests_per_s']:,.0f} | {e['p50_ms']:.1f} ms | {e['p99_ms']:.1f} ms | |")
     print(f"| in-process scorer | | | | {local['compiled_rows_per_s']:,.0f} |")
     print(json.dumps({"ratios": report["ratios"], "targets": report["targets"]}, indent=2))
 

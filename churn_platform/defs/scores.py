@@ -9,7 +9,7 @@ from churn_platform.defs.automation import follow_parents
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import MLflowResource, Warehouse
 from churn_platform.ml.registry import load_by_alias
-from churn_platform.ml.scoring import RiskTiers, reference_values, score_frame, score_with_ray
+from churn_platform.ml.scoring import RiskTiers, compiled, reference_values, score_frame, score_with_ray
 from churn_platform.settings import CHAMPION_ALIAS
 
 SCORES_SCHEMA = "scores"
@@ -47,8 +47,12 @@ def churn_scores(
     champion = load_by_alias(mlflow_store.location, mlflow_store.registered_model_name, CHAMPION_ALIAS)
     tiers = RiskTiers(high=config.high_risk_share, medium=config.medium_risk_share)
     reference = reference_values(population)
-    # Cut-offs from the whole population, so that batches score exactly like the whole.
-    cutoffs = tiers.cutoffs(champion.predict_proba(population))
+    # The compiled scorer scores and explains (the pipeline where there is none); the cut-offs come
+    # from the same scores of the whole population, so that batches score exactly like the whole.
+    scorer = compiled(champion.model)
+    cutoffs = tiers.cutoffs(scorer.predict_proba(population) if scorer else champion.predict_proba(population))
+    explanation = scorer.explanation if scorer else "occlusion against the typical customer (pipeline)"
+    context.log.info(f"drivers: {explanation}")
     started = time.monotonic()
     engine = "ray" if len(population) >= config.ray_min_rows else "in-process"
     context.log.info(f"scoring {len(population):,} customers with {champion.name} v{champion.version} ({engine})")
@@ -57,7 +61,9 @@ def churn_scores(
             population, mlflow_store.tracking_uri, champion.name, champion.version, reference, cutoffs
         )
     else:
-        scores = score_frame(champion.model, population, champion.name, champion.version, reference, cutoffs)
+        scores = score_frame(
+            champion.model, population, champion.name, champion.version, reference, cutoffs, scorer=scorer or False
+        )
     seconds = time.monotonic() - started
     warehouse.write_table(SCORES_SCHEMA, SCORES_TABLE, scores)
     history_rows = record_history(warehouse, scores)
@@ -71,6 +77,7 @@ def churn_scores(
             "table": f"{SCORES_SCHEMA}.{SCORES_TABLE}",
             "model_version": champion.version,
             "engine": engine,
+            "drivers_explained_by": explanation,
             "seconds": round(seconds, 2),
             "high_risk_customers": int(by_tier["size"].get("high", 0)),
             "medium_risk_customers": int(by_tier["size"].get("medium", 0)),

@@ -128,13 +128,15 @@ def _numeric_block(transformer, columns: list[str]) -> Callable[[Records], np.nd
     return block
 
 
-def _prepare(column_transformer) -> Callable[[Records], np.ndarray]:
+def _prepare(column_transformer) -> tuple[Callable[[Records], np.ndarray], list[str]]:
+    """The transformer's arithmetic on records, and the input feature each output column comes from."""
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
     if not isinstance(column_transformer, ColumnTransformer):
         raise NotCompilable(f"first step {type(column_transformer).__name__}")
     blocks = []
+    owners: list[str] = []
     for name, transformer, columns in column_transformer.transformers_:
         if name == "remainder":
             if transformer != "drop" and len(columns):
@@ -143,15 +145,18 @@ def _prepare(column_transformer) -> Callable[[Records], np.ndarray]:
         columns = list(columns)
         if isinstance(transformer, OrdinalEncoder):
             blocks.append(_ordinal_block(transformer, columns))
+            owners += columns
         elif isinstance(transformer, OneHotEncoder):
             blocks.append(_one_hot_block(transformer, columns))
+            owners += [c for c, cats in zip(columns, transformer.categories_) for _ in cats]
         else:
             blocks.append(_numeric_block(transformer, columns))
+            owners += columns
 
     def prepare(records: Records) -> np.ndarray:
         return np.hstack([b(records) for b in blocks]) if len(blocks) > 1 else blocks[0](records)
 
-    return prepare
+    return prepare, owners
 
 
 Score = Callable[[np.ndarray], np.ndarray]
@@ -193,10 +198,49 @@ def _response(model) -> tuple[Score | None, Score]:
     raise NotCompilable(f"model {type(model).__name__}")
 
 
+Contributions = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+"""(prepared rows, the prepared reference row) → (raw score, the raw score a row is compared with,
+additive contributions of each prepared column to the difference)."""
+
+
+def _contributions(model) -> tuple[Contributions | None, str]:
+    """The model's own additive explanation of its raw score, where it has one."""
+    from sklearn.linear_model import LogisticRegression
+
+    if isinstance(model, LogisticRegression):
+        coef, intercept = model.coef_[0].astype(np.float64), float(model.intercept_[0])
+
+        def linear(x: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            # Exact for a linear score: each column's share of the difference from the typical customer.
+            raw = x @ coef + intercept
+            return raw, np.full(len(x), float(reference @ coef + intercept)), (x - reference) * coef
+
+        return linear, "exact contributions of the logistic score against the typical customer"
+    try:
+        from lightgbm import LGBMClassifier
+    except ImportError:  # pragma: no cover
+        return None, ""
+    if isinstance(model, LGBMClassifier):
+        booster = model.booster_
+        best = model.best_iteration_ if getattr(model, "best_iteration_", None) else None
+
+        def tree_shap(x: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            # LightGBM's built-in TreeSHAP: one column per input plus the expected raw score.
+            contrib = booster.predict(x, pred_contrib=True, num_iteration=best)
+            return contrib.sum(axis=1), contrib[:, -1], contrib[:, :-1]
+
+        return tree_shap, "TreeSHAP (LightGBM pred_contrib) against the model's expected score"
+    return None, ""
+
+
 @dataclasses.dataclass(frozen=True)
 class CompiledScorer:
     score_records: Callable[[Records], np.ndarray]
     description: str
+    explain_records: Callable[[Records, dict[str, Any]], tuple[np.ndarray, np.ndarray]] | None = None
+    """(records, the typical customer) → (probabilities, each feature's impact in probability points,
+    in ``FEATURE_NAMES`` order), from the model's own contributions; None where the model has none."""
+    explanation: str = "occlusion against the typical customer"
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         from churn_platform.ml.training import features_frame
@@ -220,7 +264,7 @@ def _compile(model) -> CompiledScorer:
         inner = getattr(inner, "estimator", inner)  # FrozenEstimator → the fitted pipeline
     if not isinstance(inner, Pipeline) or len(inner.steps) != 2:
         raise NotCompilable(f"estimator {type(inner).__name__}")
-    prepare = _prepare(inner.steps[0][1])
+    prepare, owners = _prepare(inner.steps[0][1])
     estimator = inner.steps[1][1]
     raw, probability = _response(estimator)
     # What Platt scaling was fitted on, by sklearn's own rule: the decision function if the
@@ -239,7 +283,37 @@ def _compile(model) -> CompiledScorer:
         return p
 
     what = f"{type(inner.steps[1][1]).__name__}" + (" + Platt calibration" if calibration else "")
-    return CompiledScorer(score, what)
+    contributions, explanation = _contributions(estimator)
+    if contributions is None:
+        return CompiledScorer(score, what)
+
+    def link(raw_score: np.ndarray) -> np.ndarray:
+        """The served probability of a raw score (the calibration's input is the raw score or the probability)."""
+        if calibration is None:
+            return expit(raw_score)
+        decided = raw_score if decision is raw else expit(raw_score)
+        return expit(-(a * decided + b))
+
+    # Each prepared column belongs to one input feature (a one-hot category to its feature).
+    owner_index = np.array([FEATURE_NAMES.index(o) for o in owners])
+
+    def explain(records: Records, reference: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        x = prepare(records)
+        raw_score, base, phi = contributions(x, prepare([reference])[0])
+        p, p_base = link(raw_score), link(base)
+        # The contributions add up to the raw score's difference from its baseline; scaled by the
+        # link's secant there, they add up to the probability's difference (and keep their signs).
+        delta = raw_score - base
+        close = np.abs(delta) < 1e-12
+        h = 1e-6
+        slope = np.where(close, (link(raw_score + h) - link(raw_score - h)) / (2 * h), 0.0)
+        slope = np.where(close, slope, (p - p_base) / np.where(close, 1.0, delta))
+        scaled = phi * slope[:, None]
+        impact = np.zeros((len(x), len(FEATURE_NAMES)))
+        np.add.at(impact.T, owner_index, scaled.T)
+        return p, impact
+
+    return CompiledScorer(score, what, explain, explanation)
 
 
 def probe_records(example: pd.DataFrame | None = None) -> list[dict[str, Any]]:
