@@ -159,7 +159,7 @@ def in_process(tracking_uri: str, records: list[dict]) -> dict:
             calls += 1
         return len(records) * calls / (time.perf_counter() - started)
 
-    from churn_platform.ml.scoring import explain, occlusion_impact, reference_values
+    from churn_platform.ml.scoring import explain_records, occlusion_impact, reference_values
     from churn_platform.ml.training import features_frame
 
     reference = reference_values(frame)
@@ -174,7 +174,7 @@ def in_process(tracking_uri: str, records: list[dict]) -> dict:
     explained = {}
     for rows in (1, 32):
         x = features_frame(frame.head(rows))
-        compiled_ms = ms_per_call(lambda x=x: explain(model.model, x, reference, model.scorer))
+        compiled_ms = ms_per_call(lambda r=records[:rows]: explain_records(model.model, r, reference, model.scorer))
         pipeline_ms = ms_per_call(lambda x=x: occlusion_impact(model.model, x, reference))
         explained[f"{rows}_rows"] = {
             "compiled_ms": compiled_ms,

@@ -103,7 +103,16 @@ def explain(model, x: pd.DataFrame, reference: dict[str, object], scorer=None) -
     when there is one, else through the pipeline)."""
     if scorer is None:
         return occlusion_impact(model, x, reference)
-    records = x.to_dict("records")
+    return explain_records(model, x.to_dict("records"), reference, scorer)
+
+
+def explain_records(
+    model, records: list[dict], reference: dict[str, object], scorer=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``explain`` on plain records (what the API validated), without a data frame on the compiled path."""
+    if scorer is None:
+        x = features_frame(pd.DataFrame.from_records(records, columns=list(FEATURE_NAMES)))
+        return occlusion_impact(model, x, reference)
     if scorer.explain_records is not None:
         return scorer.explain_records(records, reference)
     return occlusion_records(scorer.score_records, records, reference)

@@ -38,7 +38,7 @@ from ray import serve
 
 from churn_platform.features import FEATURE_NAMES, ID_COLUMN, TIME_COLUMN, example_record
 from churn_platform.ml.registry import LoadedModel, MLflowLocation, load_version, resolve_alias
-from churn_platform.ml.scoring import explain, reference_values, top_driver_order
+from churn_platform.ml.scoring import explain_records, reference_values, top_driver_order
 from churn_platform.ml.training import features_frame
 from churn_platform.serving.config import (
     ADMIN_TOKEN_ENV,
@@ -511,13 +511,12 @@ class ChurnPredictor:
         return proba, model
 
     def _drivers(self, model: LoadedModel, records: list[dict]) -> list[list[dict]]:
-        x = features_frame(pd.DataFrame.from_records(records, columns=list(FEATURE_NAMES)))
         # Through the compiled scorer: the model's own contributions (TreeSHAP, linear terms) or occlusion.
-        _, impact = explain(model.model, x, self._reference, model.scorer)
+        _, impact = explain_records(model.model, records, self._reference, model.scorer)
         order = top_driver_order(impact, DRIVERS)
         return [
             [{"feature": FEATURE_NAMES[j], "impact": round(float(impact[i, j]), 6)} for j in order[i]]
-            for i in range(len(x))
+            for i in range(len(records))
         ]
 
     def _log_predictions(
