@@ -63,15 +63,22 @@ def _graph():
     return platform_definitions(Settings(home=Path("/nonexistent"))).resolve_asset_graph()
 
 
-def dbt_test_count() -> str:
-    """The dbt project's data and unit tests (from the parsed manifest)."""
+def _manifest() -> dict:
     import json
 
     from churn_platform.defs.dbt import dbt_project
 
-    manifest = json.loads(dbt_project().manifest_path.read_text())
-    tests = [n for n in manifest["nodes"].values() if n["resource_type"] == "test"]
-    return str(len(tests) + len(manifest.get("unit_tests", {})))
+    return json.loads(dbt_project().manifest_path.read_text())
+
+
+def dbt_test_count() -> str:
+    """The dbt project's data tests (Dagster asset checks), from the parsed manifest."""
+    return str(sum(1 for n in _manifest()["nodes"].values() if n["resource_type"] == "test"))
+
+
+def dbt_unit_test_count() -> str:
+    """The dbt project's unit tests (run inside ``dbt build``), from the parsed manifest."""
+    return str(len(_manifest().get("unit_tests", {})))
 
 
 def _collected(*marker: str) -> str:
@@ -105,6 +112,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
 
 INLINE: dict[str, Callable[[], str]] = {
     "dbt-tests": dbt_test_count,
+    "dbt-unit-tests": dbt_unit_test_count,
     "local-tests": lambda: _collected(),
     "production-tests": lambda: _collected("production"),
 }

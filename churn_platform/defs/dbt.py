@@ -10,7 +10,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from churn_platform.defs.automation import follow_parents
-from churn_platform.defs.partitions import PARTITIONED_DBT_MODELS
+from churn_platform.defs.partitions import PARTITIONED_DBT_TAG
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import ReportStore, Warehouse
 from churn_platform.settings import DBT_PROJECT_DIR
@@ -74,7 +74,7 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
             group_name=group,
             freshness_policy=freshness_for(group),
             automation_condition=follow_parents(
-                every_partition=node.get("name") in PARTITIONED_DBT_MODELS, not_on_updates_of=extra
+                every_partition=PARTITIONED_DBT_TAG in node.get("tags", []), not_on_updates_of=extra
             ),
         )
         return spec.merge_attributes(deps=extra) if extra else spec
@@ -88,16 +88,11 @@ def _check_manifest(project: DbtProject) -> None:
         )
 
 
-def _dbt_args(
-    context: dg.AssetExecutionContext,
-    warehouse: Warehouse,
-    reports: ReportStore,
-    extra_vars: Mapping[str, str] | None = None,
-) -> tuple[list[str], Path]:
+def _dbt_args(context: dg.AssetExecutionContext, warehouse: Warehouse, reports: ReportStore) -> tuple[list[str], Path]:
     """``dbt build`` with the warehouse's location as the profile's variables (the warehouse resource
     is the one place that decides it), and where its artifacts and logs go: with the run's other state."""
     artifacts = reports.path_for(f"dbt/{context.run_id}/{context.op_def.name}")
-    return ["build", "--vars", json.dumps({**warehouse.dbt_vars(), **(extra_vars or {})})], artifacts
+    return ["build", "--vars", json.dumps(warehouse.dbt_vars())], artifacts
 
 
 def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -105,7 +100,7 @@ def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefiniti
     by day (a backfill of any range is one ``dbt build``), and every other model."""
     _check_manifest(project)
     translator = ChurnDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
-    partitioned = " ".join(PARTITIONED_DBT_MODELS)
+    partitioned = f"tag:{PARTITIONED_DBT_TAG}"
 
     @dbt_assets(
         manifest=project.manifest_path,
@@ -133,9 +128,10 @@ def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefiniti
         context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, reports: ReportStore
     ):
         window = context.partition_time_window
-        days = {"partition_start": window.start.date().isoformat(), "partition_end": window.end.date().isoformat()}
-        context.log.info(f"building the daily usage models for {days['partition_start']} up to {days['partition_end']}")
-        args, artifacts = _dbt_args(context, warehouse, reports, days)
+        start, end = window.start.strftime("%Y-%m-%d"), window.end.strftime("%Y-%m-%d")
+        context.log.info(f"building the daily usage models for {start} up to {end} (one microbatch a day)")
+        args, artifacts = _dbt_args(context, warehouse, reports)
+        args += ["--event-time-start", start, "--event-time-end", end]
         yield from dbt.cli(args, context=context, target_path=artifacts).stream()
 
     return [dbt_daily_usage, dbt_models]

@@ -10,8 +10,9 @@ from churn_platform.sources.contracts import PartitionSlice
 PARTITIONED_SOURCE = "usage_events"
 """The source loaded day by day; the other sources are small and reloaded whole."""
 
-PARTITIONED_DBT_MODELS = ("stg_usage_events", "int_daily_usage")
-"""The dbt models built per partition (``int_daily_usage`` incrementally, by day)."""
+PARTITIONED_DBT_TAG = "daily_partitioned"
+"""The dbt tag of the models built per partition (``int_daily_usage`` by dbt's microbatches, a day
+each); which models carry it is said in the dbt project."""
 
 
 def usage_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:

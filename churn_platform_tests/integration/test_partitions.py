@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 
 from churn_platform.apps.location import platform_definitions
-from churn_platform.defs.partitions import PARTITIONED_DBT_MODELS
 from churn_platform.settings import Settings
 from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
 from churn_platform.sources.contracts import CONTRACTS, OUTSIDE_PARTITIONS, PartitionSlice, load_with_contract
 
 DAYS = 60
 START = dt.date(2025, 1, 1)
-USAGE_SELECTION = [dg.AssetKey("usage_events"), *(dg.AssetKey(m) for m in PARTITIONED_DBT_MODELS)]
+# The models the dbt project tags daily_partitioned.
+USAGE_SELECTION = [dg.AssetKey("usage_events"), dg.AssetKey("stg_usage_events"), dg.AssetKey("int_daily_usage")]
 # The usage models are tested against the raw CRM (orphan usage), which is loaded with them.
 SELECTION = [*USAGE_SELECTION, dg.AssetKey("crm_customers")]
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"

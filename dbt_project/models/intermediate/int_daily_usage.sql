@@ -1,14 +1,17 @@
 -- Usage per customer and day; a day's usage is known from the start of the next day.
--- Daily-partitioned: each build covers the days [partition_start, partition_end) (vars set by
--- the orchestrator; the defaults cover every day). An incremental build first deletes those
--- days, so re-building a day leaves the same rows and never duplicates them.
+-- Daily-partitioned with dbt's microbatch strategy: one batch per day of event_date. Dagster
+-- builds the days of its partitions (--event-time-start/--event-time-end); each batch replaces
+-- its day, so re-building a day leaves the same rows and never duplicates them. The reference to
+-- stg_usage_events is filtered to the batch's day by that model's event_time.
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
-        pre_hook=[
-            "{% if is_incremental() %}delete from {{ this }} where event_date >= cast('{{ var('partition_start') }}' as date) and event_date < cast('{{ var('partition_end') }}' as date){% endif %}"
-        ],
+        incremental_strategy='microbatch',
+        event_time='event_date',
+        batch_size='day',
+        begin=var('usage_begin'),
+        lookback=0,
+        tags=['daily_partitioned'],
     )
 }}
 select
@@ -19,6 +22,3 @@ select
     minutes,
     feature_uses
 from {{ ref('stg_usage_events') }}
-where
-    event_date >= cast('{{ var("partition_start") }}' as date)
-    and event_date < cast('{{ var("partition_end") }}' as date)
