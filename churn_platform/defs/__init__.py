@@ -30,7 +30,6 @@ def build_definitions(settings: Settings, source=None, ground_truth=None) -> dg.
     from churn_platform.defs.dbt import build_dbt_assets, dbt_project, dbt_resource
     from churn_platform.defs.ml import churn_model
     from churn_platform.defs.monitoring import (
-        churn_outcomes,
         feature_drift_report,
         model_performance,
         prediction_drift_report,
@@ -59,7 +58,6 @@ def build_definitions(settings: Settings, source=None, ground_truth=None) -> dg.
         feature_drift_report,
         prediction_log,
         prediction_drift_report,
-        churn_outcomes,
         model_performance,
         business_health,
     ]

@@ -42,7 +42,7 @@ def prepare_manifest(project: DbtProject) -> Path:
 
 class ChurnDbtTranslator(DagsterDbtTranslator):
     """Keys models by name, groups them by folder (staging → staging, business → business,
-    the rest → features),
+    monitoring → monitoring, the rest → features),
     and gives them freshness policies and automation (see ``follow_parents``)."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
@@ -56,7 +56,7 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
         if node.get("resource_type") != "model":
             return spec
         fqn = node.get("fqn", [])
-        group = "staging" if "staging" in fqn else "business" if "business" in fqn else "features"
+        group = next((g for g in ("staging", "business", "monitoring") if g in fqn), "features")
         # A model's tests may read other sources (a relationships test against the raw CRM):
         # those sources are loaded before the model is built and tested, but an update of one
         # is no reason to rebuild the model.
@@ -74,7 +74,10 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
             group_name=group,
             freshness_policy=freshness_for(group),
             automation_condition=follow_parents(
-                every_partition=PARTITIONED_DBT_TAG in node.get("tags", []), not_on_updates_of=extra
+                every_partition=PARTITIONED_DBT_TAG in node.get("tags", []),
+                not_on_updates_of=extra,
+                # The prediction log is reloaded hourly: it counts as updated only when what was served changed.
+                on_data_changes_of=[key for key in (dg.AssetKey("prediction_log"),) if key in known],
             ),
         )
         return spec.merge_attributes(deps=extra) if extra else spec
@@ -95,19 +98,25 @@ def _dbt_args(context: dg.AssetExecutionContext, warehouse: Warehouse, reports: 
     return ["build", "--vars", json.dumps(warehouse.dbt_vars())], artifacts
 
 
+MONITORING_DBT_TAG = "monitoring"
+"""The dbt tag of the monitoring models: they read what the Python assets write (scores, the
+prediction log), so they are built by an asset definition of their own, after those."""
+
+
 def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """Two asset definitions over the one dbt project: the daily usage models, partitioned
-    by day (a backfill of any range is one ``dbt build``), and every other model."""
+    """Three asset definitions over the one dbt project: the daily usage models, partitioned
+    by day (a backfill of any range is one ``dbt build``), the monitoring models, and every other model."""
     _check_manifest(project)
     translator = ChurnDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
     partitioned = f"tag:{PARTITIONED_DBT_TAG}"
+    monitoring = f"tag:{MONITORING_DBT_TAG}"
 
     @dbt_assets(
         manifest=project.manifest_path,
         project=project,
         dagster_dbt_translator=translator,
         name="dbt_models",
-        exclude=partitioned,
+        exclude=f"{partitioned} {monitoring}",
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, reports: ReportStore):
         args, artifacts = _dbt_args(context, warehouse, reports)
@@ -134,4 +143,17 @@ def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefiniti
         args += ["--event-time-start", start, "--event-time-end", end]
         yield from dbt.cli(args, context=context, target_path=artifacts).stream()
 
-    return [dbt_daily_usage, dbt_models]
+    @dbt_assets(
+        manifest=project.manifest_path,
+        project=project,
+        dagster_dbt_translator=translator,
+        name="dbt_monitoring",
+        select=monitoring,
+    )
+    def dbt_monitoring(
+        context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, reports: ReportStore
+    ):
+        args, artifacts = _dbt_args(context, warehouse, reports)
+        yield from dbt.cli(args, context=context, target_path=artifacts).stream()
+
+    return [dbt_daily_usage, dbt_models, dbt_monitoring]

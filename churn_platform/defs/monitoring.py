@@ -215,59 +215,6 @@ def prediction_drift_report(
     return dg.MaterializeResult(metadata=metadata)
 
 
-@monitoring_asset(
-    deps=[
-        dg.AssetKey("churn_scores"),
-        PREDICTION_LOG,
-        dg.AssetKey("int_customer_churn"),
-        dg.AssetKey("int_daily_usage"),
-    ],
-    kinds={"duckdb"},
-    description=(
-        "The feedback loop: every prediction with a customer (batch scores and served predictions) joined "
-        "with whether that customer cancelled within the label horizon after the prediction's as-of day; "
-        "a prediction matures once that horizon has been observed. Written to `monitoring.churn_outcomes`."
-    ),
-)
-def churn_outcomes(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    from churn_platform.monitoring.outcomes import outcomes
-    from churn_platform.settings import LABEL_HORIZON_DAYS
-
-    predictions = warehouse.query(
-        """
-        select 'batch' as source, cast(customer_id as varchar) as customer_id, cast(snapshot_date as date) as as_of,
-               cast(model_version as varchar) as model_version, cast(churn_probability as double precision) as churn_probability
-        from scores.churn_scores_history
-        union all
-        -- Typed explicitly: an empty log has untyped (text) columns, and PostgreSQL casts nothing implicitly.
-        select 'served', cast(customer_id as varchar), coalesce(cast(as_of as date), cast(logged_at as date)),
-               cast(model_version as varchar), cast(churn_probability as double precision)
-        from monitoring.prediction_log where customer_id is not null
-        """
-    )
-    churn = warehouse.query("select customer_id, churn_date from intermediate.int_customer_churn")
-    last_day = pd.to_datetime(
-        warehouse.query("select max(event_date) as data_end from intermediate.int_daily_usage")["data_end"]
-    ).iloc[0]
-    data_end = None if pd.isna(last_day) else last_day.date()
-    frame = outcomes(predictions, churn, data_end, LABEL_HORIZON_DAYS)
-    warehouse.write_table("monitoring", "churn_outcomes", frame)
-    matured = frame[frame["matured"].astype(bool)] if len(frame) else frame
-    context.log.info(f"{len(frame):,} predictions with a customer, {len(matured):,} matured (data up to {data_end})")
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(frame),
-            "matured": len(matured),
-            "matured_churn_rate": float(matured["churned"].astype(bool).mean()) if len(matured) else float("nan"),
-            "data_end": str(data_end),
-            "horizon_days": LABEL_HORIZON_DAYS,
-            "by_source": dg.MetadataValue.json(
-                frame.groupby("source").size().astype(int).to_dict() if len(frame) else {}
-            ),
-        }
-    )
-
-
 class PerformanceConfig(dg.Config):
     floor: float = policy.ROC_AUC_FLOOR
     """The matured ROC-AUC below which the model is failing (the promotion gate's floor)."""

@@ -1,13 +1,12 @@
-"""The feedback loop: what happened to customers after they were scored, and how good the scores were.
+"""The feedback loop's second half: how good the scores were.
 
 A prediction made for a customer "as of" a day matures once the label horizon after that
 day has been observed in the sources; its outcome is whether the customer cancelled within
-the horizon. Matured outcomes give each model version's real performance over time.
+the horizon (the dbt model ``churn_outcomes``). Matured outcomes give each model version's real
+performance over time.
 """
 
 from __future__ import annotations
-
-import datetime as dt
 
 import pandas as pd
 
@@ -15,24 +14,6 @@ from churn_platform.ml.training import evaluate, expected_calibration_error
 
 OUTCOME_COLUMNS = ("source", "customer_id", "as_of", "model_version", "churn_probability", "matured", "churned")
 MIN_ROWS_FOR_PERFORMANCE = 50
-
-
-def outcomes(predictions: pd.DataFrame, churn: pd.DataFrame, data_end: dt.date, horizon_days: int) -> pd.DataFrame:
-    """Join predictions (source, customer_id, as_of, model_version, churn_probability) with each
-    customer's churn date; ``churned`` is set only for matured predictions."""
-    if predictions.empty:
-        return pd.DataFrame(columns=list(OUTCOME_COLUMNS))
-    p = predictions.copy()
-    p["customer_id"] = p["customer_id"].astype(str)
-    p["as_of"] = pd.to_datetime(p["as_of"]).dt.normalize()
-    c = churn.assign(customer_id=churn["customer_id"].astype(str), churn_date=pd.to_datetime(churn["churn_date"]))
-    c = c.dropna(subset=["churn_date"]).groupby("customer_id", as_index=False)["churn_date"].min()
-    out = p.merge(c, on="customer_id", how="left")
-    horizon = pd.Timedelta(days=horizon_days)
-    out["matured"] = out["as_of"] + horizon <= pd.Timestamp(data_end) + pd.Timedelta(days=1)
-    churned = (out["churn_date"] >= out["as_of"]) & (out["churn_date"] < out["as_of"] + horizon)
-    out["churned"] = churned.astype("boolean").where(out["matured"])
-    return out.loc[:, list(OUTCOME_COLUMNS)]
 
 
 def performance(outcomes_frame: pd.DataFrame) -> pd.DataFrame:

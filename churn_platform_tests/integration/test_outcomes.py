@@ -1,8 +1,8 @@
-"""The feedback loop: outcomes of predictions and the real performance they give, with its check."""
+"""The feedback loop: the real performance of matured predictions, with its check. (Which
+predictions have matured, and how they turned out, is the dbt model churn_outcomes, with its
+dbt unit test.)"""
 
 from __future__ import annotations
-
-import datetime as dt
 
 import dagster as dg
 import numpy as np
@@ -12,33 +12,13 @@ import yaml
 
 from churn_platform.defs.monitoring import model_performance
 from churn_platform.defs.resources import DuckDBWarehouseResource
-from churn_platform.monitoring.outcomes import latest_judgeable, outcomes, performance
+from churn_platform.monitoring.outcomes import latest_judgeable, performance
 from churn_platform.settings import DBT_PROJECT_DIR, LABEL_HORIZON_DAYS
 
 
 def test_the_horizon_is_the_dbt_projects():
     project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
     assert project["vars"]["label_horizon_days"] == LABEL_HORIZON_DAYS
-
-
-def test_outcomes_mature_after_the_horizon_and_count_churn_within_it():
-    predictions = pd.DataFrame(
-        {
-            "source": ["batch"] * 4,
-            "customer_id": ["a", "b", "c", "d"],
-            "as_of": pd.to_datetime(["2025-06-01", "2025-06-01", "2025-06-01", "2025-12-15"]),
-            "model_version": ["1"] * 4,
-            "churn_probability": [0.9, 0.4, 0.1, 0.5],
-        }
-    )
-    churn = pd.DataFrame(
-        {"customer_id": ["a", "b", "d"], "churn_date": pd.to_datetime(["2025-06-15", "2025-08-01", "2025-12-20"])}
-    )
-    out = outcomes(predictions, churn, dt.date(2025, 12, 31), 30).set_index("customer_id")
-    assert out["matured"].tolist() == [True, True, True, False]
-    assert out.loc["a", "churned"] == True  # noqa: E712  (a nullable boolean)
-    assert out.loc["b", "churned"] == False and out.loc["c", "churned"] == False  # noqa: E712
-    assert pd.isna(out.loc["d", "churned"])  # not matured: no outcome yet, even though it churned
 
 
 def synthetic_outcomes(informative: bool, n: int = 600, seed: int = 0) -> pd.DataFrame:
