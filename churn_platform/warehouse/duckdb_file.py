@@ -98,6 +98,11 @@ class DuckDBWarehouse(Warehouse):
             con.register("incoming_frame", frame)
             con.execute(f'create or replace table "{schema}"."{table}" as select * from incoming_frame')
             con.unregister("incoming_frame")
+            # A text column with no value yet (an empty frame) has DuckDB's NULL type, which nothing
+            # can be cast to: make it text, as PostgreSQL's copy does.
+            for name, kind, *_ in con.execute(f'describe "{schema}"."{table}"').fetchall():
+                if str(kind).strip('"').upper() == "NULL":
+                    con.execute(f'alter table "{schema}"."{table}" alter column "{name}" type varchar')
 
     def query(self, sql: str) -> pd.DataFrame:
         with self.connect(read_only=True) as con:
