@@ -60,7 +60,7 @@ def prepare(settings: Settings) -> None:
         prepare_manifest(project)
 
 
-WAREHOUSE_SELECTION = "group:sources or kind:dbt"
+WAREHOUSE_SELECTION = "group:sources or (kind:dbt and not group:monitoring)"
 """The assets a warehouse's tables come from: the sources and the dbt models (no training, scoring or reports)."""
 
 
