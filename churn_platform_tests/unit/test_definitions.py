@@ -117,3 +117,21 @@ def test_dagster_definitions_validate_passes(tmp_path):
         env={**__import__("os").environ, "CHURN_PLATFORM_HOME": str(tmp_path), "DAGSTER_HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_dbt_relation_names_fit_postgres_identifiers():
+    """PostgreSQL cuts identifiers at 63 characters and dbt refuses longer relation names: a unit
+    test runs as a relation of its own name, and an incremental model's batches as the model's
+    name with a date and ``__dbt_tmp`` after it."""
+    import json
+
+    from churn_platform.defs.dbt import dbt_project
+
+    manifest = json.loads(dbt_project().manifest_path.read_text())
+    too_long = [t["name"] for t in manifest.get("unit_tests", {}).values() if len(t["name"]) > 63]
+    too_long += [
+        n["name"]
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and len(n["name"] + "_20250101__dbt_tmp") > 63
+    ]
+    assert too_long == []
