@@ -136,10 +136,11 @@ tickets as (
         sum(case when t.created_at >= p.snapshot_at - interval '90 days' then 1 else 0 end) as tickets_90d,
         -- Still open as known at T: not resolved before T.
         sum(case when t.resolved_at is null or t.resolved_at >= p.snapshot_at then 1 else 0 end) as open_tickets,
-        avg(case
+        -- Double precision on every warehouse (PostgreSQL's avg of integers is numeric).
+        cast(avg(case
             when t.resolved_at >= p.snapshot_at - interval '90 days' and t.resolved_at < p.snapshot_at
                 then t.satisfaction_score
-        end) as avg_satisfaction_90d,
+        end) as double precision) as avg_satisfaction_90d,
         max(case when t.resolved_at < p.snapshot_at then t.resolved_at else t.created_at end) as last_known_at
     from population as p
     inner join {{ ref('int_ticket_events') }} as t
