@@ -56,6 +56,8 @@ def _up(url: str) -> bool:
 def test_dev_starts_both_uis_and_a_group_signal_stops_everything(tmp_path, sig):
     dagster_port, mlflow_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHURN_PLATFORM_", "DAGSTER_HOME"))}
+    log = tmp_path / "dev.log"
+    output = log.open("w")
     supervisor = subprocess.Popen(
         [
             sys.executable,
@@ -71,7 +73,9 @@ def test_dev_starts_both_uis_and_a_group_signal_stops_everything(tmp_path, sig):
         ],
         env=env,
         start_new_session=True,
-        stdout=subprocess.PIPE,
+        # A file, not a pipe: nobody reads a pipe while the UIs run, and the services' output
+        # (they share it) would fill it and block them.
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -79,7 +83,7 @@ def test_dev_starts_both_uis_and_a_group_signal_stops_everything(tmp_path, sig):
         deadline = time.monotonic() + 180
         urls = (f"http://127.0.0.1:{dagster_port}/server_info", f"http://127.0.0.1:{mlflow_port}/health")
         while not all(_up(u) for u in urls):
-            assert supervisor.poll() is None, supervisor.stdout.read()
+            assert supervisor.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "the UIs did not come up"
             time.sleep(1)
         started = _descendants(supervisor.pid)
@@ -93,7 +97,8 @@ def test_dev_starts_both_uis_and_a_group_signal_stops_everything(tmp_path, sig):
         assert took < 15, took
         assert supervisor.returncode == 0
         assert not any(_up(u) for u in urls)
-        assert "Stopped." in supervisor.stdout.read()
+        assert "Stopped." in log.read_text()
     finally:
         if supervisor.poll() is None:
             os.killpg(supervisor.pid, signal.SIGKILL)
+        output.close()
