@@ -112,19 +112,21 @@ class Environment(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
 
+def describe_invalid(exc: ValidationError, prefix: str) -> str:
+    """A pydantic-settings error as the variables at fault and what is wrong with each."""
+    problems: dict[str, list[str]] = {}
+    for error in exc.errors():
+        name = f"{prefix}{str(error['loc'][0]).upper()}"
+        problems.setdefault(f"{name}={error.get('input')!r}", []).append(error["msg"])
+    return "; ".join(f"{where}: {' or '.join(dict.fromkeys(msgs))}" for where, msgs in problems.items())
+
+
 def read_environment() -> Environment:
     """The environment's settings, or a ``ValueError`` naming each variable at fault and why."""
     try:
         return Environment()
     except ValidationError as exc:
-        problems: dict[str, list[str]] = {}
-        for error in exc.errors():
-            name = f"{ENV_PREFIX}{str(error['loc'][0]).upper()}"
-            problems.setdefault(f"{name}={error.get('input')!r}", []).append(error["msg"])
-        raise ValueError(
-            "invalid settings in the environment: "
-            + "; ".join(f"{where}: {' or '.join(dict.fromkeys(msgs))}" for where, msgs in problems.items())
-        ) from None
+        raise ValueError(f"invalid settings in the environment: {describe_invalid(exc, ENV_PREFIX)}") from None
 
 
 LOCAL = "local"

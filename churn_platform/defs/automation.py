@@ -15,6 +15,8 @@ whole graph, `churn-platform run`): automation does not follow that run's update
 BUILDS_DOWNSTREAM = {BUILDS_DOWNSTREAM_TAG: "true"}
 AUTOMATION_SENSOR = "follow_upstream"
 """The sensor that evaluates the assets' automation conditions (pause it to stop automation)."""
+PREDICTION_LOG = dg.AssetKey("prediction_log")
+"""Reloaded hourly: its readers count it as updated only when what was served changed."""
 PREDICTION_LOG_CRON = "0 * * * *"
 
 

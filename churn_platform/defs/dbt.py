@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
-from churn_platform.defs.automation import follow_parents
+from churn_platform.defs.automation import PREDICTION_LOG, follow_parents
 from churn_platform.defs.partitions import PARTITIONED_DBT_TAG
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import ReportStore, Warehouse
@@ -77,7 +77,7 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
                 every_partition=PARTITIONED_DBT_TAG in node.get("tags", []),
                 not_on_updates_of=extra,
                 # The prediction log is reloaded hourly: it counts as updated only when what was served changed.
-                on_data_changes_of=[key for key in (dg.AssetKey("prediction_log"),) if key in known],
+                on_data_changes_of=[PREDICTION_LOG] if PREDICTION_LOG in known else [],
             ),
         )
         return spec.merge_attributes(deps=extra) if extra else spec
@@ -91,11 +91,16 @@ def _check_manifest(project: DbtProject) -> None:
         )
 
 
-def _dbt_args(context: dg.AssetExecutionContext, warehouse: Warehouse, reports: ReportStore) -> tuple[list[str], Path]:
-    """``dbt build`` with the warehouse's location as the profile's variables (the warehouse resource
-    is the one place that decides it), and where its artifacts and logs go: with the run's other state."""
+def _dbt_build(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, reports: ReportStore, *extra: str
+):
+    """``dbt build`` (plus ``extra`` arguments) with the warehouse's location as the profile's variables
+    (the warehouse resource is the one place that decides it); its artifacts and logs stay with the
+    run's other state. A DuckDB file is held by the dbt process while it builds, so row counts are not
+    fetched from a second connection."""
     artifacts = reports.path_for(f"dbt/{context.run_id}/{context.op_def.name}")
-    return ["build", "--vars", json.dumps(warehouse.dbt_vars())], artifacts
+    args = ["build", "--vars", json.dumps(warehouse.dbt_vars()), *extra]
+    yield from dbt.cli(args, context=context, target_path=artifacts).stream()
 
 
 MONITORING_DBT_TAG = "monitoring"
@@ -119,10 +124,7 @@ def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefiniti
         exclude=f"{partitioned} {monitoring}",
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, reports: ReportStore):
-        args, artifacts = _dbt_args(context, warehouse, reports)
-        # A DuckDB file is held by the dbt process while it builds, so row counts
-        # are not fetched from a second connection here.
-        yield from dbt.cli(args, context=context, target_path=artifacts).stream()
+        yield from _dbt_build(context, dbt, warehouse, reports)
 
     @dbt_assets(
         manifest=project.manifest_path,
@@ -139,9 +141,7 @@ def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefiniti
         window = context.partition_time_window
         start, end = window.start.strftime("%Y-%m-%d"), window.end.strftime("%Y-%m-%d")
         context.log.info(f"building the daily usage models for {start} up to {end} (one microbatch a day)")
-        args, artifacts = _dbt_args(context, warehouse, reports)
-        args += ["--event-time-start", start, "--event-time-end", end]
-        yield from dbt.cli(args, context=context, target_path=artifacts).stream()
+        yield from _dbt_build(context, dbt, warehouse, reports, "--event-time-start", start, "--event-time-end", end)
 
     @dbt_assets(
         manifest=project.manifest_path,
@@ -153,7 +153,6 @@ def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefiniti
     def dbt_monitoring(
         context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, reports: ReportStore
     ):
-        args, artifacts = _dbt_args(context, warehouse, reports)
-        yield from dbt.cli(args, context=context, target_path=artifacts).stream()
+        yield from _dbt_build(context, dbt, warehouse, reports)
 
     return [dbt_daily_usage, dbt_models, dbt_monitoring]

@@ -7,12 +7,10 @@ import dagster as dg
 import pandas as pd
 
 from churn_platform import policy
-from churn_platform.defs.automation import PREDICTION_LOG_CRON, follow_parents, on_cadence
+from churn_platform.defs.automation import PREDICTION_LOG, PREDICTION_LOG_CRON, follow_parents, on_cadence
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import MLflowResource, MonitoringPolicy, PredictionLogStore, ReportStore, Warehouse
 from churn_platform.monitoring.drift import feature_drift
-
-PREDICTION_LOG = dg.AssetKey("prediction_log")
 
 
 def content_version(frame: pd.DataFrame) -> str:

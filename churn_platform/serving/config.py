@@ -18,6 +18,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from churn_platform.settings import describe_invalid
+
 ADMIN_TOKEN_ENV = "CHURN_PLATFORM_SERVING_ADMIN_TOKEN"
 API_TOKEN_ENV = "CHURN_PLATFORM_SERVING_API_TOKEN"
 PROXY_ENV = "CHURN_PLATFORM_SERVING_PROXY"
@@ -38,10 +40,7 @@ def _from_env(model: type[BaseModel], overrides: dict[str, Any]) -> Any:
     try:
         values = reader(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{ENV_PREFIX}{str(e['loc'][0]).upper()}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
-        )
-        raise ValueError(f"invalid serving options: {problems}") from None
+        raise ValueError(f"invalid serving options: {describe_invalid(exc, ENV_PREFIX)}") from None
     return model.model_validate(values.model_dump())
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from churn_platform.settings import ENV_PREFIX, describe_invalid
 from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
 
 GROUND_TRUTH_DIR = "_ground_truth"
@@ -22,7 +23,7 @@ GROUND_TRUTH_DIR = "_ground_truth"
 class SimulationEnvironment(BaseSettings):
     """The simulation's size and seed from ``CHURN_PLATFORM_CUSTOMERS``, ``_DAYS`` and ``_SEED``."""
 
-    model_config = SettingsConfigDict(env_prefix="CHURN_PLATFORM_", env_ignore_empty=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore")
 
     customers: int = Field(GeneratorConfig.customers, gt=0)
     days: int = Field(GeneratorConfig.days, gt=0)
@@ -35,10 +36,7 @@ def config_from_env(days: int | None = None) -> GeneratorConfig:
     try:
         env = SimulationEnvironment()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"CHURN_PLATFORM_{str(e['loc'][0]).upper()}={e.get('input')!r}: {e['msg']}" for e in exc.errors()
-        )
-        raise ValueError(f"invalid simulation settings: {problems}") from None
+        raise ValueError(f"invalid simulation settings: {describe_invalid(exc, ENV_PREFIX)}") from None
     return GeneratorConfig(customers=env.customers, days=days if days is not None else env.days, seed=env.seed)
 
 
