@@ -5,18 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from churn_platform.features import LABEL_COLUMN, TIME_COLUMN
 from churn_platform.ml.scoring import RiskTiers, reference_values, score_frame, score_with_ray
-from churn_platform.ml.training import build_logistic_regression, features_frame
-from churn_platform_tests.unit.test_training import make_training_set
+from churn_platform.ml.training import features_frame
+from churn_platform_tests.unit.test_scoring import trained_logistic_regression
 
 
 @pytest.fixture(scope="module")
 def trained():
-    df = make_training_set(rows_per_snapshot=1000, seed=4)
-    model = build_logistic_regression(seed=1).fit(features_frame(df), df[LABEL_COLUMN].astype(int))
-    population = df[df[TIME_COLUMN] == df[TIME_COLUMN].max()].reset_index(drop=True)
-    return model, population
+    return trained_logistic_regression()
 
 
 def test_ray_data_scores_equal_in_process_scores(trained, tmp_path):

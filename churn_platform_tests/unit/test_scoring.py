@@ -13,12 +13,17 @@ from churn_platform.ml.training import build_logistic_regression, features_frame
 from churn_platform_tests.unit.test_training import make_training_set
 
 
-@pytest.fixture(scope="module")
-def trained():
+def trained_logistic_regression():
+    """A logistic regression and the latest snapshot's population to score (shared with the Ray test)."""
     df = make_training_set(rows_per_snapshot=1000, seed=4)
     model = build_logistic_regression(seed=1).fit(features_frame(df), df[LABEL_COLUMN].astype(int))
     population = df[df[TIME_COLUMN] == df[TIME_COLUMN].max()].reset_index(drop=True)
     return model, population
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return trained_logistic_regression()
 
 
 def _score(model, population, frame=None):
