@@ -129,12 +129,12 @@ def build_champion(home: Path, customers: int) -> None:
 def scoring_records(home: Path, n: int) -> list[dict]:
     import duckdb
 
-    from churn_platform.features import FEATURE_NAMES
     from churn_platform.ml.training import features_frame
+    from churn_platform_tests.business import CATALOGUE
 
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         frame = con.execute(f"select * from marts.scoring_features order by customer_id limit {n}").df()
-    records = json.loads(features_frame(frame)[list(FEATURE_NAMES)].to_json(orient="records"))
+    records = json.loads(features_frame(frame)[list(CATALOGUE.names)].to_json(orient="records"))
     while len(records) < n:
         records += records[: n - len(records)]
     return records

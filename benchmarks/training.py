@@ -29,7 +29,7 @@ from data_layer import DBT, GENERATE_SNIPPET, LOAD_SNIPPET, PYTHON, REPO, dbt_en
 TRAIN_SNIPPET = """
 import json, sys, time
 import duckdb
-from churn_platform.features import LABEL_COLUMN
+from churn_platform.business.catalogue import LABEL_COLUMN
 from churn_platform.ml import training
 started = time.perf_counter()
 with duckdb.connect(sys.argv[1], read_only=True) as con:
@@ -43,7 +43,7 @@ fits, results = {}, []
 for name, build in training.CANDIDATES.items():
     t = time.perf_counter()
     pipe = build(7)
-    training._fit(name, pipe, x_train, y_train, x_val, y_val, len(training.CATEGORICAL_FEATURES))
+    training._fit(name, pipe, x_train, y_train, x_val, y_val, len(CATALOGUE.categorical))
     fits[name] = time.perf_counter() - t
     results.append(training.CandidateResult(name, pipe, {}, training.evaluate(y_val, pipe.predict_proba(x_val)[:, 1]),
                                             training.evaluate(y_test, pipe.predict_proba(x_test)[:, 1])))

@@ -36,9 +36,15 @@ Environment variables:
     ``DAGSTER_HOME/dagster.yaml`` says (``deploy/dagster.yaml``: PostgreSQL). Secrets come
     only from these variables; the AWS SDK reads its own (``AWS_ACCESS_KEY_ID``, ...).
 ``CHURN_PLATFORM_PARTITIONS_START`` / ``CHURN_PLATFORM_PARTITIONS_END``
-    The first day of the daily usage partitions (default 2025-01-01, the generator's first
-    day) and the day after the last one (default: ``CHURN_PLATFORM_DAYS`` days after the
-    start); ``open`` makes the partitions open-ended, a new one each day, for a live feed.
+    The first day of the daily usage partitions and the day after the last one. They override
+    the declaration's ``partitions``; without either, the partitions follow the usage data's
+    first and last day. ``open`` makes the partitions open-ended, a new one each day, for a live feed.
+``CHURN_PLATFORM_CONFIG``
+    The business's declaration file (default: ``churn_platform.yaml`` in the working directory,
+    else in the sources folder; with no sources named, the built-in simulated business's).
+``CHURN_PLATFORM_BUSINESS``
+    Which built-in simulated business runs when no sources are named: ``saas_b2b`` (default) or
+    ``consumer_app``.
 """
 
 from __future__ import annotations
@@ -62,9 +68,6 @@ DBT_PROJECT_DIR = Path(os.environ.get("CHURN_PLATFORM_DBT_PROJECT_DIR", REPO_DIR
 REGISTERED_MODEL_NAME = "churn_model"
 EXPERIMENT_NAME = "churn_platform"
 CHAMPION_ALIAS = "champion"
-LABEL_HORIZON_DAYS = 30
-"""Churn within this many days after a snapshot is the label (dbt var ``label_horizon_days``; a test keeps them equal)."""
-DEFAULT_PARTITIONS_START = dt.date(2025, 1, 1)
 PLANNED_EVENTS_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 SETTLE_ENV = "DAGSTER_AUTOMATION_TICK_SETTLE_SECONDS"
 """Dagster's opt-in for automation ticks that each read the events up to one storage id, waiting
@@ -102,9 +105,11 @@ class Environment(BaseSettings):
     s3_reports: str | None = None
     mlflow_tracking_uri: str | None = None
     ray_address: str | None = None
-    partitions_start: dt.date = DEFAULT_PARTITIONS_START
+    partitions_start: dt.date | None = None
     partitions_end: dt.date | Literal["open"] | None = None
     alert_webhook_url: str | None = None
+    config: Path | None = None
+    business: str | None = None
 
     @field_validator("profile", "partitions_end", mode="before")
     @classmethod
@@ -175,13 +180,24 @@ class Settings:
     sources: str | None = None
     s3_endpoint_url: str | None = None
     days: int = 365
-    """How many daily usage partitions there are by default (and how long the simulation runs)."""
+    """How many days the built-in simulation runs."""
     drift_threshold: float = policy.DRIFT_THRESHOLD
     dbt_target: str = "duckdb"
     duckdb_memory_limit: str = "8GB"
-    partitions_start: dt.date = DEFAULT_PARTITIONS_START
+    partitions_start: dt.date | None = None
+    """The first usage partition; None: the declaration's, else the data's first day."""
     partitions_end_setting: dt.date | str | None = None
-    """A date, ``"open"``, or None for ``days`` days after ``partitions_start``."""
+    """A date, ``"open"``, or None: the declaration's, else the day after the data's last day."""
+    config: Path | None = None
+    """The declaration file (None: looked for, see ``CHURN_PLATFORM_CONFIG``)."""
+    business: str | None = None
+    """The built-in simulated business to run when no sources are named (None: saas_b2b)."""
+    roc_auc_floor: float | None = None
+    """Overrides the declaration's policy.roc_auc_floor (``run --roc-auc-floor``)."""
+    gate_tolerance: float | None = None
+    """Overrides the declaration's policy.gate_tolerance (``run --gate-tolerance``)."""
+    max_quarantine_share: float | None = None
+    """Overrides the declaration's policy.max_quarantine_share (``run --max-quarantine-share``)."""
     profile: str = LOCAL
     postgres: PostgresLocation | None = None
     """The warehouse in the production profile."""
@@ -206,18 +222,9 @@ class Settings:
             )
         if self.s3_landing is not None and not self.s3_landing.startswith("s3://"):
             raise ValueError(f"CHURN_PLATFORM_S3_LANDING must be an s3:// URI, got {self.s3_landing!r}")
-        end = self.partitions_end
-        if end is not None and end <= self.partitions_start:
+        end = self.partitions_end_setting
+        if isinstance(end, dt.date) and self.partitions_start is not None and end <= self.partitions_start:
             raise ValueError(f"the usage partitions end ({end}) must come after their start ({self.partitions_start})")
-
-    @property
-    def partitions_end(self) -> dt.date | None:
-        """The day after the last daily partition; None when the partitions are open-ended."""
-        if self.partitions_end_setting == OPEN_ENDED:
-            return None
-        if self.partitions_end_setting is None:
-            return self.partitions_start + dt.timedelta(days=self.days)
-        return self.partitions_end_setting  # type: ignore[return-value]
 
     @property
     def is_production(self) -> bool:
@@ -263,6 +270,8 @@ class Settings:
             partitions_start=env.partitions_start,
             partitions_end_setting=env.partitions_end,
             alert_webhook_url=env.alert_webhook_url,
+            config=env.config.resolve() if env.config is not None else None,
+            business=env.business,
         )
 
     def export(self) -> None:
@@ -284,9 +293,11 @@ class Settings:
             os.environ.pop("CHURN_PLATFORM_SOURCES", None)
         os.environ["CHURN_PLATFORM_DAYS"] = str(self.days)
         os.environ["CHURN_PLATFORM_DRIFT_THRESHOLD"] = str(self.drift_threshold)
-        os.environ["CHURN_PLATFORM_PARTITIONS_START"] = self.partitions_start.isoformat()
-        end = self.partitions_end_setting
+        start, end = self.partitions_start, self.partitions_end_setting
+        os.environ["CHURN_PLATFORM_PARTITIONS_START"] = "" if start is None else start.isoformat()
         os.environ["CHURN_PLATFORM_PARTITIONS_END"] = "" if end is None else str(end)
+        os.environ["CHURN_PLATFORM_CONFIG"] = "" if self.config is None else str(self.config)
+        os.environ["CHURN_PLATFORM_BUSINESS"] = self.business or ""
 
     # ---- locations under the home -------------------------------------------------------
     @property

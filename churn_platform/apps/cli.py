@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, Settings, normalise_sources, read_environment
+from churn_platform.simulation.businesses import BUSINESSES
 from churn_platform.simulation.generator import DRIFT_SCENARIOS
 
 
@@ -29,10 +30,26 @@ def _progress_printer(label: str):
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
+    from churn_platform.business.declaration import load_declaration
     from churn_platform.defs.dbt import dbt_project, prepare_manifest
+    from churn_platform.simulation.businesses import declaration_path
 
-    path = prepare_manifest(dbt_project(args.target))
-    print(f"dbt manifest written to {path}")
+    paths = [Path(args.config)] if args.config else [declaration_path(b) for b in BUSINESSES]
+    for path in paths:
+        declaration = load_declaration(path)
+        manifest = prepare_manifest(dbt_project(declaration, args.target), declaration)
+        print(f"dbt manifest of {declaration.business} written to {manifest}")
+    return 0
+
+
+def cmd_dbt_vars(args: argparse.Namespace) -> int:
+    """Print the declared business as dbt variables, for a dbt run by hand."""
+    from churn_platform.apps.location import find_declaration
+    from churn_platform.business.catalogue import build_catalogue, dbt_vars
+
+    settings = _settings(args)
+    declaration = find_declaration(settings)
+    print(json.dumps(dbt_vars(declaration, build_catalogue(declaration))))
     return 0
 
 
@@ -90,12 +107,16 @@ def _generate_to_s3(args: argparse.Namespace, config, started: float) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    """The environment's settings, with the home and sources given on the command line."""
-    return dataclasses.replace(
-        Settings.from_env(),
-        home=Path(args.home).resolve(),
-        sources=normalise_sources(getattr(args, "sources", None)),
-    )
+    """The environment's settings, with what the command line gives (home, sources, declaration,
+    policy) over them."""
+    env = Settings.from_env()
+    overrides: dict = {"home": Path(args.home).resolve(), "sources": normalise_sources(getattr(args, "sources", None))}
+    if getattr(args, "config", None):
+        overrides["config"] = Path(args.config).resolve()
+    for name in ("business", "roc_auc_floor", "gate_tolerance", "max_quarantine_share"):
+        if getattr(args, name, None) is not None:
+            overrides[name] = getattr(args, name)
+    return dataclasses.replace(env, **overrides)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -108,12 +129,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 2
     print(f"Materializing the asset graph into {settings.home}", flush=True)
+    report_path = Path(args.report_json) if args.report_json else settings.home / "run_report.json"
     try:
         report = run_pipeline(settings, log_level=args.log_level)
     except PipelineFailed as exc:
+        if exc.report is not None:
+            write_report(exc.report, report_path)
+            print(_summary(exc.report))
+            print(f"Run report (what was done up to the failure): {report_path}")
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    report_path = Path(args.report_json) if args.report_json else settings.home / "run_report.json"
     write_report(report, report_path)
     print(_summary(report))
     print(f"Run report: {report_path}")
@@ -323,7 +348,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from churn_platform.apps import serve_local as runner
     from churn_platform.apps.pipeline import PipelineFailed, run_pipeline, write_report
-    from churn_platform.features import FEATURE_NAMES
     from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
 
     home = Path(args.home).resolve()
@@ -373,9 +397,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         row = con.execute("select * from marts.scoring_features order by customer_id limit 1").df()
-    record = json.loads(row[list(FEATURE_NAMES)].to_json(orient="records"))[0]
-    customer_id = int(row["customer_id"].iloc[0])
+    customer_id = str(row["customer_id"].iloc[0])
     with runner.serving(settings, port=args.port) as url:
+        # The features the served model asks for (its catalogue), from this customer's row.
+        features = httpx.get(f"{url}/v1/model", timeout=30).json()["features"]
+        record = json.loads(row[features].to_json(orient="records"))[0]
         print(
             f"\n[4/4] POST {url}/v1/predict for customer {customer_id}, and by id through /v1/predict/customers",
             flush=True,
@@ -383,12 +409,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         response = httpx.post(
             f"{url}/v1/predict",
             params={"explain": "true"},
-            json={**record, "customer_id": str(customer_id)},
+            json={**record, "customer_id": customer_id},
             timeout=30,
         )
         response.raise_for_status()
         body = response.json()
-        by_id = httpx.post(f"{url}/v1/predict/customers", json={"customer_ids": [str(customer_id)]}, timeout=30)
+        by_id = httpx.post(f"{url}/v1/predict/customers", json={"customer_ids": [customer_id]}, timeout=30)
         by_id.raise_for_status()
         prediction = {
             "model_version": body["model_version"],
@@ -431,24 +457,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _summary(report) -> str:
-    lines = ["Summary", f"  Dagster run {report.dagster_run_id}: {report.status} in {report.seconds:.0f}s"]
+    lines = [
+        "Summary",
+        f"  Dagster run {report.dagster_run_id} ({report.business_name}): {report.status} in {report.seconds:.0f}s",
+    ]
+    for failure in report.failures:
+        lines.append(f"  failed step {failure['step']}: {failure['error']}")
     lines.append("  rows per source: " + ", ".join(f"{k} {v:,}" for k, v in report.sources.items()))
-    quarantined = {k: c["quarantined"] for k, c in report.contracts.items() if c["quarantined"]}
+    quarantined = {k: c for k, c in report.contracts.items() if c["quarantined"]}
     lines.append(
         "  quarantined by the data contracts: "
-        + (", ".join(f"{k} {v:,}" for k, v in quarantined.items()) if quarantined else "none")
+        + (", ".join(f"{k} {c['quarantined']:,}" for k, c in quarantined.items()) if quarantined else "none")
     )
+    for k, c in quarantined.items():
+        rules = c.get("rules") or c.get("reasons") or {}
+        shown = ", ".join(f"{rule} ({n:,})" for rule, n in list(rules.items())[:4])
+        more = f", and {len(rules) - 4} more rules" if len(rules) > 4 else ""
+        lines.append(f"    {k}: {shown}{more}")
     m = report.model
-    lines.append(
-        f"  model: {m['registered_model']} version {m['model_version']} (@{m['alias']}, {m['candidate']}), "
-        f"holdout ROC-AUC {m['roc_auc']:.3f} on snapshot {str(m['test_snapshot']).split(' ')[0]}"
-    )
-    if m.get("oracle_roc_auc") is not None:
+    if m.get("model_version") is not None:
         lines.append(
-            f"  oracle ROC-AUC on the same rows (true churn probabilities): {m['oracle_roc_auc']:.3f}; "
-            f"model / oracle {m['model_over_oracle']:.3f}"
+            f"  model: {m['registered_model']} version {m['model_version']} (@{m['alias']}, {m['candidate']}), "
+            f"holdout ROC-AUC {m['roc_auc']:.3f} on snapshot {str(m['test_snapshot']).split(' ')[0]}"
         )
-    lines.append(f"  promotion gate: {m['gate_decision']} ({m['gate_reason']})")
+        if m.get("oracle_roc_auc") is not None:
+            lines.append(
+                f"  oracle ROC-AUC on the same rows (true churn probabilities): {m['oracle_roc_auc']:.3f}; "
+                f"model / oracle {m['model_over_oracle']:.3f}"
+            )
+        lines.append(f"  promotion gate: {m['gate_decision']} ({m['gate_reason']})")
     b = report.business
     if b.get("churn_rate") is not None:
         lines.append(
@@ -458,10 +495,13 @@ def _summary(report) -> str:
     if "churn_scores" in report.tables:
         lines.append(f"  batch scores: {report.tables['churn_scores']:,} customers in scores.churn_scores")
     d = report.drift
-    lines.append(
-        f"  feature drift share: {d['drift_share']:.2f} ({d['drifted_columns']}/{d['total_columns']} features), "
-        f"report {d['report_path']}"
-    )
+    if d.get("drift_share") is not None:
+        skipped = d.get("skipped_columns") or {}
+        lines.append(
+            f"  feature drift share: {d['drift_share']:.2f} ({d['drifted_columns']}/{d['total_columns']} features"
+            + (f"; {len(skipped)} empty or constant, not compared" if skipped else "")
+            + f"), report {d['report_path']}"
+        )
     lines.append(
         f"  asset checks (dbt tests, contracts): {report.checks['passed']} passed, "
         f"{report.checks['warned']} warned, {report.checks['failed']} failed"
@@ -471,13 +511,52 @@ def _summary(report) -> str:
     return "\n".join(lines)
 
 
+def _business_options(p: argparse.ArgumentParser) -> None:
+    """The options that say which business runs and the run's policy."""
+    p.add_argument(
+        "--config",
+        help="the business's declaration file (default: churn_platform.yaml beside the sources, or in the working "
+        "directory; the built-in business's without --sources)",
+    )
+    p.add_argument(
+        "--business",
+        choices=list(BUSINESSES),
+        help="the built-in simulated business to run when no --sources are given (default saas_b2b)",
+    )
+    p.add_argument(
+        "--roc-auc-floor",
+        type=float,
+        help="the lowest holdout ROC-AUC a model may be promoted with (default: the declaration's policy, 0.70). "
+        "A first model below it is registered but not promoted; the run then fails at the promotion gate and "
+        "scores nothing",
+    )
+    p.add_argument(
+        "--gate-tolerance", type=float, help="how much below the champion's ROC-AUC a new version may be (0.01)"
+    )
+    p.add_argument(
+        "--max-quarantine-share",
+        type=float,
+        help="the share of a source's rows that may be quarantined before the run stops (default 0.05)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="churn-platform", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("prepare", help="parse the dbt project into its manifest")
+    p = sub.add_parser("prepare", help="parse the dbt project into its manifest, for each built-in business")
     p.add_argument("--target", default="duckdb")
+    p.add_argument("--config", help="parse it for this declaration instead")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser(
+        "dbt-vars",
+        help='print the declared business as dbt variables: dbt build --vars "$(churn-platform dbt-vars)"',
+    )
+    p.add_argument("--home", default=".churn_home/demo")
+    p.add_argument("--sources", help="the sources whose declaration to use (as for run)")
+    _business_options(p)
+    p.set_defaults(func=cmd_dbt_vars)
 
     p = sub.add_parser("generate", help="write the four raw sources as files")
     p.add_argument("--customers", type=int, default=2_000)
@@ -509,7 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the built-in generator)",
     )
     p.add_argument("--home", required=True, help="folder for all state: warehouse, Dagster, MLflow, reports")
-    p.add_argument("--report-json", help="where to write the run report (default HOME/run_report.json)")
+    _business_options(p)
+    p.add_argument(
+        "--report-json",
+        help="where to write the run report, also when the run fails (default HOME/run_report.json)",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=cmd_run)
 

@@ -7,17 +7,23 @@ churn probabilities the generator wrote beside any sources it produced, for the 
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
+from churn_platform.business.declaration import Declaration, DeclarationError, load_declaration
 from churn_platform.defs import build_definitions
 from churn_platform.defs.resources import GroundTruth, SourceResource
 from churn_platform.settings import Settings
+from churn_platform.simulation.businesses import BUSINESSES, declaration_path
 from churn_platform.simulation.generator import GeneratorConfig
 from churn_platform.simulation.landing import config_from_env, ensure_generated, ground_truth_dir
 from churn_platform.simulation.oracle import load_truth, oracle_metrics
+
+DECLARATION_FILE = "churn_platform.yaml"
+"""The declaration's file name where the platform looks for one (the sources folder, the working directory)."""
 
 
 class SimulatedSources(SourceResource):
@@ -27,14 +33,22 @@ class SimulatedSources(SourceResource):
     customers: int = 2_000
     days: int = 365
     seed: int = 7
+    business: str = "saas_b2b"
+
+    def config(self) -> GeneratorConfig:
+        return GeneratorConfig(customers=self.customers, days=self.days, seed=self.seed, business=self.business)
 
     @property
     def origin(self) -> str:
-        return f"generator(customers={self.customers}, days={self.days}, seed={self.seed})"
+        return f"generator(business={self.business}, customers={self.customers}, days={self.days}, seed={self.seed})"
 
     def directory(self) -> Path:
-        config = GeneratorConfig(customers=self.customers, days=self.days, seed=self.seed)
-        return ensure_generated(Path(self.sources), config)
+        return ensure_generated(Path(self.sources), self.config())
+
+    def date_range(self, location: str, column: str) -> tuple[dt.date, dt.date] | None:
+        # Known without generating: the simulation's first and last day.
+        config = self.config()
+        return config.start_date, config.end_date
 
 
 class SimulatedGroundTruth(GroundTruth):
@@ -52,9 +66,12 @@ def simulation_resources(settings: Settings) -> tuple[SourceResource | None, Gro
     sources = settings.effective_sources
     if sources is None:
         config = config_from_env(days=settings.days)
-        landing = str(settings.landing_dir)
+        business = settings.business or BUSINESSES[0]
+        landing = str(settings.landing_dir / business)
         return (
-            SimulatedSources(sources=landing, customers=config.customers, days=config.days, seed=config.seed),
+            SimulatedSources(
+                sources=landing, customers=config.customers, days=config.days, seed=config.seed, business=business
+            ),
             SimulatedGroundTruth(folder=landing),
         )
     if "://" not in sources and ground_truth_dir(sources) is not None:
@@ -62,7 +79,27 @@ def simulation_resources(settings: Settings) -> tuple[SourceResource | None, Gro
     return None, None
 
 
+def find_declaration(settings: Settings) -> Declaration:
+    """The business's declaration: ``settings.config`` (``--config``, ``CHURN_PLATFORM_CONFIG``);
+    else ``churn_platform.yaml`` in the sources folder; else, when sources are named, in the working
+    directory; else (no sources: the built-in simulation) the simulated business's own."""
+    if settings.config is not None:
+        return load_declaration(settings.config)
+    sources = settings.effective_sources
+    if sources is not None and "://" not in sources and (Path(sources) / DECLARATION_FILE).exists():
+        return load_declaration(Path(sources) / DECLARATION_FILE)
+    if sources is None:
+        return load_declaration(declaration_path(settings.business or BUSINESSES[0]))
+    if Path(DECLARATION_FILE).exists():
+        return load_declaration(Path(DECLARATION_FILE))
+    raise DeclarationError(
+        f"no declaration of the business for the sources at {sources}: write one with "
+        f"`churn-platform init --sources {sources}` (it writes {DECLARATION_FILE}), check it, and pass it "
+        "with --config (or CHURN_PLATFORM_CONFIG), or put it beside the source files"
+    )
+
+
 def platform_definitions(settings: Settings) -> dg.Definitions:
     """The platform's Definitions for ``settings``, with the simulation where it applies."""
     source, ground_truth = simulation_resources(settings)
-    return build_definitions(settings, source=source, ground_truth=ground_truth)
+    return build_definitions(settings, find_declaration(settings), source=source, ground_truth=ground_truth)

@@ -17,8 +17,14 @@ from typing import Any
 
 import httpx
 
-from churn_platform.features import example_record
 from churn_platform.settings import CHAMPION_ALIAS, Settings
+
+
+def api_example(url: str) -> dict[str, Any]:
+    """The API's own example record of /v1/predict (its OpenAPI document, from the served model's catalogue)."""
+    document = httpx.get(f"{url}/openapi.json", timeout=10).json()
+    body = document["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]
+    return body["examples"]["one"]["value"]
 
 
 @dataclasses.dataclass
@@ -130,7 +136,7 @@ def run_closed_loop(
             while _served_version(url) != new_version and time.monotonic() < deadline:
                 time.sleep(0.2)
             served = _served_version(url)
-            probe = httpx.post(f"{url}/v1/predict", json=example_record(), timeout=10).json()
+            probe = httpx.post(f"{url}/v1/predict", json=api_example(url), timeout=10).json()
             report.add("hot_swap", started, served_version=served, predicted_by=probe.get("model_version"))
             say(
                 f"  serving: version {served} answers (was {before}), {report.steps[-1].seconds:.1f} s after the retraining run ended"

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from churn_platform.settings import Settings
-from churn_platform.simulation.generator import SOURCE_NAMES as SOURCE_KEYS
 
 TABLE_KEYS = (
     "marts.customer_features",
@@ -26,11 +25,19 @@ TABLE_KEYS = (
 
 
 class PipelineFailed(RuntimeError):
-    pass
+    """The run failed; ``report`` holds what is known up to the failure (None when the run never started)."""
+
+    def __init__(self, message: str, report: RunReport | None = None):
+        super().__init__(message)
+        self.report = report
 
 
 @dataclasses.dataclass
 class RunReport:
+    """What a run did, read back from the Dagster instance. On a failed run (``status`` FAILURE)
+    every field holds what is known up to the failure, and ``failures`` names each failed step
+    with its error."""
+
     dagster_run_id: str
     status: str
     seconds: float
@@ -44,20 +51,18 @@ class RunReport:
     warned_checks: list[str]
     home: str
     business: dict[str, Any] = dataclasses.field(default_factory=dict)
+    business_name: str = ""
+    failures: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=str)
 
 
 def prepare(settings: Settings) -> None:
-    """Create the home folders, export the settings and make sure the dbt manifest exists."""
-    from churn_platform.defs.dbt import dbt_project, prepare_manifest
-
+    """Create the home folders and export the settings (the dbt manifest of the declared business is
+    parsed when the definitions load, if it is not there yet)."""
     settings.ensure_dirs()
     settings.export()
-    project = dbt_project(settings.dbt_target)
-    if not project.manifest_path.exists():
-        prepare_manifest(project)
 
 
 WAREHOUSE_SELECTION = "group:sources or (kind:dbt and not group:monitoring)"
@@ -67,10 +72,11 @@ WAREHOUSE_SELECTION = "group:sources or (kind:dbt and not group:monitoring)"
 def _execute_over_all_days(settings: Settings, defs, instance, keys, tags: dict, log_level: str):
     """One run of ``daily_pipeline`` over every usage partition (a single-run backfill) for the
     assets ``keys``, named in the run so that declarative automation knows what it built."""
-    from churn_platform.defs.partitions import all_partitions_range, usage_partitions
+    from churn_platform.defs.partitions import all_partitions_range
 
-    first_day, last_day = all_partitions_range(usage_partitions(settings))
-    return defs.resolve_job_def("daily_pipeline").execute_in_process(
+    job = defs.resolve_job_def("daily_pipeline")
+    first_day, last_day = all_partitions_range(job.partitions_def)
+    return job.execute_in_process(
         instance=instance,
         raise_on_error=False,
         asset_selection=sorted(keys, key=lambda k: k.to_user_string()),
@@ -96,7 +102,9 @@ def build_warehouse(settings: Settings, log_level: str = "WARNING") -> str:
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         result = _execute_over_all_days(settings, defs, instance, keys, {"churn_platform/trigger": "docs"}, log_level)
     if not result.success:
-        raise PipelineFailed(f"Dagster run {result.run_id} failed:\n  " + "\n  ".join(_failures(result)))
+        raise PipelineFailed(
+            f"Dagster run {result.run_id} failed:\n  " + "\n  ".join(f"{s}: {e}" for s, e in _failures(result))
+        )
     return result.run_id
 
 
@@ -116,32 +124,41 @@ def _alert(settings: Settings, instance, result) -> None:
             {
                 "run_id": result.run_id,
                 "job": run.job_name if run else "daily_pipeline",
-                "error": "; ".join(_failures(result))[:2000],
+                "error": "; ".join(f"{s}: {e}" for s, e in _failures(result))[:2000],
             },
         )
     alert_failed_checks(instance, result.run_id, notifier)
 
 
-def _failures(result) -> list[str]:
+def _failures(result) -> list[tuple[str, str]]:
     """Each failed step with the error that caused it (not Dagster's wrapper around it)."""
     failures = []
     for e in result.all_events:
         if not e.is_step_failure or e.event_specific_data is None:
             continue
         error = e.event_specific_data.error  # type: ignore[union-attr]
-        while error is not None and error.cause is not None and "DagsterExecutionStepExecutionError" in error.cls_name:
+        while (
+            error is not None
+            and error.cause is not None
+            and (
+                "DagsterExecutionStepExecutionError" in error.cls_name
+                or "Error occurred while executing" in error.message
+            )
+        ):
             error = error.cause
-        failures.append(f"{e.step_key}: {error.message.strip() if error is not None else 'failed'}")
-    return failures or ["(no step failure recorded)"]
+        failures.append((str(e.step_key), error.message.strip() if error is not None else "failed"))
+    return failures or [("(run)", "no step failure recorded; see the Dagster run's log")]
 
 
 def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
+    """Run the whole graph; the report of a failed run travels with ``PipelineFailed``."""
     import dagster as dg
 
-    from churn_platform.apps.location import platform_definitions
+    from churn_platform.apps.location import find_declaration, platform_definitions
     from churn_platform.defs.automation import BUILDS_DOWNSTREAM
 
     prepare(settings)
+    declaration = find_declaration(settings)
     defs = platform_definitions(settings)
     started = time.monotonic()
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
@@ -155,97 +172,111 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
         )
         seconds = time.monotonic() - started
         _alert(settings, instance, result)
-        checks = result.get_asset_check_evaluations()
-        failed_checks = sorted(
-            f"{c.asset_key.to_user_string()}:{c.check_name}"
-            for c in checks
-            if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
-        )
-        warned_checks = sorted(
-            f"{c.asset_key.to_user_string()}:{c.check_name}"
-            for c in checks
-            if not c.passed and c.severity == dg.AssetCheckSeverity.WARN
-        )
-        if not result.success:
-            raise PipelineFailed(f"Dagster run {result.run_id} failed:\n  " + "\n  ".join(_failures(result)))
-        report = RunReport(
-            dagster_run_id=result.run_id,
-            status="SUCCESS",
-            seconds=round(seconds, 1),
-            sources={k: int(_meta(instance, k, "received_rows")) for k in SOURCE_KEYS},
-            contracts={
-                k: {
-                    "received": int(_meta(instance, k, "received_rows")),
-                    "accepted": int(_meta(instance, k, "accepted_rows")),
-                    "quarantined": int(_meta(instance, k, "quarantined_rows")),
-                    "quarantine_share": float(_meta(instance, k, "quarantine_share")),
-                    "reasons": _meta(instance, k, "quarantine_reasons", default={}),
-                }
-                for k in SOURCE_KEYS
-            },
-            tables=_count_tables(settings, TABLE_KEYS),
-            model={
-                k: _meta(instance, "churn_model", k)
-                for k in (
-                    "registered_model",
-                    "model_version",
-                    "alias",
-                    "candidate",
-                    "roc_auc",
-                    "pr_auc",
-                    "brier",
-                    "log_loss",
-                    "top_decile_lift",
-                    "precision_at_top_10pct",
-                    "recall_at_top_10pct",
-                    "ece",
-                    "calibration",
-                    "mlflow_run_id",
-                    "test_snapshot",
-                    "oracle_roc_auc",
-                    "model_over_oracle",
-                    "gate_decision",
-                    "gate_reason",
-                    "champion_version",
-                    "champion_roc_auc_same_holdout",
-                )
-            },
-            drift={
-                "drift_share": _meta(instance, "feature_drift_report", "drift_share"),
-                "drifted_columns": _meta(instance, "feature_drift_report", "drifted_columns"),
-                "total_columns": _meta(instance, "feature_drift_report", "total_columns"),
-                "report_path": _meta(instance, "feature_drift_report", "report_path"),
-            },
-            checks={
-                "passed": sum(c.passed for c in checks),
-                "warned": len(warned_checks),
-                "failed": len(failed_checks),
-            },
-            failed_checks=failed_checks,
-            warned_checks=warned_checks,
-            home=str(settings.home),
-            business={
-                k: _meta(instance, "business_health", k)
-                for k in (
-                    "latest_complete_month",
-                    "churn_rate",
-                    "mrr_churn_rate",
-                    "net_revenue_retention",
-                    "chart_path",
-                )
-            },
+        report = _report(settings, instance, result, declaration, seconds)
+    if not result.success:
+        raise PipelineFailed(
+            f"Dagster run {result.run_id} failed:\n  "
+            + "\n  ".join(f"{f['step']}: {f['error']}" for f in report.failures),
+            report,
         )
     return report
 
 
-def _meta(instance, key: str, name: str, default: Any = None) -> Any:
+def _report(settings: Settings, instance, result, declaration, seconds: float) -> RunReport:
+    """The run's report from the instance: only this run's materializations count, so a failed run
+    reports what it did up to the failure (and nothing of earlier runs)."""
+    import dagster as dg
+
+    run = result.run_id
+    checks = result.get_asset_check_evaluations()
+    failed_checks = sorted(
+        f"{c.asset_key.to_user_string()}:{c.check_name}"
+        for c in checks
+        if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
+    )
+    warned_checks = sorted(
+        f"{c.asset_key.to_user_string()}:{c.check_name}"
+        for c in checks
+        if not c.passed and c.severity == dg.AssetCheckSeverity.WARN
+    )
+    sources = declaration.present
+
+    def meta(key: str, name: str, default: Any = None) -> Any:
+        return _meta(instance, key, name, default, run_id=run)
+
+    return RunReport(
+        dagster_run_id=run,
+        status="SUCCESS" if result.success else "FAILURE",
+        seconds=round(seconds, 1),
+        business_name=declaration.business,
+        sources={k: int(meta(k, "received_rows", 0)) for k in sources},
+        contracts={
+            k: {
+                "received": int(meta(k, "received_rows", 0)),
+                "accepted": int(meta(k, "accepted_rows", 0)),
+                "quarantined": int(meta(k, "quarantined_rows", 0)),
+                "quarantine_share": float(meta(k, "quarantine_share", 0.0)),
+                "reasons": meta(k, "quarantine_reasons", {}),
+                "rules": meta(k, "quarantine_rules", {}),
+            }
+            for k in sources
+            if meta(k, "received_rows") is not None
+        },
+        tables=_count_tables(settings, TABLE_KEYS),
+        model={
+            k: meta("churn_model", k)
+            for k in (
+                "registered_model",
+                "model_version",
+                "alias",
+                "candidate",
+                "roc_auc",
+                "pr_auc",
+                "brier",
+                "log_loss",
+                "top_decile_lift",
+                "precision_at_top_10pct",
+                "recall_at_top_10pct",
+                "ece",
+                "calibration",
+                "mlflow_run_id",
+                "test_snapshot",
+                "oracle_roc_auc",
+                "model_over_oracle",
+                "gate_decision",
+                "gate_reason",
+                "champion_version",
+                "champion_roc_auc_same_holdout",
+            )
+        },
+        drift={
+            k: meta("feature_drift_report", k)
+            for k in ("drift_share", "drifted_columns", "total_columns", "report_path", "skipped_columns")
+        },
+        checks={
+            "passed": sum(c.passed for c in checks),
+            "warned": len(warned_checks),
+            "failed": len(failed_checks),
+        },
+        failed_checks=failed_checks,
+        warned_checks=warned_checks,
+        home=str(settings.home),
+        business={
+            k: meta("business_health", k)
+            for k in ("latest_complete_month", "churn_rate", "mrr_churn_rate", "net_revenue_retention", "chart_path")
+        },
+        failures=[] if result.success else [{"step": s, "error": e} for s, e in _failures(result)],
+    )
+
+
+def _meta(instance, key: str, name: str, default: Any = None, run_id: str | None = None) -> Any:
+    """Metadata ``name`` of asset ``key``'s latest materialization (by run ``run_id``, when given);
+    ``default`` when there is none."""
     import dagster as dg
 
     event = instance.get_latest_materialization_event(dg.AssetKey(key))
-    if event is None or event.asset_materialization is None:
-        if default is not None:
-            return default
-        raise PipelineFailed(f"asset {key} has no materialization in the instance")
+    if event is None or event.asset_materialization is None or (run_id is not None and event.run_id != run_id):
+        return default
     entry = event.asset_materialization.metadata.get(name)
     if entry is None:
         return default
@@ -253,10 +284,17 @@ def _meta(instance, key: str, name: str, default: Any = None) -> Any:
 
 
 def _count_tables(settings: Settings, tables: tuple[str, ...]) -> dict[str, int]:
+    """Rows of each table that exists (a failed run may not have built them all)."""
     from churn_platform.defs import warehouse_for
 
     warehouse = warehouse_for(settings).process_config_and_initialize()
-    return {t.split(".")[-1]: int(warehouse.query(f"select count(*) as n from {t}")["n"].iloc[0]) for t in tables}
+    counts = {}
+    for t in tables:
+        try:
+            counts[t.split(".")[-1]] = int(warehouse.query(f"select count(*) as n from {t}")["n"].iloc[0])
+        except Exception:
+            continue
+    return counts
 
 
 def write_report(report: RunReport, path: Path) -> None:

@@ -66,9 +66,15 @@ def _graph():
 def _manifest() -> dict:
     import json
 
-    from churn_platform.defs.dbt import dbt_project
+    from churn_platform.business.declaration import load_declaration
+    from churn_platform.defs.dbt import dbt_project, prepare_manifest
+    from churn_platform.simulation.businesses import BUSINESSES, declaration_path
 
-    return json.loads(dbt_project().manifest_path.read_text())
+    declaration = load_declaration(declaration_path(BUSINESSES[0]))
+    project = dbt_project(declaration)
+    if not project.manifest_path.exists():
+        prepare_manifest(project, declaration)
+    return json.loads(project.manifest_path.read_text())
 
 
 def dbt_test_count() -> str:
@@ -97,14 +103,55 @@ def _collected(*marker: str) -> str:
     return match.group(1)
 
 
+def _example(business: str):
+    from churn_platform.business.declaration import load_declaration
+    from churn_platform.simulation.businesses import declaration_path
+
+    return load_declaration(declaration_path(business))
+
+
 def contracts_markdown() -> str:
     from churn_platform.sources.docs import contracts_markdown as body
 
-    return body()
+    return body(_example("saas_b2b"))
+
+
+def catalogue_markdown() -> str:
+    from churn_platform.business.catalogue import build_catalogue
+    from churn_platform.sources.docs import catalogue_markdown as body
+
+    return body(build_catalogue(_example("saas_b2b")))
+
+
+def predict_example_markdown() -> str:
+    """The curl examples of the prediction API, with a valid record of the B2B example's catalogue."""
+    import json
+
+    from churn_platform.business.catalogue import build_catalogue
+
+    record = json.dumps(build_catalogue(_example("saas_b2b")).example_record(), indent=2)
+    return (
+        "```bash\n"
+        f"curl -s localhost:8000/v1/predict -H 'content-type: application/json' -d '{record}'\n"
+        '# {"request_id":"…","model_name":"churn_model","model_version":"1","predictions":'
+        '[{"churn_probability":0.06…,"customer_id":null,"drivers":null}]}\n'
+        "curl -s localhost:8000/v1/predict/customers -H 'content-type: application/json' "
+        '-d \'{"customer_ids": ["1", "999999"]}\'\n'
+        "```"
+    )
+
+
+def declaration_markdown() -> str:
+    from churn_platform.sources.docs import declaration_reference
+
+    return declaration_reference()
 
 
 SECTIONS: dict[str, Callable[[], str]] = {
+    "declaration-reference": declaration_markdown,
     "source-contracts": contracts_markdown,
+    "feature-catalogue": catalogue_markdown,
+    "predict-example": predict_example_markdown,
     "automation": automation_markdown,
     "freshness": freshness_markdown,
 }

@@ -13,12 +13,13 @@ warnings.filterwarnings("ignore", message=r"Parameter `backfill_policy`", catego
 from churn_platform.settings import EXPERIMENT_NAME, PG_PASSWORD_ENV, REGISTERED_MODEL_NAME, Settings  # noqa: E402
 
 
-def build_definitions(settings: Settings, source=None, ground_truth=None) -> dg.Definitions:
-    """The platform's one Definitions object, wired to the locations in ``settings``.
+def build_definitions(settings: Settings, declaration, source=None, ground_truth=None) -> dg.Definitions:
+    """The platform's one Definitions object for the business ``declaration`` describes, wired to
+    the locations in ``settings``.
 
     ``source`` (a ``SourceResource``) defaults to the sources the settings name; ``ground_truth``
     (a ``GroundTruth``) to none. The drivers' ``churn_platform.apps.location.platform_definitions``
-    fills both with the built-in simulation when no sources are named."""
+    finds the declaration and fills both with the built-in simulation when no sources are named."""
     from churn_platform.defs.alerts import alert_on_failed_checks, alert_on_freshness, alert_on_run_failure
     from churn_platform.defs.automation import (
         build_automation_sensor,
@@ -35,7 +36,7 @@ def build_definitions(settings: Settings, source=None, ground_truth=None) -> dg.
         prediction_drift_report,
         prediction_log,
     )
-    from churn_platform.defs.partitions import usage_partitions
+    from churn_platform.defs.partitions import partition_bounds, usage_partitions
     from churn_platform.defs.resources import (
         GroundTruth,
         MLflowResource,
@@ -48,11 +49,12 @@ def build_definitions(settings: Settings, source=None, ground_truth=None) -> dg.
     from churn_platform.defs.scores import churn_scores
     from churn_platform.defs.sources import build_source_assets
 
-    project = dbt_project(settings.dbt_target)
-    partitions = usage_partitions(settings)
+    source = source or SourceResource(sources=settings.effective_sources, s3_endpoint_url=settings.s3_endpoint_url)
+    project = dbt_project(declaration, settings.dbt_target)
+    partitions = usage_partitions(*partition_bounds(settings, declaration, source))
     assets = [
-        *build_source_assets(partitions),
-        *build_dbt_assets(project, partitions),
+        *build_source_assets(declaration, partitions, settings.max_quarantine_share),
+        *build_dbt_assets(project, partitions, declaration),
         churn_model,
         churn_scores,
         feature_drift_report,
@@ -84,8 +86,7 @@ def build_definitions(settings: Settings, source=None, ground_truth=None) -> dg.
             else dg.in_process_executor
         ),
         resources={
-            "source": source
-            or SourceResource(sources=settings.effective_sources, s3_endpoint_url=settings.s3_endpoint_url),
+            "source": source,
             "ground_truth": ground_truth or GroundTruth(),
             "warehouse": warehouse_for(settings),
             "mlflow_store": MLflowResource(
@@ -99,7 +100,15 @@ def build_definitions(settings: Settings, source=None, ground_truth=None) -> dg.
                 publish_to=settings.s3_reports,
                 s3_endpoint_url=settings.s3_endpoint_url,
             ),
-            "policy": MonitoringPolicy(drift_threshold=settings.drift_threshold),
+            "policy": MonitoringPolicy(
+                drift_threshold=settings.drift_threshold,
+                roc_auc_floor=settings.roc_auc_floor or declaration.policy.roc_auc_floor,
+                gate_tolerance=(
+                    settings.gate_tolerance
+                    if settings.gate_tolerance is not None
+                    else declaration.policy.gate_tolerance
+                ),
+            ),
             "prediction_logs": PredictionLogStore(path=str(settings.prediction_log_dir)),
             "notifier": Notifier(webhook_url=settings.alert_webhook_url),
             "dbt": dbt_resource(project),

@@ -1,5 +1,6 @@
 """The dbt project as Dagster assets: one asset per model, dbt tests as asset checks."""
 
+import hashlib
 import json
 import sys
 from collections.abc import Mapping
@@ -9,6 +10,8 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
+from churn_platform.business.catalogue import build_catalogue, dbt_vars
+from churn_platform.business.declaration import Declaration
 from churn_platform.defs.automation import PREDICTION_LOG, follow_parents
 from churn_platform.defs.partitions import PARTITIONED_DBT_TAG
 from churn_platform.defs.policies import freshness_for
@@ -20,8 +23,22 @@ class ManifestMissingError(RuntimeError):
     pass
 
 
-def dbt_project(target: str = "duckdb") -> DbtProject:
-    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=target)
+def graph_vars(declaration: Declaration) -> dict[str, Any]:
+    """The business as dbt sees it when parsing: what decides which models and tests exist (the
+    event types found in the data only change customer_features' columns, not the graph)."""
+    return dbt_vars(declaration, build_catalogue(declaration))
+
+
+def dbt_project(declaration: Declaration, target: str = "duckdb") -> DbtProject:
+    """The dbt project parsed for ``declaration``: each declared shape of business has its own
+    manifest (``target/<business>-<digest>/``), since absent sources disable models."""
+    digest = hashlib.sha256(json.dumps(graph_vars(declaration), sort_keys=True).encode()).hexdigest()[:12]
+    return DbtProject(
+        project_dir=DBT_PROJECT_DIR,
+        profiles_dir=DBT_PROJECT_DIR,
+        target=target,
+        target_path=Path("target") / f"{declaration.business}-{digest}",
+    )
 
 
 def dbt_executable() -> str:
@@ -34,9 +51,11 @@ def dbt_resource(project: DbtProject) -> DbtCliResource:
     return DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
 
 
-def prepare_manifest(project: DbtProject) -> Path:
-    """Parse the dbt project into target/manifest.json (what `make prepare` runs)."""
-    dbt_resource(project).cli(["parse", "--quiet"], target_path=project.target_path).wait()
+def prepare_manifest(project: DbtProject, declaration: Declaration) -> Path:
+    """Parse the dbt project for ``declaration`` into its manifest (``make prepare`` does it for the
+    built-in businesses; a new declaration's is parsed when the code location first loads)."""
+    args = ["parse", "--quiet", "--vars", json.dumps(graph_vars(declaration))]
+    dbt_resource(project).cli(args, target_path=project.target_path).wait()
     return project.manifest_path
 
 
@@ -83,23 +102,52 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
         return spec.merge_attributes(deps=extra) if extra else spec
 
 
-def _check_manifest(project: DbtProject) -> None:
+def _check_manifest(project: DbtProject, declaration: Declaration) -> None:
     if not project.manifest_path.exists():
-        raise ManifestMissingError(
-            f"dbt manifest not found at {project.manifest_path}. "
-            "Run `make prepare` (or `churn-platform prepare`) to parse the dbt project."
-        )
+        try:
+            prepare_manifest(project, declaration)
+        except Exception as exc:
+            raise ManifestMissingError(
+                f"the dbt project could not be parsed for business {declaration.business!r} into "
+                f"{project.manifest_path}: {exc}"
+            ) from exc
+
+
+def event_types_in(warehouse: Warehouse, declaration: Declaration) -> list[str]:
+    """The event types of the loaded usage that get features of their own: the declared ones, else
+    the most frequent in ``raw.events`` (ties by name), up to ``features.max_event_types``."""
+    events = declaration.sources.events
+    if events.shape != "events" or events.event_types is not None or not events.columns.type:
+        return list(events.event_types or ())
+    limit = declaration.features.max_event_types
+    found = warehouse.query(
+        "select event_type, count(*) as n from raw.events where event_type is not null "
+        f"group by event_type order by n desc, event_type limit {int(limit)}"
+    )
+    return [str(t) for t in found["event_type"]]
+
+
+def business_vars(warehouse: Warehouse, declaration: Declaration, usage_begin: str) -> dict[str, Any]:
+    """The business as a dbt build needs it: the declaration, and the catalogue with the event types
+    found in the loaded usage."""
+    catalogue = build_catalogue(declaration, event_types_in(warehouse, declaration))
+    return dbt_vars(declaration, catalogue, usage_begin)
 
 
 def _dbt_build(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, reports: ReportStore, *extra: str
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: Warehouse,
+    reports: ReportStore,
+    business: dict[str, Any],
+    *extra: str,
 ):
-    """``dbt build`` (plus ``extra`` arguments) with the warehouse's location as the profile's variables
-    (the warehouse resource is the one place that decides it); its artifacts and logs stay with the
-    run's other state. A DuckDB file is held by the dbt process while it builds, so row counts are not
-    fetched from a second connection."""
+    """``dbt build`` (plus ``extra`` arguments) with the warehouse's location as the profile's
+    variables (the warehouse resource is the one place that decides it) and the declared business;
+    its artifacts and logs stay with the run's other state. A DuckDB file is held by the dbt
+    process while it builds, so row counts are not fetched from a second connection."""
     artifacts = reports.path_for(f"dbt/{context.run_id}/{context.op_def.name}")
-    args = ["build", "--vars", json.dumps(warehouse.dbt_vars()), *extra]
+    args = ["build", "--vars", json.dumps({**warehouse.dbt_vars(), **business}), *extra]
     yield from dbt.cli(args, context=context, target_path=artifacts).stream()
 
 
@@ -108,10 +156,13 @@ MONITORING_DBT_TAG = "monitoring"
 prediction log), so they are built by an asset definition of their own, after those."""
 
 
-def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
+def build_dbt_assets(
+    project: DbtProject, partitions: dg.DailyPartitionsDefinition, declaration: Declaration
+) -> list[dg.AssetsDefinition]:
     """Three asset definitions over the one dbt project: the daily usage models, partitioned
     by day (a backfill of any range is one ``dbt build``), the monitoring models, and every other model."""
-    _check_manifest(project)
+    _check_manifest(project, declaration)
+    usage_begin = partitions.start.strftime("%Y-%m-%d")
     translator = ChurnDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
     partitioned = f"tag:{PARTITIONED_DBT_TAG}"
     monitoring = f"tag:{MONITORING_DBT_TAG}"
@@ -124,7 +175,12 @@ def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefiniti
         exclude=f"{partitioned} {monitoring}",
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, reports: ReportStore):
-        yield from _dbt_build(context, dbt, warehouse, reports)
+        business = business_vars(warehouse, declaration, usage_begin)
+        context.log.info(
+            f"business {declaration.business}: {len(business['churn']['features'])} features from "
+            f"{', '.join(declaration.present)}"
+        )
+        yield from _dbt_build(context, dbt, warehouse, reports, business)
 
     @dbt_assets(
         manifest=project.manifest_path,
@@ -141,7 +197,10 @@ def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefiniti
         window = context.partition_time_window
         start, end = window.start.strftime("%Y-%m-%d"), window.end.strftime("%Y-%m-%d")
         context.log.info(f"building the daily usage models for {start} up to {end} (one microbatch a day)")
-        yield from _dbt_build(context, dbt, warehouse, reports, "--event-time-start", start, "--event-time-end", end)
+        business = business_vars(warehouse, declaration, usage_begin)
+        yield from _dbt_build(
+            context, dbt, warehouse, reports, business, "--event-time-start", start, "--event-time-end", end
+        )
 
     @dbt_assets(
         manifest=project.manifest_path,
@@ -153,6 +212,6 @@ def build_dbt_assets(project: DbtProject, partitions: dg.DailyPartitionsDefiniti
     def dbt_monitoring(
         context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: Warehouse, reports: ReportStore
     ):
-        yield from _dbt_build(context, dbt, warehouse, reports)
+        yield from _dbt_build(context, dbt, warehouse, reports, business_vars(warehouse, declaration, usage_begin))
 
     return [dbt_daily_usage, dbt_models, dbt_monitoring]

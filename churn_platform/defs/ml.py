@@ -3,10 +3,10 @@ promotion gate (a blocking asset check) decide whether it becomes `champion` or 
 
 import dagster as dg
 
+from churn_platform.business.catalogue import LABEL_COLUMN, Catalogue
 from churn_platform.defs.automation import follow_parents
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import GroundTruth, MLflowResource, Notifier, Warehouse
-from churn_platform.features import LABEL_COLUMN
+from churn_platform.defs.resources import GroundTruth, MLflowResource, MonitoringPolicy, Notifier, Warehouse
 from churn_platform.ml import gate
 from churn_platform.ml.registry import apply_decision, log_and_register, score_alias_on
 from churn_platform.ml.training import calibrate_best, features_frame, select_best, train_candidates
@@ -14,12 +14,22 @@ from churn_platform.ml.training import calibrate_best, features_frame, select_be
 GATE_CHECK = "promotion_gate"
 
 
+def read_catalogue(warehouse: Warehouse) -> Catalogue:
+    """The feature catalogue the last dbt build computed (``marts.feature_catalogue``)."""
+    import json
+
+    rows = warehouse.query('select spec from "marts"."feature_catalogue" order by position')
+    return Catalogue.from_records([json.loads(spec) for spec in rows["spec"]])
+
+
 class TrainingConfig(dg.Config):
     seed: int = 7
-    promotion_floor: float = gate.DEFAULT_FLOOR
-    """The holdout ROC-AUC a version must reach to become champion."""
-    promotion_tolerance: float = gate.DEFAULT_TOLERANCE
-    """How much worse than the champion (same holdout rows) a version may be and still be promoted."""
+    promotion_floor: float | None = None
+    """The holdout ROC-AUC a version must reach to become champion (default: the policy resource's,
+    from the declaration's policy.roc_auc_floor or ``run --roc-auc-floor``)."""
+    promotion_tolerance: float | None = None
+    """How much worse than the champion (same holdout rows) a version may be and still be promoted
+    (default: the policy resource's)."""
 
 
 @dg.asset(
@@ -53,23 +63,30 @@ def churn_model(
     mlflow_store: MLflowResource,
     ground_truth: GroundTruth,
     notifier: Notifier,
+    policy: MonitoringPolicy,
 ):
     data = warehouse.read_table("marts", "training_set")
-    context.log.info(f"training on {len(data):,} labelled rows ({data[LABEL_COLUMN].mean():.1%} churned)")
-    split, results = train_candidates(data, seed=config.seed)
+    catalogue = read_catalogue(warehouse)
+    context.log.info(
+        f"training on {len(data):,} labelled rows ({data[LABEL_COLUMN].mean():.1%} churned), "
+        f"{len(catalogue)} features ({len(catalogue.categorical)} categorical)"
+    )
+    split, results = train_candidates(data, catalogue, seed=config.seed)
     for r in results:
         context.log.info(
             f"{r.name}: validation ROC-AUC {r.validation_metrics['roc_auc']:.4f}, test ROC-AUC {r.test_metrics['roc_auc']:.4f}"
         )
     best = select_best(results)
-    selected = calibrate_best(split, best)
+    selected = calibrate_best(split, best, catalogue)
     context.log.info(
         f"selected {best.name}; calibrated on the validation snapshot: test Brier "
         f"{best.test_metrics['brier']:.4f} → {selected.test_metrics['brier']:.4f}, ECE "
         f"{best.test_metrics['ece']:.4f} → {selected.test_metrics['ece']:.4f}"
     )
     # On simulated data: the best achievable ranking of the same holdout rows.
-    oracle = ground_truth.oracle_metrics(split.test, selected.model.predict_proba(features_frame(split.test))[:, 1])
+    oracle = ground_truth.oracle_metrics(
+        split.test, selected.model.predict_proba(features_frame(split.test, catalogue))[:, 1]
+    )
     if oracle:
         context.log.info(
             f"oracle ROC-AUC {oracle['oracle_roc_auc']:.4f} on the holdout; model / oracle {oracle['model_over_oracle']:.3f}"
@@ -81,15 +98,21 @@ def churn_model(
         location, name, gate.CHAMPION, split.test, split.test[LABEL_COLUMN].astype(int)
     )
     registered = log_and_register(
-        location, split, results, selected, registered_model_name=name, extra_tags={"dagster_run_id": context.run_id}
+        location,
+        split,
+        results,
+        selected,
+        catalogue,
+        registered_model_name=name,
+        extra_tags={"dagster_run_id": context.run_id},
     )
     decision = gate.decide(
         registered.version,
         registered.metrics["roc_auc"],
         champion_version,
         champion_auc,
-        floor=config.promotion_floor,
-        tolerance=config.promotion_tolerance,
+        floor=config.promotion_floor if config.promotion_floor is not None else policy.roc_auc_floor,
+        tolerance=config.promotion_tolerance if config.promotion_tolerance is not None else policy.gate_tolerance,
         champion_note=champion_note,
     )
     apply_decision(location, name, decision)

@@ -49,9 +49,13 @@ def monitoring_asset(**kwargs):
 def feature_drift_report(
     context: dg.AssetExecutionContext, warehouse: Warehouse, reports: ReportStore, policy: MonitoringPolicy
 ):
+    from churn_platform.defs.ml import read_catalogue
+
     reference = warehouse.read_table("marts", "training_set")
     current = warehouse.read_table("marts", "scoring_features")
-    result = feature_drift(reference, current, reports.path_for("feature_drift_report.html"))
+    result = feature_drift(reference, current, read_catalogue(warehouse), reports.path_for("feature_drift_report.html"))
+    if result.skipped:
+        context.log.info(f"not compared for drift: {result.skipped}")
     context.log.info(
         f"drift share {result.drift_share:.2f} ({result.drifted_columns}/{result.total_columns} features drifted)"
     )
@@ -69,6 +73,7 @@ def feature_drift_report(
             "report_path": dg.MetadataValue.path(str(result.html_path)),
             **reports.publish(result.html_path),
             "column_drift": dg.MetadataValue.md("| feature | method | score |\n|---|---|---|\n" + scores),
+            "skipped_columns": dg.MetadataValue.json(result.skipped),
         }
     )
     within = result.drift_share <= policy.drift_threshold
@@ -116,8 +121,9 @@ def prediction_log(
     config: PredictionLogConfig,
     warehouse: Warehouse,
     prediction_logs: PredictionLogStore,
+    mlflow_store: MLflowResource,
 ):
-    from churn_platform.features import FEATURE_NAMES
+    from churn_platform.defs.ml import read_catalogue
     from churn_platform.monitoring.served import compare_schema, staleness
 
     served = prediction_logs.read()
@@ -148,7 +154,16 @@ def prediction_log(
         description=why,
         metadata=meta,
     )
-    comparison = compare_schema(served, training[list(FEATURE_NAMES)])
+    # The served features are checked against what the model that served them was trained on (the
+    # latest version in the log), else against the current feature catalogue.
+    catalogue = None
+    if len(served):
+        from churn_platform.ml.registry import version_catalogue
+
+        latest_version = str(served["model_version"].iloc[-1])
+        catalogue = version_catalogue(mlflow_store.location, mlflow_store.registered_model_name, latest_version)
+        served = served[served["model_version"].astype(str) == latest_version]
+    comparison = compare_schema(served, training, catalogue or read_catalogue(warehouse))
     if comparison.matches:
         why = "served features match the training set" + (
             f"; unseen categories: {comparison.unseen_categories}" if comparison.unseen_categories else ""
@@ -185,7 +200,7 @@ def prediction_drift_report(
     from churn_platform.settings import CHAMPION_ALIAS
 
     champion = load_by_alias(mlflow_store.location, mlflow_store.registered_model_name, CHAMPION_ALIAS)
-    holdout = time_split(warehouse.read_table("marts", "training_set")).test
+    holdout = time_split(warehouse.read_table("marts", "training_set"), champion.features).test
     reference = pd.Series(champion.predict_proba(holdout))
     served = warehouse.read_table("monitoring", "prediction_log")
     result = prediction_drift(reference, served["churn_probability"], reports.path_for("prediction_drift_report.html"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import dagster as dg
@@ -21,7 +22,7 @@ from churn_platform.sources.readers import (
 class SourceResource(dg.ConfigurableResource):
     """Where raw sources come from, by the form of ``sources``:
 
-    * a folder: ``<name>.parquet`` or ``<name>.csv`` per source;
+    * a folder: a ``.parquet`` or ``.csv`` file per source, named by the declaration's ``location``;
     * ``s3://bucket/prefix``: the same files under an S3 prefix (dagster-aws ``S3Resource``;
       ``s3_endpoint_url`` for S3-compatible stores such as MinIO);
     * ``postgresql://user@host:port/database?schema=raw``: one table per source.
@@ -63,27 +64,41 @@ class SourceResource(dg.ConfigurableResource):
         """The folder of source files (``files`` sources)."""
         return Path(self.sources)
 
-    def register(self, con, name: str) -> str:
-        """Make source ``name`` queryable on DuckDB connection ``con``, with a ``__row`` column
-        in input order; returns the relation to select from. Parquet files are scanned
-        where they lie (no copy through pandas)."""
+    def register(self, con, location: str) -> str:
+        """Make the source at ``location`` (a file name or table, as declared) queryable on DuckDB
+        connection ``con``, with a ``__row`` column in input order; returns the relation to select
+        from. Parquet files are scanned where they lie (no copy through pandas)."""
         if self.kind == "files":
-            path = find_source_file(self.directory(), name)
-            if path.suffix == ".parquet":
+            path = find_source_file(self.directory(), location)
+            if path.suffix.lower() == ".parquet":
                 literal = str(path).replace("'", "''")
                 return f"(select *, file_row_number as __row from read_parquet('{literal}', file_row_number = true))"
-        frame = self.load(name)
-        view = f"__source_{name}"
+        frame = self.load(location)
+        view = "__source_" + "".join(ch if ch.isalnum() else "_" for ch in location)
         con.register(view, frame.assign(__row=range(len(frame))))
         return view
 
-    def load(self, name: str) -> pd.DataFrame:
+    def load(self, location: str) -> pd.DataFrame:
         kind = self.kind
         if kind == "s3":
-            return read_source_s3(self.s3_client(), self.sources, name)
+            return read_source_s3(self.s3_client(), self.sources, location)
         if kind == "postgres":
-            return read_source_postgres(self.sources, name)
-        return read_source_file(self.directory(), name)
+            return read_source_postgres(self.sources, location)
+        return read_source_file(self.directory(), location)
+
+    def date_range(self, location: str, column: str) -> tuple[dt.date, dt.date] | None:
+        """The first and last day of ``column`` in the source at ``location`` (None when it has
+        no readable dates), for partitions that follow the data."""
+        import duckdb
+
+        with duckdb.connect() as con:
+            relation = self.register(con, location)
+            col = '"' + column.replace('"', '""') + '"'
+            first, last = con.execute(
+                f"select min(d), max(d) from (select cast(try_cast({col} as timestamp) as date) as d "
+                f"from {relation}) where d <= current_date"
+            ).fetchone()
+        return (first, last) if first is not None else None
 
 
 class GroundTruth(dg.ConfigurableResource):
@@ -107,8 +122,8 @@ class Warehouse(dg.ConfigurableResource):
     def location(self) -> str:
         return self.core().location
 
-    def load_source(self, source: SourceResource, contract, partition=None) -> warehouse.SourceLoad:
-        return self.core().load_source(source, contract, partition)
+    def load_source(self, source: SourceResource, contract, location: str, partition=None) -> warehouse.SourceLoad:
+        return self.core().load_source(source, contract, location, partition)
 
     def write_table(self, schema: str, table: str, frame: pd.DataFrame) -> None:
         self.core().write_table(schema, table, frame)
@@ -232,7 +247,12 @@ class PredictionLogStore(dg.ConfigurableResource):
 
 
 class MonitoringPolicy(dg.ConfigurableResource):
-    """Thresholds of the monitoring checks (the retrain sensor uses the same drift threshold)."""
+    """The run's thresholds: the monitoring checks' (the retrain sensor uses the same drift
+    threshold) and the promotion gate's (the declaration's ``policy``, or ``run``'s options)."""
 
     drift_threshold: float = policy.DRIFT_THRESHOLD
     """A feature drift share above this warns (CHURN_PLATFORM_DRIFT_THRESHOLD)."""
+    roc_auc_floor: float = policy.ROC_AUC_FLOOR
+    """The lowest holdout ROC-AUC a model may be promoted with."""
+    gate_tolerance: float = policy.GATE_TOLERANCE
+    """How much lower than the champion's ROC-AUC a new version's may be and still be promoted."""

@@ -45,11 +45,18 @@ def churn_scores(
 ) -> dg.MaterializeResult:
     population = warehouse.read_table("marts", "scoring_features")
     champion = load_by_alias(mlflow_store.location, mlflow_store.registered_model_name, CHAMPION_ALIAS)
+    catalogue = champion.features
+    absent = [name for name in catalogue.names if name not in population.columns]
+    if absent:
+        context.log.warning(
+            f"the champion's features {', '.join(absent)} are not in scoring_features (the data or the "
+            "declaration changed since it was trained): scored as missing until a new model is trained"
+        )
     tiers = RiskTiers(high=config.high_risk_share, medium=config.medium_risk_share)
-    reference = reference_values(population)
+    reference = reference_values(population, catalogue)
     # The compiled scorer scores and explains (the pipeline where there is none); the cut-offs come
     # from the same scores of the whole population, so that batches score exactly like the whole.
-    scorer = compiled(champion.model)
+    scorer = compiled(champion.model, catalogue)
     cutoffs = tiers.cutoffs(scorer.predict_proba(population) if scorer else champion.predict_proba(population))
     explanation = scorer.explanation if scorer else "occlusion against the typical customer (pipeline)"
     context.log.info(f"drivers: {explanation}")
@@ -58,11 +65,18 @@ def churn_scores(
     context.log.info(f"scoring {len(population):,} customers with {champion.name} v{champion.version} ({engine})")
     if engine == "ray":
         scores = score_with_ray(
-            population, mlflow_store.tracking_uri, champion.name, champion.version, reference, cutoffs
+            population, mlflow_store.tracking_uri, champion.name, champion.version, reference, cutoffs, catalogue
         )
     else:
         scores = score_frame(
-            champion.model, population, champion.name, champion.version, reference, cutoffs, scorer=scorer or False
+            champion.model,
+            catalogue,
+            population,
+            champion.name,
+            champion.version,
+            reference,
+            cutoffs,
+            scorer=scorer or False,
         )
     seconds = time.monotonic() - started
     warehouse.write_table(SCORES_SCHEMA, SCORES_TABLE, scores)
@@ -87,6 +101,7 @@ def churn_scores(
             "medium_risk_cutoff": cutoffs[1],
             "top_revenue_at_risk": dg.MetadataValue.md(top.to_markdown(index=False, floatfmt=".3f")),
             "history_rows": history_rows,
+            "features_scored_as_missing": ", ".join(absent) or "none",
         }
     )
 

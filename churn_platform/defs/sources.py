@@ -1,28 +1,35 @@
-"""Raw source assets: read each source, check it against its data contract, load the
-accepted rows into the warehouse's raw schema and the rejected ones, with their
-reasons, into the quarantine schema."""
+"""Raw source assets, one per source role the declared business has: read the source, check it
+against its data contract, load the accepted rows into the warehouse's raw schema (under the
+platform's column names) and the rejected ones, as received and with every rule they break, into
+the quarantine schema."""
 
 import datetime as dt
 
 import dagster as dg
 
-from churn_platform import policy
+from churn_platform.business.declaration import Declaration
 from churn_platform.defs.partitions import PARTITIONED_SOURCE, slice_for
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import SourceResource, Warehouse
-from churn_platform.sources.contracts import CONTRACTS, SOURCE_NAMES
+from churn_platform.sources.contracts import Contract, contracts_for
 
 
-class SourceLoadConfig(dg.Config):
-    max_quarantine_share: float = policy.MAX_QUARANTINE_SHARE
-    """The share of received rows that may be quarantined before the blocking check fails."""
-
-
-def build_source_asset(name: str, partitions: dg.DailyPartitionsDefinition | None = None) -> dg.AssetsDefinition:
-    """A source asset; with ``partitions`` it is loaded day by day (by its contract's time
-    column), and a backfill of any range of days runs as one run."""
-    contract = CONTRACTS[name]
+def build_source_asset(
+    contract: Contract,
+    location: str,
+    quarantine_limit: float,
+    partitions: dg.DailyPartitionsDefinition | None = None,
+) -> dg.AssetsDefinition:
+    """A source asset reading ``location``; with ``partitions`` it is loaded day by day (by its
+    contract's time column), and a backfill of any range of days runs as one run."""
+    name = contract.source
     check_name = "quarantine_share_within_limit"
+
+    class SourceLoadConfig(dg.Config):
+        max_quarantine_share: float = quarantine_limit
+        """The share of received rows that may be quarantined before the blocking check fails
+        (the declaration's policy.max_quarantine_share by default)."""
+
     partition_metadata = (
         {"partitioned_by": f"{contract.time_column} (daily, UTC)", "partitions_start": str(partitions.start.date())}
         if partitions is not None
@@ -45,8 +52,15 @@ def build_source_asset(name: str, partitions: dg.DailyPartitionsDefinition | Non
         ],
         metadata={
             "contract_version": contract.version,
+            "location": location,
             "key": ", ".join(contract.key),
             "time_column": contract.time_column,
+            "columns_read": dg.MetadataValue.md(
+                "| column | read from |\n|---|---|\n"
+                + "\n".join(
+                    f"| {c.name} | {'(not declared: empty)' if c.absent else c.label} |" for c in contract.columns
+                )
+            ),
             **partition_metadata,
         },
         partitions_def=partitions,
@@ -60,8 +74,8 @@ def build_source_asset(name: str, partitions: dg.DailyPartitionsDefinition | Non
     ):
         part = slice_for(context, partitions) if partitions is not None else None
         days = f" for {part.start} to {part.end - dt.timedelta(days=1)}" if part is not None else ""
-        context.log.info(f"reading {name} from {source.origin}{days}")
-        loaded = warehouse.load_source(source, contract, partition=part)
+        context.log.info(f"reading {name} ({location}) from {source.origin}{days}")
+        loaded = warehouse.load_source(source, contract, location, partition=part)
         counts, table_rows, preview = loaded.counts, loaded.table_rows, loaded.preview
         context.log.info(
             f"{name}{days}: received {counts.received:,}, accepted {counts.accepted:,}, "
@@ -87,6 +101,7 @@ def build_source_asset(name: str, partitions: dg.DailyPartitionsDefinition | Non
                 "quarantined_rows": counts.quarantined,
                 "quarantine_share": share,
                 "quarantine_reasons": dg.MetadataValue.json(counts.reasons),
+                "quarantine_rules": dg.MetadataValue.json(counts.rules),
                 "origin": source.origin,
                 "table": f"raw.{name}",
                 "warehouse": warehouse.location,
@@ -106,5 +121,19 @@ def build_source_asset(name: str, partitions: dg.DailyPartitionsDefinition | Non
     return _source
 
 
-def build_source_assets(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    return [build_source_asset(name, partitions if name == PARTITIONED_SOURCE else None) for name in SOURCE_NAMES]
+def build_source_assets(
+    declaration: Declaration, partitions: dg.DailyPartitionsDefinition, max_quarantine_share: float | None = None
+) -> list[dg.AssetsDefinition]:
+    """A source asset per source the business declares (the usage source partitioned by day); the
+    quarantine limit is ``max_quarantine_share``, else the declaration's."""
+    contracts = contracts_for(declaration)
+    limit = max_quarantine_share if max_quarantine_share is not None else declaration.policy.max_quarantine_share
+    return [
+        build_source_asset(
+            contract,
+            declaration.source(role).location,
+            limit,
+            partitions if role == PARTITIONED_SOURCE else None,
+        )
+        for role, contract in contracts.items()
+    ]

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from churn_platform.features import CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURES, NUMERIC_FEATURES
+from churn_platform.business.catalogue import Catalogue
 
 TOLERANCE = 1e-9
 
@@ -237,18 +237,19 @@ def _contributions(model) -> tuple[Contributions | None, str]:
 class CompiledScorer:
     score_records: Callable[[Records], np.ndarray]
     description: str
+    catalogue: Catalogue
     explain_records: Callable[[Records, dict[str, Any]], tuple[np.ndarray, np.ndarray]] | None = None
     """(records, the typical customer) → (probabilities, each feature's impact in probability points,
-    in ``FEATURE_NAMES`` order), from the model's own contributions; None where the model has none."""
+    in the catalogue's order), from the model's own contributions; None where the model has none."""
     explanation: str = "occlusion against the typical customer"
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         from churn_platform.ml.training import features_frame
 
-        return self.score_records(features_frame(frame).to_dict("records"))
+        return self.score_records(features_frame(frame, self.catalogue, fill_missing=True).to_dict("records"))
 
 
-def _compile(model) -> CompiledScorer:
+def _compile(model, catalogue: Catalogue) -> CompiledScorer:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.pipeline import Pipeline
 
@@ -285,7 +286,7 @@ def _compile(model) -> CompiledScorer:
     what = f"{type(inner.steps[1][1]).__name__}" + (" + Platt calibration" if calibration else "")
     contributions, explanation = _contributions(estimator)
     if contributions is None:
-        return CompiledScorer(score, what)
+        return CompiledScorer(score, what, catalogue)
 
     def link(raw_score: np.ndarray) -> np.ndarray:
         """The served probability of a raw score (the calibration's input is the raw score or the probability)."""
@@ -295,7 +296,11 @@ def _compile(model) -> CompiledScorer:
         return expit(-(a * decided + b))
 
     # Each prepared column belongs to one input feature (a one-hot category to its feature).
-    owner_index = np.array([FEATURE_NAMES.index(o) for o in owners])
+    names = list(catalogue.names)
+    missing = sorted(set(owners) - set(names))
+    if missing:
+        raise NotCompilable(f"inputs outside the catalogue: {', '.join(missing)}")
+    owner_index = np.array([names.index(o) for o in owners])
 
     def explain(records: Records, reference: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         x = prepare(records)
@@ -309,49 +314,56 @@ def _compile(model) -> CompiledScorer:
         slope = np.where(close, (link(raw_score + h) - link(raw_score - h)) / (2 * h), 0.0)
         slope = np.where(close, slope, (p - p_base) / np.where(close, 1.0, delta))
         scaled = phi * slope[:, None]
-        impact = np.zeros((len(x), len(FEATURE_NAMES)))
+        impact = np.zeros((len(x), len(names)))
         np.add.at(impact.T, owner_index, scaled.T)
         return p, impact
 
-    return CompiledScorer(score, what, explain, explanation)
+    return CompiledScorer(score, what, catalogue, explain, explanation)
 
 
-def probe_records(example: pd.DataFrame | None = None) -> list[dict[str, Any]]:
-    """Rows that exercise every path of a compiled scorer: each category, an unknown category,
-    missing values, zeros and large numbers, plus the model's own input example."""
-    base = {f.name: f.example for f in FEATURES}
+def probe_records(
+    catalogue: Catalogue, categories: dict[str, list[str]] | None = None, example: pd.DataFrame | None = None
+) -> list[dict[str, Any]]:
+    """Rows that exercise every path of a compiled scorer: each category (declared, or learned by
+    the model: ``categories``), an unknown category, missing values, zeros and large numbers, plus
+    the model's own input example."""
+    learned = categories or {}
+    values = {f.name: list(dict.fromkeys([*f.categories, *learned.get(f.name, [])])) for f in catalogue.features}
+    base = {
+        f.name: (values[f.name][0] if f.kind == "categorical" and values[f.name] else f.example)
+        for f in catalogue.features
+    }
     rows: list[dict[str, Any]] = [dict(base)]
-    for f in FEATURES:
+    for f in catalogue.features:
         if f.kind == "categorical":
-            rows += [{**base, f.name: c} for c in f.categories]
+            rows += [{**base, f.name: c} for c in values[f.name]]
             rows += [{**base, f.name: "never_seen_before"}, {**base, f.name: None}]
         else:
             rows += [{**base, f.name: v} for v in (0.0, 1.0, 12345.0, 1e9, None)]
-    rows.append(
-        dict.fromkeys(FEATURE_NAMES)
-        | {c: FEATURES[i].categories[0] for i, c in enumerate(FEATURE_NAMES) if c in CATEGORICAL_FEATURES}
-    )
+    rows.append(dict.fromkeys(catalogue.names) | {c: base[c] for c in catalogue.categorical})
     if example is not None and len(example):
         from churn_platform.ml.training import features_frame
 
-        rows += features_frame(example).to_dict("records")
+        rows += features_frame(example, catalogue, fill_missing=True).to_dict("records")
     return rows
 
 
-def compile_scorer(model, example: pd.DataFrame | None = None) -> tuple[CompiledScorer | None, str]:
-    """A verified compiled scorer for ``model``, or (None, why not)."""
+def compile_scorer(
+    model, catalogue: Catalogue, example: pd.DataFrame | None = None
+) -> tuple[CompiledScorer | None, str]:
+    """A verified compiled scorer for ``model`` (trained on ``catalogue``), or (None, why not)."""
     try:
-        compiled = _compile(model)
+        compiled = _compile(model, catalogue)
     except NotCompilable as exc:
         return None, f"not compiled: {exc}"
-    from churn_platform.ml.training import features_frame
+    from churn_platform.ml.training import features_frame, learned_categories
 
-    rows = probe_records(example)
-    frame = pd.DataFrame(rows, columns=list(FEATURE_NAMES))
-    for c in NUMERIC_FEATURES:
+    rows = probe_records(catalogue, learned_categories(model), example)
+    frame = pd.DataFrame(rows, columns=list(catalogue.names))
+    for c in catalogue.numeric:
         frame[c] = frame[c].astype("float64")
-    expected = model.predict_proba(features_frame(frame))[:, 1]
-    got = compiled.score_records(features_frame(frame).to_dict("records"))
+    expected = model.predict_proba(features_frame(frame, catalogue))[:, 1]
+    got = compiled.score_records(features_frame(frame, catalogue).to_dict("records"))
     worst = float(np.max(np.abs(expected - got)))
     if not np.isfinite(worst) or worst > TOLERANCE:
         return None, f"not compiled: differs from the pipeline by {worst:.3g} on probe rows"

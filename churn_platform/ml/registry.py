@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from churn_platform.features import FEATURE_NAMES
+from churn_platform.business.catalogue import LABEL_COLUMN, Catalogue
 from churn_platform.ml.training import CandidateResult, TimeSplit, features_frame
+
+CATALOGUE_ARTIFACT = "feature_catalogue.json"
+"""The feature catalogue a version was trained on, logged in its run: what the API, drift and the
+prediction log of that version follow."""
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +95,7 @@ def log_and_register(
     split: TimeSplit,
     results: list[CandidateResult],
     selected: CandidateResult,
+    catalogue: Catalogue,
     registered_model_name: str,
     extra_tags: dict[str, str] | None = None,
 ) -> RegisteredModel:
@@ -102,15 +107,14 @@ def log_and_register(
     from mlflow.models import infer_signature
 
     location.activate()
-    example = features_frame(split.test.head(5))
+    example = features_frame(split.test.head(5), catalogue)
     trained_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
     requirements = model_requirements()
 
-    from churn_platform.features import LABEL_COLUMN
     from churn_platform.ml import plots
 
-    x_test, y_test = features_frame(split.test), split.test[LABEL_COLUMN].astype(int)
+    x_test, y_test = features_frame(split.test, catalogue), split.test[LABEL_COLUMN].astype(int)
 
     def log_plots(result: CandidateResult) -> None:
         figures = plots.evaluation_figures(y_test, result.model.predict_proba(x_test)[:, 1], result.name, result.model)
@@ -146,6 +150,7 @@ def log_and_register(
             mlflow.log_metrics({f"validation_{k}": v for k, v in selected.validation_metrics.items()})
             mlflow.log_metrics({f"test_{k}": v for k, v in selected.test_metrics.items()})
             mlflow.set_tag("churn_platform.kind", "selected")
+            mlflow.log_dict({"features": catalogue.as_records()}, CATALOGUE_ARTIFACT)
             log_plots(selected)
             selected_info, selected_run_id = log_model(selected), child.info.run_id
         mlflow.log_metrics({f"best_test_{k}": v for k, v in selected.test_metrics.items()})
@@ -168,7 +173,7 @@ def log_and_register(
             "candidate": selected.name,
             "trained_at": trained_at,
             "test_roc_auc": f"{selected.test_metrics['roc_auc']:.4f}",
-            "features": ",".join(FEATURE_NAMES),
+            "features": str(len(catalogue)),
             "holdout_snapshot": split.describe()["test_snapshot"],
         },
         description=f"{selected.name} (calibrated), test ROC-AUC {selected.test_metrics['roc_auc']:.4f}",
@@ -203,8 +208,8 @@ def score_alias_on(
     except mlflow.exceptions.MlflowException:
         return None, None, f"no version has alias {alias}"
     try:
-        model = mlflow.sklearn.load_model(f"models:/{name}/{mv.version}")
-        proba = model.predict_proba(features_frame(frame))[:, 1]
+        champion = load_version(location, name, str(mv.version), alias)
+        proba = champion.predict_proba(frame)
         return str(mv.version), float(roc_auc_score(labels, proba)), ""
     except Exception as exc:  # a champion that cannot score the holdout is reported, not fatal
         return str(mv.version), None, f"{type(exc).__name__}: {exc}"[:300]
@@ -248,22 +253,29 @@ class LoadedModel:
     signature: object | None = None  # mlflow.models.ModelSignature
     scorer: object | None = None  # a verified churn_platform.ml.fast_predict.CompiledScorer, for serving
     scorer_note: str = ""
+    catalogue: Catalogue | None = None  # what it was trained on (its run's feature_catalogue.json)
+
+    @property
+    def features(self) -> Catalogue:
+        if self.catalogue is None:
+            raise ValueError(f"{self.name} version {self.version} has no feature catalogue")
+        return self.catalogue
 
     def predict_proba(self, frame: pd.DataFrame):
-        return self.model.predict_proba(features_frame(frame))[:, 1]
+        return self.model.predict_proba(features_frame(frame, self.features, fill_missing=True))[:, 1]
 
     def with_compiled_scorer(self) -> LoadedModel:
         """This model with its verified compiled scorer (or none, and the reason, in ``scorer_note``)."""
         from churn_platform.ml.fast_predict import compile_scorer
 
-        scorer, note = compile_scorer(self.model)
+        scorer, note = compile_scorer(self.model, self.features)
         return dataclasses.replace(self, scorer=scorer, scorer_note=note)
 
     def score_records(self, records: list[dict]):
         """Probabilities for feature records (dicts): the compiled scorer when there is one."""
         if self.scorer is not None:
             return self.scorer.score_records(records)  # type: ignore[attr-defined]
-        return self.predict_proba(pd.DataFrame.from_records(records, columns=list(FEATURE_NAMES)))
+        return self.predict_proba(pd.DataFrame.from_records(records, columns=list(self.features.names)))
 
 
 HEADLINE_METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift", "ece", "model_over_oracle")
@@ -301,6 +313,35 @@ def alias_version(tracking_uri: str, name: str, alias: str) -> str | None:
         raise
 
 
+def load_catalogue(run_id: str | None, model) -> Catalogue:
+    """The feature catalogue a version was trained on: its run's artifact; for a model logged without
+    one, its input columns as the fitted model names them (numeric or categorical by its encoders)."""
+    import mlflow
+
+    if run_id:
+        with contextlib.suppress(Exception):
+            return Catalogue.from_records(
+                mlflow.artifacts.load_dict(f"runs:/{run_id}/{CATALOGUE_ARTIFACT}")["features"]
+            )
+    from churn_platform.ml.training import catalogue_of_model
+
+    return catalogue_of_model(model)
+
+
+def version_catalogue(location: MLflowLocation, name: str, version: str) -> Catalogue | None:
+    """The feature catalogue a registered version was trained on, without loading the model (None
+    when the version or its catalogue cannot be found)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    location.activate_registry()
+    try:
+        run_id = MlflowClient().get_model_version(name, str(version)).run_id
+        return Catalogue.from_records(mlflow.artifacts.load_dict(f"runs:/{run_id}/{CATALOGUE_ARTIFACT}")["features"])
+    except Exception:
+        return None
+
+
 def load_version(location: MLflowLocation, name: str, version: str, alias: str = "") -> LoadedModel:
     """Load one registered version with its signature, run id, creation time and headline test metrics."""
     import mlflow
@@ -324,6 +365,7 @@ def load_version(location: MLflowLocation, name: str, version: str, alias: str =
                     break
     created = dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=dt.UTC) if mv.creation_timestamp else None
     return LoadedModel(
+        catalogue=load_catalogue(mv.run_id, model),
         name=name,
         version=str(mv.version),
         alias=alias,

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from churn_platform import policy
-from churn_platform.features import CATEGORICAL_FEATURES, FEATURE_NAMES, ID_COLUMN, NUMERIC_FEATURES, TIME_COLUMN
+from churn_platform.business.catalogue import ID_COLUMN, TIME_COLUMN, Catalogue
 from churn_platform.ml.training import features_frame
 
 SCORE_COLUMNS = (
@@ -64,11 +64,13 @@ class RiskTiers:
         return float(np.quantile(p, 1 - self.high)), float(np.quantile(p, 1 - self.high - self.medium))
 
 
-def reference_values(frame: pd.DataFrame) -> dict[str, object]:
+def reference_values(frame: pd.DataFrame, catalogue: Catalogue) -> dict[str, object]:
     """The typical customer of a population: numeric medians, most common categories."""
-    x = features_frame(frame)
-    reference: dict[str, object] = {c: float(x[c].median()) for c in NUMERIC_FEATURES}
-    for c in CATEGORICAL_FEATURES:
+    x = features_frame(frame, catalogue, fill_missing=True)
+    reference: dict[str, object] = {
+        c: (float(x[c].median()) if x[c].notna().any() else None) for c in catalogue.numeric
+    }
+    for c in catalogue.categorical:
         modes = x[c].dropna().mode()
         reference[c] = modes.iloc[0] if len(modes) else None
     return reference
@@ -78,27 +80,30 @@ def occlusion_impact(model, x: pd.DataFrame, reference: dict[str, object]) -> tu
     """Each row's probability, and per feature how much it moves when that feature is set to the
     typical customer's value (``reference``): the row's drivers, for any model."""
     proba = model.predict_proba(x)[:, 1]
-    impact = np.empty((len(x), len(FEATURE_NAMES)))
-    for j, name in enumerate(FEATURE_NAMES):
+    names = list(x.columns)
+    impact = np.empty((len(x), len(names)))
+    for j, name in enumerate(names):
         occluded = x.copy()
         occluded[name] = reference[name]
         impact[:, j] = proba - model.predict_proba(occluded)[:, 1]
     return proba, impact
 
 
-def occlusion_records(score, records: list[dict], reference: dict[str, object]) -> tuple[np.ndarray, np.ndarray]:
+def occlusion_records(
+    score, records: list[dict], reference: dict[str, object], names: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """``occlusion_impact`` through a compiled scorer's ``score_records``: every occluded row in one call."""
     n = len(records)
     batch = list(records)
-    for name in FEATURE_NAMES:
+    for name in names:
         batch += [{**r, name: reference[name]} for r in records]
     scored = np.asarray(score(batch), dtype=float)
     proba = scored[:n]
-    return proba, (proba[None, :] - scored[n:].reshape(len(FEATURE_NAMES), n)).T
+    return proba, (proba[None, :] - scored[n:].reshape(len(names), n)).T
 
 
 def explain(model, x: pd.DataFrame, reference: dict[str, object], scorer=None) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's probability and each feature's impact on it (``FEATURE_NAMES`` order): the model's own
+    """Each row's probability and each feature's impact on it (``x``'s column order): the model's own
     contributions where its compiled scorer has them, else occlusion (through the compiled scorer
     when there is one, else through the pipeline)."""
     if scorer is None:
@@ -107,22 +112,24 @@ def explain(model, x: pd.DataFrame, reference: dict[str, object], scorer=None) -
 
 
 def explain_records(
-    model, records: list[dict], reference: dict[str, object], scorer=None
+    model, records: list[dict], reference: dict[str, object], scorer=None, catalogue: Catalogue | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``explain`` on plain records (what the API validated), without a data frame on the compiled path."""
     if scorer is None:
-        x = features_frame(pd.DataFrame.from_records(records, columns=list(FEATURE_NAMES)))
+        if catalogue is None:
+            raise ValueError("explaining through the pipeline needs the model's catalogue")
+        x = features_frame(pd.DataFrame.from_records(records, columns=list(catalogue.names)), catalogue)
         return occlusion_impact(model, x, reference)
     if scorer.explain_records is not None:
         return scorer.explain_records(records, reference)
-    return occlusion_records(scorer.score_records, records, reference)
+    return occlusion_records(scorer.score_records, records, reference, scorer.catalogue.names)
 
 
-def compiled(model):
+def compiled(model, catalogue: Catalogue):
     """The model's verified compiled scorer, or None (the pipeline is used then)."""
     from churn_platform.ml.fast_predict import compile_scorer
 
-    return compile_scorer(model)[0]
+    return compile_scorer(model, catalogue)[0]
 
 
 def top_driver_order(impact: np.ndarray, drivers: int) -> np.ndarray:
@@ -132,6 +139,7 @@ def top_driver_order(impact: np.ndarray, drivers: int) -> np.ndarray:
 
 def score_frame(
     model,
+    catalogue: Catalogue,
     frame: pd.DataFrame,
     model_name: str,
     model_version: str,
@@ -142,13 +150,14 @@ def score_frame(
 ) -> pd.DataFrame:
     """Score ``frame`` (rows of ``scoring_features``). ``reference`` and ``cutoffs`` come from the
     whole population, so that a batch scores the same as the whole frame would. ``scorer`` is the
-    model's compiled scorer (compiled here when not given; ``False`` scores through the pipeline)."""
-    x = features_frame(frame)
+    model's compiled scorer (compiled here when not given; ``False`` scores through the pipeline).
+    A feature the frame lacks is scored as missing."""
+    x = features_frame(frame, catalogue, fill_missing=True)
     if scorer is None:
-        scorer = compiled(model)
+        scorer = compiled(model, catalogue)
     proba, impact = explain(model, x, reference, scorer or None)
     order = top_driver_order(impact, drivers)
-    names = np.asarray(FEATURE_NAMES)
+    names = np.asarray(catalogue.names)
     high, medium = cutoffs
     out = pd.DataFrame(
         {
@@ -161,7 +170,10 @@ def score_frame(
     for k in range(drivers):
         out[f"driver_{k + 1}"] = names[order[:, k]]
         out[f"driver_{k + 1}_impact"] = np.round(impact[np.arange(len(x)), order[:, k]], 6)
-    mrr = pd.to_numeric(frame["mrr"], errors="coerce").fillna(0.0).to_numpy()
+    # Revenue at risk needs revenue: zero for a business that declares neither subscriptions nor invoices.
+    mrr = (
+        pd.to_numeric(frame["mrr"], errors="coerce").fillna(0.0).to_numpy() if "mrr" in frame else np.zeros(len(frame))
+    )
     out["mrr"] = mrr
     out["revenue_at_risk"] = proba * mrr
     out["model_name"] = model_name
@@ -172,16 +184,19 @@ def score_frame(
 class _RayScorer:
     """One per Ray Data worker: loads the model version once, scores batch after batch."""
 
-    def __init__(self, tracking_uri: str, model_name: str, model_version: str, reference: dict, cutoffs: tuple):
+    def __init__(
+        self, tracking_uri: str, model_name: str, model_version: str, reference: dict, cutoffs: tuple, features: list
+    ):
         import mlflow
 
         mlflow.set_tracking_uri(tracking_uri)
         self.model = mlflow.sklearn.load_model(f"models:/{model_name}/{model_version}")
-        self.scorer = compiled(self.model)
+        self.catalogue = Catalogue.from_records(features)
+        self.scorer = compiled(self.model, self.catalogue)
         self.args = (model_name, model_version, reference, cutoffs)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        return score_frame(self.model, batch, *self.args, scorer=self.scorer)
+        return score_frame(self.model, self.catalogue, batch, *self.args, scorer=self.scorer)
 
 
 def score_with_ray(
@@ -191,6 +206,7 @@ def score_with_ray(
     model_version: str,
     reference: dict[str, object],
     cutoffs: tuple[float, float],
+    catalogue: Catalogue,
     batch_size: int = 50_000,
     workers: int = 2,
 ) -> pd.DataFrame:
@@ -204,7 +220,7 @@ def score_with_ray(
     dataset = ray.data.from_pandas(frame.reset_index(drop=True))
     scored = dataset.map_batches(
         _RayScorer,
-        fn_constructor_args=(tracking_uri, model_name, str(model_version), reference, cutoffs),
+        fn_constructor_args=(tracking_uri, model_name, str(model_version), reference, cutoffs, catalogue.as_records()),
         batch_format="pandas",
         batch_size=batch_size,
         concurrency=workers,

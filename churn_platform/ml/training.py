@@ -29,14 +29,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from churn_platform.features import (
-    CATEGORICAL_FEATURES,
-    FEATURE_NAMES,
-    ID_COLUMN,
-    LABEL_COLUMN,
-    NUMERIC_FEATURES,
-    TIME_COLUMN,
-)
+from churn_platform.business.catalogue import ID_COLUMN, LABEL_COLUMN, TIME_COLUMN, Catalogue
 
 
 class TrainingDataError(ValueError):
@@ -72,9 +65,9 @@ class CandidateResult:
     test_metrics: dict[str, float]
 
 
-def time_split(df: pd.DataFrame) -> TimeSplit:
+def time_split(df: pd.DataFrame, catalogue: Catalogue) -> TimeSplit:
     """Latest snapshot → test, the one before → validation, the rest → train."""
-    missing = [c for c in (*FEATURE_NAMES, LABEL_COLUMN, TIME_COLUMN) if c not in df.columns]
+    missing = [c for c in (*catalogue.names, LABEL_COLUMN, TIME_COLUMN) if c not in df.columns]
     if missing:
         raise TrainingDataError(f"training data lacks columns: {', '.join(missing)}")
     snapshots = np.sort(pd.to_datetime(df[TIME_COLUMN]).unique())
@@ -99,19 +92,21 @@ def time_split(df: pd.DataFrame) -> TimeSplit:
     return split
 
 
-def features_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """The model's input columns with their intended types."""
-    x = df.loc[:, list(FEATURE_NAMES)].copy()
-    for col in NUMERIC_FEATURES:
+def features_frame(df: pd.DataFrame, catalogue: Catalogue, fill_missing: bool = False) -> pd.DataFrame:
+    """The catalogue's columns of ``df`` with their intended types. With ``fill_missing``, a feature
+    ``df`` lacks is empty (scored as missing) rather than an error."""
+    missing = [c for c in catalogue.names if c not in df.columns]
+    if missing and not fill_missing:
+        raise TrainingDataError(f"the data lacks feature columns: {', '.join(missing)}")
+    x = df.reindex(columns=list(catalogue.names)).copy()
+    for col in catalogue.numeric:
         x[col] = pd.to_numeric(x[col], errors="coerce").astype("float64")
-    for col in CATEGORICAL_FEATURES:
+    for col in catalogue.categorical:
         x[col] = x[col].astype("object").where(x[col].notna(), None)
     return x
 
 
-def build_logistic_regression(
-    seed: int, numeric_features=NUMERIC_FEATURES, categorical_features=CATEGORICAL_FEATURES
-) -> Pipeline:
+def build_logistic_regression(seed: int, numeric_features, categorical_features, monotone=None) -> Pipeline:
     numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     categorical = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
     pre = ColumnTransformer(
@@ -120,18 +115,13 @@ def build_logistic_regression(
     return Pipeline([("prepare", pre), ("model", LogisticRegression(C=0.5, max_iter=2000, random_state=seed))])
 
 
-MONOTONE_EFFECTS: dict[str, int] = {
-    "failed_payments_90d": 1,
-    "days_since_last_activity": 1,
-}
-"""Known directions, imposed on the tree models (and checked on the champion by the tests):
-more failed payments, or a longer time since the customer was last active, never lower the
-predicted risk, all else equal. The logistic regression is monotone in every feature by
-construction; Platt calibration is an increasing map, so it keeps every direction."""
-
-
-def monotone_constraints(columns) -> list[int]:
-    return [MONOTONE_EFFECTS.get(str(c), 0) for c in columns]
+def monotone_constraints(columns, monotone: dict[str, int] | None) -> list[int]:
+    """Known directions (the catalogue's ``monotone``: more failed payments, or a longer time
+    since the customer was last active, never lower the predicted risk, all else equal), imposed
+    on the tree models and checked on the champion by the tests. The logistic regression is
+    monotone in every feature by construction; Platt calibration is an increasing map, so it
+    keeps every direction."""
+    return [(monotone or {}).get(str(c), 0) for c in columns]
 
 
 LIGHTGBM_PARAMS: dict[str, object] = {
@@ -145,7 +135,7 @@ LIGHTGBM_PARAMS: dict[str, object] = {
 }
 
 
-def build_lightgbm(seed: int, numeric_features=NUMERIC_FEATURES, categorical_features=CATEGORICAL_FEATURES) -> Pipeline:
+def build_lightgbm(seed: int, numeric_features, categorical_features, monotone=None) -> Pipeline:
     from lightgbm import LGBMClassifier
 
     # Categories become integer codes that LightGBM splits on natively; unknown → -1 (missing).
@@ -157,7 +147,7 @@ def build_lightgbm(seed: int, numeric_features=NUMERIC_FEATURES, categorical_fea
     model = LGBMClassifier(
         **LIGHTGBM_PARAMS,
         # The transformed columns are the categorical ones first, then the numeric ones.
-        monotone_constraints=monotone_constraints([*categorical_features, *numeric_features]),
+        monotone_constraints=monotone_constraints([*categorical_features, *numeric_features], monotone),
         random_state=seed,
         deterministic=True,
         force_row_wise=True,
@@ -167,16 +157,14 @@ def build_lightgbm(seed: int, numeric_features=NUMERIC_FEATURES, categorical_fea
     return Pipeline([("prepare", pre), ("model", model)])
 
 
-def build_random_forest(
-    seed: int, numeric_features=NUMERIC_FEATURES, categorical_features=CATEGORICAL_FEATURES
-) -> Pipeline:
+def build_random_forest(seed: int, numeric_features, categorical_features, monotone=None) -> Pipeline:
     categorical = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1)
     numeric = SimpleImputer(strategy="median", keep_empty_features=True)
     pre = ColumnTransformer(
         [("cat", categorical, list(categorical_features)), ("num", numeric, list(numeric_features))],
         verbose_feature_names_out=False,
     )
-    constraints = monotone_constraints([*categorical_features, *numeric_features])
+    constraints = monotone_constraints([*categorical_features, *numeric_features], monotone)
     model = RandomForestClassifier(
         n_estimators=200,
         min_samples_leaf=20,
@@ -294,13 +282,14 @@ def fit_candidates(
     x_test: pd.DataFrame,
     y_test: pd.Series,
     seed: int,
-    numeric_features=NUMERIC_FEATURES,
-    categorical_features=CATEGORICAL_FEATURES,
+    numeric_features,
+    categorical_features,
+    monotone: dict[str, int] | None = None,
 ) -> list[CandidateResult]:
     """Fit every candidate on train (LightGBM stopping early on validation); score validation and test."""
     results = []
     for name, build in CANDIDATES.items():
-        pipe = build(seed, numeric_features, categorical_features)
+        pipe = build(seed, numeric_features, categorical_features, monotone)
         extra = _fit(name, pipe, x_train, y_train, x_val, y_val, len(categorical_features))
         params = {k: v for k, v in pipe.named_steps["model"].get_params().items() if _loggable(v)}
         results.append(
@@ -315,19 +304,30 @@ def fit_candidates(
     return results
 
 
-def train_candidates(df: pd.DataFrame, seed: int = 7) -> tuple[TimeSplit, list[CandidateResult]]:
+def train_candidates(df: pd.DataFrame, catalogue: Catalogue, seed: int = 7) -> tuple[TimeSplit, list[CandidateResult]]:
     """Train every candidate on the train split; score it on validation and test."""
-    split = time_split(df)
-    x_train, y_train = features_frame(split.train), split.train[LABEL_COLUMN].astype(int)
-    x_val, y_val = features_frame(split.validation), split.validation[LABEL_COLUMN].astype(int)
-    x_test, y_test = features_frame(split.test), split.test[LABEL_COLUMN].astype(int)
-    return split, fit_candidates(x_train, y_train, x_val, y_val, x_test, y_test, seed)
+    split = time_split(df, catalogue)
+    x_train, y_train = features_frame(split.train, catalogue), split.train[LABEL_COLUMN].astype(int)
+    x_val, y_val = features_frame(split.validation, catalogue), split.validation[LABEL_COLUMN].astype(int)
+    x_test, y_test = features_frame(split.test, catalogue), split.test[LABEL_COLUMN].astype(int)
+    return split, fit_candidates(
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
+        seed,
+        catalogue.numeric,
+        catalogue.categorical,
+        catalogue.monotone,
+    )
 
 
-def calibrate_best(split: TimeSplit, best: CandidateResult) -> CandidateResult:
+def calibrate_best(split: TimeSplit, best: CandidateResult, catalogue: Catalogue) -> CandidateResult:
     """The selected candidate with Platt-scaled probabilities; its test metrics recomputed."""
-    x_val, y_val = features_frame(split.validation), split.validation[LABEL_COLUMN].astype(int)
-    x_test, y_test = features_frame(split.test), split.test[LABEL_COLUMN].astype(int)
+    x_val, y_val = features_frame(split.validation, catalogue), split.validation[LABEL_COLUMN].astype(int)
+    x_test, y_test = features_frame(split.test, catalogue), split.test[LABEL_COLUMN].astype(int)
     return calibrate_result(best, x_val, y_val, x_test, y_test)
 
 
@@ -350,3 +350,45 @@ def select_best(results: list[CandidateResult]) -> CandidateResult:
 
 def _loggable(value: object) -> bool:
     return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _inner_pipeline(model) -> Pipeline:
+    inner = model
+    if isinstance(inner, CalibratedClassifierCV):
+        inner = inner.calibrated_classifiers_[0].estimator
+    if isinstance(inner, FrozenEstimator):
+        inner = inner.estimator
+    return inner
+
+
+def learned_categories(model) -> dict[str, list[str]]:
+    """The values of each categorical feature the model saw in training (the vocabulary recorded
+    with it); a value outside them is scored as unknown."""
+    prepare = _inner_pipeline(model).named_steps["prepare"]
+    out: dict[str, list[str]] = {}
+    for name, encoder, columns in prepare.transformers_:
+        if name != "cat":
+            continue
+        for column, cats in zip(columns, encoder.categories_):
+            out[str(column)] = [str(c) for c in cats if c is not None and not (isinstance(c, float) and np.isnan(c))]
+    return out
+
+
+def catalogue_of_model(model) -> Catalogue:
+    """A minimal catalogue of a fitted candidate (or its calibrated wrapper): its input columns, numeric
+    or categorical by the encoder each goes through, in the order it was fitted on."""
+    from churn_platform.business.catalogue import Feature
+
+    inner = _inner_pipeline(model)
+    prepare = inner.named_steps["prepare"]
+    kinds: dict[str, str] = {}
+    for name, _, columns in prepare.transformers_:
+        for c in columns if name in ("num", "cat") else ():
+            kinds[str(c)] = "categorical" if name == "cat" else "numeric"
+    order = [str(c) for c in getattr(inner, "feature_names_in_", list(kinds))]
+    return Catalogue(
+        tuple(
+            Feature(c, kinds.get(c, "numeric"), c.replace("_", " "), "unknown", "unknown", minimum=None, nullable=True)
+            for c in order
+        )
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from churn_platform.features import CATEGORICAL_FEATURES, FEATURE_NAMES, NUMERIC_FEATURES
+from churn_platform.business.catalogue import Catalogue
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,21 +20,44 @@ class DriftResult:
     html_path: Path
     reference_rows: int
     current_rows: int
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)  # column -> why it was not compared
 
 
-def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, html_path: Path) -> DriftResult:
-    """Run Evidently's data-drift and data-summary presets on the model's features (current against reference)."""
+def drift_columns(
+    reference: pd.DataFrame, current: pd.DataFrame, catalogue: Catalogue
+) -> tuple[list[str], dict[str, str]]:
+    """The catalogue's columns a drift test can compare, and why each other one is skipped: absent
+    on a side, empty on a side, or one constant value on both (a test means nothing there)."""
+    keep, skipped = [], {}
+    for name in catalogue.names:
+        if name not in reference.columns or name not in current.columns:
+            skipped[name] = "absent from " + ("the reference" if name not in reference.columns else "the current data")
+            continue
+        ref, cur = reference[name].dropna(), current[name].dropna()
+        if ref.empty or cur.empty:
+            skipped[name] = "empty in " + ("the reference" if ref.empty else "the current data")
+        elif ref.astype(str).nunique() == 1 and set(cur.astype(str).unique()) == set(ref.astype(str).unique()):
+            skipped[name] = f"constant ({ref.iloc[0]}) on both sides"
+        else:
+            keep.append(name)
+    return keep, skipped
+
+
+def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, catalogue: Catalogue, html_path: Path) -> DriftResult:
+    """Run Evidently's data-drift and data-summary presets on the catalogue's features (current against
+    reference); empty and constant columns are skipped and listed."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset, DataSummaryPreset
 
     if reference.empty or current.empty:
         raise ValueError(f"drift needs rows on both sides: reference has {len(reference)}, current has {len(current)}")
-    columns = list(FEATURE_NAMES)
-    definition = DataDefinition(
-        numerical_columns=list(NUMERIC_FEATURES), categorical_columns=list(CATEGORICAL_FEATURES)
-    )
-    ref = Dataset.from_pandas(_prepare(reference[columns]), data_definition=definition)
-    cur = Dataset.from_pandas(_prepare(current[columns]), data_definition=definition)
+    columns, skipped = drift_columns(reference, current, catalogue)
+    if not columns:
+        raise ValueError(f"no feature can be compared for drift: {skipped}")
+    used = catalogue.select(columns)
+    definition = DataDefinition(numerical_columns=list(used.numeric), categorical_columns=list(used.categorical))
+    ref = Dataset.from_pandas(_prepare(reference[columns], used), data_definition=definition)
+    cur = Dataset.from_pandas(_prepare(current[columns], used), data_definition=definition)
     snapshot = Report([DataDriftPreset(), DataSummaryPreset()]).run(cur, ref)
     html_path = Path(html_path)
     html_path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,14 +85,15 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, html_path: Pat
         html_path=html_path,
         reference_rows=len(reference),
         current_rows=len(current),
+        skipped=skipped,
     )
 
 
-def _prepare(frame: pd.DataFrame) -> pd.DataFrame:
+def _prepare(frame: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
     out = frame.copy()
-    for col in NUMERIC_FEATURES:
+    for col in catalogue.numeric:
         out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
-    for col in CATEGORICAL_FEATURES:
+    for col in catalogue.categorical:
         out[col] = out[col].astype("string")
     return out
 

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pandas as pd
 
-from churn_platform.features import CATEGORICAL_FEATURES, FEATURE_NAMES, NUMERIC_FEATURES
+from churn_platform.business.catalogue import Catalogue
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,19 +29,20 @@ def _kind(series: pd.Series) -> str:
     return "text"
 
 
-def compare_schema(served: pd.DataFrame, training: pd.DataFrame) -> SchemaComparison:
-    """Compare the served feature columns with the training set's: names, kinds (numeric or text)
-    and categories never seen in training."""
-    missing = [c for c in FEATURE_NAMES if c not in served.columns]
+def compare_schema(served: pd.DataFrame, training: pd.DataFrame, catalogue: Catalogue) -> SchemaComparison:
+    """Compare the served feature columns with the catalogue the served model was trained on (and the
+    training set's values): names, kinds (numeric or text) and categories never seen in training
+    (scored as unknown, and listed)."""
+    missing = [c for c in catalogue.names if c not in served.columns] if len(served) else []
     mismatches = {}
-    for c in FEATURE_NAMES:
+    for c in catalogue.names:
         if c in served.columns and c in training.columns and len(served):
-            expected = "numeric" if c in NUMERIC_FEATURES else "text"
+            expected = "numeric" if c in catalogue.numeric else "text"
             got = _kind(served[c].dropna()) if served[c].notna().any() else expected
             if got != expected:
                 mismatches[c] = f"logged {got}, trained {expected}"
     unseen: dict[str, dict[str, int]] = {}
-    for c in CATEGORICAL_FEATURES:
+    for c in catalogue.categorical:
         if c in served.columns and c in training.columns:
             known = set(training[c].dropna().astype(str))
             counts = served[c].dropna().astype(str).value_counts()

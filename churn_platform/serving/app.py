@@ -36,7 +36,7 @@ from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 from ray import serve
 
-from churn_platform.features import FEATURE_NAMES, ID_COLUMN, TIME_COLUMN, example_record
+from churn_platform.business.catalogue import ID_COLUMN, TIME_COLUMN, Catalogue
 from churn_platform.ml.registry import LoadedModel, MLflowLocation, load_version, resolve_alias
 from churn_platform.ml.scoring import explain_records, reference_values, top_driver_order
 from churn_platform.ml.training import features_frame
@@ -60,7 +60,7 @@ from churn_platform.serving.schemas import (
     PredictResponse,
     SignatureColumns,
     SwitchRequest,
-    columns_from_features,
+    columns_from_catalogue,
     columns_from_signature,
     predict_request_schema,
     record_model,
@@ -103,6 +103,7 @@ class _State:
     max_body_bytes: int = ServingOptions.model_fields["max_body_bytes"].default
     metrics: Optional["_Metrics"] = None
     record_model: Any = None
+    catalogue: Any = None
     openapi: dict[str, Any] | None = None
 
 
@@ -242,14 +243,17 @@ api = FastAPI(
 api.add_middleware(ApiMiddleware)
 
 
-_State.record_model = record_model(columns_from_features())
+_State.record_model = record_model((), Catalogue(()))
+_State.catalogue = Catalogue(())
 
 
 def _openapi() -> dict[str, Any]:
     if _State.openapi:
         return _State.openapi
     schema = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
-    schema["paths"]["/v1/predict"]["post"]["requestBody"] = predict_request_schema(_State.record_model)
+    schema["paths"]["/v1/predict"]["post"]["requestBody"] = predict_request_schema(
+        _State.record_model, _State.catalogue
+    )
     bearer = {"type": "http", "scheme": "bearer"}
     schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = bearer
     for path in ("/v1/admin/reload", "/v1/admin/model"):
@@ -346,16 +350,26 @@ class ChampionPointer:
 @serve.ingress(api)
 class ChurnPredictor:
     def __init__(
-        self, pointer, tracking_uri: str, model_name: str, alias: str = "champion", columns: list | None = None
+        self,
+        pointer,
+        tracking_uri: str,
+        model_name: str,
+        alias: str = "champion",
+        columns: list | None = None,
+        features: list | None = None,
     ) -> None:
         self._pointer = pointer
         self._location = MLflowLocation(tracking_uri=tracking_uri, experiment_name="")
         self._name, self._alias = model_name, alias
-        self._columns: SignatureColumns = tuple(tuple(c) for c in columns) if columns else columns_from_features()  # type: ignore[assignment]
+        # The schema the application was deployed with: the champion's features then (its catalogue).
+        self._catalogue = Catalogue.from_records(features or [])
+        self._columns: SignatureColumns = (
+            tuple(tuple(c) for c in columns) if columns else columns_from_catalogue(self._catalogue)  # type: ignore[assignment]
+        )
         self._feature_columns = [name for name, _, _ in self._columns]
-        record = record_model(self._columns)
-        _State.record_model, _State.openapi = record, None
-        validator = record_validator(self._columns)
+        record = record_model(self._columns, self._catalogue)
+        _State.record_model, _State.catalogue, _State.openapi = record, self._catalogue, None
+        validator = record_validator(self._columns, self._catalogue)
         self._one = TypeAdapter(validator)
         self._many = TypeAdapter(list[validator])  # type: ignore[valid-type]
         self._options = ServingOptions()
@@ -369,7 +383,7 @@ class ChurnPredictor:
         self._error: str | None = None
         self._failed: tuple[str | None, float] = (None, 0.0)
         self._features = CustomerFeatures(None)
-        self._reference: dict[str, object] = dict(example_record())
+        self._reference: dict[str, object] = dict(self._catalogue.example_record())
         self._log: PredictionLogWriter | None = None
         self._background: asyncio.Task | None = None
         self._swap_lock = asyncio.Lock()
@@ -389,6 +403,11 @@ class ChurnPredictor:
         log.info("%s version %s: %s", self._name, version, model.scorer_note)
         if model.signature is not None:
             served = columns_from_signature(model.signature)
+            if not self._columns:
+                raise ValueError(
+                    f"this API was deployed before any model was registered and has no schema; redeploy it to serve "
+                    f"version {version}"
+                )
             if [(n, k) for n, k, _ in served] != [(n, k) for n, k, _ in self._columns]:
                 raise ValueError(
                     f"version {version}'s signature {[(n, k) for n, k, _ in served]} differs from this API's schema; "
@@ -401,6 +420,8 @@ class ChurnPredictor:
         self._model = model  # one assignment: a request uses the old or the new model, never a mix
         self._loaded_at = dt.datetime.now(dt.UTC)
         self._error = None
+        if self._log is not None and model.catalogue is not None:
+            self._log.use_catalogue(model.catalogue)
         if previous is not None:
             self._metrics.model_info.set(0, {"model_name": previous.name, "model_version": previous.version})
         self._metrics.model_info.set(1, {"model_name": model.name, "model_version": model.version})
@@ -410,7 +431,7 @@ class ChurnPredictor:
         target = await self._pointer.target.remote()
         await self._apply(target)
         if self._features.uri and await asyncio.to_thread(self._features.refresh):
-            self._reference = reference_values(self._features.frame)
+            self._reference = self._typical()
         if self._log is not None:
             self._metrics.log_buffered.set(self._log.buffered)
         if self._model is not None:  # a gauge is exported from its latest value: keep it current
@@ -467,7 +488,10 @@ class ChurnPredictor:
             if self._log is not None:
                 await asyncio.to_thread(self._log.close)
             self._log = PredictionLogWriter(
-                options.prediction_log_dir, options.prediction_log_flush_s, options.prediction_log_max_buffer
+                options.prediction_log_dir,
+                options.prediction_log_flush_s,
+                options.prediction_log_max_buffer,
+                catalogue=self._model.catalogue if self._model is not None else self._catalogue,
             )
         elif not options.prediction_log_dir and self._log is not None:
             await asyncio.to_thread(self._log.close)
@@ -475,8 +499,13 @@ class ChurnPredictor:
         if options.features_uri != self._features.uri:
             self._features = CustomerFeatures(options.features_uri)
             if await asyncio.to_thread(self._features.refresh):
-                self._reference = reference_values(self._features.frame)
+                self._reference = self._typical()
         self._ensure_background()
+
+    def _typical(self) -> dict[str, object]:
+        """The typical customer of the latest scoring features, by the served model's catalogue."""
+        catalogue = self._model.catalogue if self._model is not None and self._model.catalogue else self._catalogue
+        return reference_values(self._features.frame, catalogue)
 
     def __del__(self) -> None:
         # Serve calls this on a graceful shutdown: write what is still buffered.
@@ -512,10 +541,11 @@ class ChurnPredictor:
 
     def _drivers(self, model: LoadedModel, records: list[dict]) -> list[list[dict]]:
         # Through the compiled scorer: the model's own contributions (TreeSHAP, linear terms) or occlusion.
-        _, impact = explain_records(model.model, records, self._reference, model.scorer)
+        _, impact = explain_records(model.model, records, self._reference, model.scorer, model.catalogue)
         order = top_driver_order(impact, DRIVERS)
+        names = model.features.names
         return [
-            [{"feature": FEATURE_NAMES[j], "impact": round(float(impact[i, j]), 6)} for j in order[i]]
+            [{"feature": names[j], "impact": round(float(impact[i, j]), 6)} for j in order[i]]
             for i in range(len(records))
         ]
 
@@ -601,7 +631,7 @@ class ChurnPredictor:
         records = self._parse_records(await request.body())
         proba, model = await self._predict(records)
         request_id = request.state.request_id
-        ids = [r.get("customer_id") for r in records]
+        ids = [None if r.get("customer_id") is None else str(r["customer_id"]) for r in records]
         drivers = self._drivers(model, records) if explain else None
         predictions = [
             {"churn_probability": float(p), "customer_id": cid, "drivers": drivers[i] if drivers else None}
@@ -642,7 +672,7 @@ class ChurnPredictor:
         request_id = request.state.request_id
         model, proba, drivers = self._model, np.empty(0), None
         if len(rows):
-            records = features_frame(rows).to_dict("records")
+            records = features_frame(rows, self._model.features, fill_missing=True).to_dict("records")
             proba, model = await self._predict(records)
             drivers = self._drivers(model, records) if body.explain else None
             as_of = [pd.Timestamp(d).date() for d in rows[TIME_COLUMN]]
@@ -767,21 +797,29 @@ class ChurnPredictor:
         _check_token(request, self._admin_token, "the admin API")
 
 
-def signature_columns(tracking_uri: str, model_name: str, alias: str) -> SignatureColumns:
-    """The API's record columns: the champion's signature, or the feature list if there is no champion yet."""
+def serving_schema(tracking_uri: str, model_name: str, alias: str) -> tuple[SignatureColumns, Catalogue]:
+    """The API's record columns and their catalogue: the champion's signature and the catalogue it was
+    trained on; none before a model is registered (then /v1/predict answers 503 until a redeploy)."""
     from mlflow.models import get_model_info
+
+    from churn_platform.ml.registry import load_catalogue
 
     location = MLflowLocation(tracking_uri=tracking_uri, experiment_name="")
     try:
         version = resolve_alias(location, model_name, alias)
-        signature = get_model_info(f"models:/{model_name}/{version}").signature
-        if signature is not None:
-            return columns_from_signature(signature)
+        info = get_model_info(f"models:/{model_name}/{version}")
+        from mlflow import MlflowClient
+
+        run_id = MlflowClient().get_model_version(model_name, version).run_id
+        catalogue = load_catalogue(run_id, None) if run_id else Catalogue(())
+        if info.signature is not None:
+            return columns_from_signature(info.signature), catalogue
+        return columns_from_catalogue(catalogue), catalogue
     except Exception as exc:
         log.warning(
-            "no signature for models:/%s@%s (%s); the API uses the platform's feature list", model_name, alias, exc
+            "no model at models:/%s@%s (%s): the API has no record schema until a redeploy", model_name, alias, exc
         )
-    return columns_from_features()
+    return (), Catalogue(())
 
 
 def build_app(
@@ -794,7 +832,8 @@ def build_app(
     ray_actor_options: dict | None = None,
 ):
     """The Serve application (for `serve.run`): the pointer and the autoscaled predictor."""
-    columns = [list(c) for c in signature_columns(tracking_uri, model_name, alias)]
+    signature, catalogue = serving_schema(tracking_uri, model_name, alias)
+    columns = [list(c) for c in signature]
     pointer_app = ChampionPointer.options(user_config=(pointer or PointerOptions()).model_dump()).bind(
         tracking_uri, model_name, alias
     )
@@ -803,7 +842,7 @@ def build_app(
         autoscaling_config=(autoscaling or Autoscaling()).model_dump(),
         **({"ray_actor_options": ray_actor_options} if ray_actor_options else {}),
     )
-    return predictor.bind(pointer_app, tracking_uri, model_name, alias, columns)
+    return predictor.bind(pointer_app, tracking_uri, model_name, alias, columns, catalogue.as_records())
 
 
 def app_builder(args: dict[str, str]):

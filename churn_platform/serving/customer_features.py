@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from churn_platform.features import ID_COLUMN, TIME_COLUMN
+from churn_platform.business.catalogue import ID_COLUMN, TIME_COLUMN
 
 log = logging.getLogger("ray.serve")
 POSTGRES_REFRESH_S = 60.0

@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from churn_platform.features import CATEGORICAL_FEATURES, FEATURE_NAMES
+from churn_platform.business.catalogue import Catalogue
 
 log = logging.getLogger("ray.serve")
 
@@ -39,11 +39,12 @@ META_COLUMNS = (
     "model_version",
     "churn_probability",
 )
-"""``as_of`` is the day the features describe: the snapshot date when scored by customer id, else the day served."""
-LOG_COLUMNS = (*META_COLUMNS, *FEATURE_NAMES)
+"""``as_of`` is the day the features describe: the snapshot date when scored by customer id, else the
+day served. The features the model scored follow, one column each (its catalogue's)."""
 
 
-def _schema() -> pa.Schema:
+def log_schema(catalogue: Catalogue | None = None) -> pa.Schema:
+    """The log's columns: the metadata, then the features of ``catalogue`` (the serving model's)."""
     fields = [
         pa.field("request_id", pa.string()),
         pa.field("logged_at", pa.timestamp("us", tz="UTC")),
@@ -54,11 +55,11 @@ def _schema() -> pa.Schema:
         pa.field("model_version", pa.string()),
         pa.field("churn_probability", pa.float64()),
     ]
-    fields += [pa.field(f, pa.string() if f in CATEGORICAL_FEATURES else pa.float64()) for f in FEATURE_NAMES]
+    if catalogue is not None:
+        fields += [
+            pa.field(f.name, pa.string() if f.kind == "categorical" else pa.float64()) for f in catalogue.features
+        ]
     return pa.schema(fields)
-
-
-SCHEMA = _schema()
 
 
 class PredictionLogWriter:
@@ -68,8 +69,10 @@ class PredictionLogWriter:
         flush_interval_s: float = 2.0,
         max_buffer_rows: int = 200_000,
         writer_id: str | None = None,
+        catalogue: Catalogue | None = None,
     ):
         self.directory = Path(directory)
+        self.schema = log_schema(catalogue)
         self.flush_interval_s = flush_interval_s
         self.max_buffer_rows = max_buffer_rows
         self.writer_id = writer_id or uuid.uuid4().hex[:12]
@@ -81,12 +84,21 @@ class PredictionLogWriter:
         self.last_error: str | None = None
         self._task: asyncio.Task | None = None
 
+    def use_catalogue(self, catalogue: Catalogue) -> None:
+        """Log the features of ``catalogue`` from now on (a new model serving): rows buffered so far
+        are written first, with the columns they were logged with."""
+        new = log_schema(catalogue)
+        if new.equals(self.schema):
+            return
+        self.flush()
+        self.schema = new
+
     @property
     def buffered(self) -> int:
         return len(self._buffer)
 
     def append(self, rows: list[dict]) -> int:
-        """Add rows (dicts with the LOG_COLUMNS) to the buffer; returns how many were dropped for lack of room."""
+        """Add rows (dicts with the log's columns) to the buffer; returns how many were dropped for lack of room."""
         with self._lock:
             room = self.max_buffer_rows - len(self._buffer)
             dropped = max(0, len(rows) - max(room, 0))
@@ -103,7 +115,7 @@ class PredictionLogWriter:
         if not rows:
             return 0
         try:
-            table = pa.Table.from_pylist(rows, schema=SCHEMA)
+            table = pa.Table.from_pylist(rows, schema=self.schema)
             day = dt.datetime.now(dt.UTC).date().isoformat()
             folder = self.directory / f"date={day}"
             folder.mkdir(parents=True, exist_ok=True)
@@ -147,7 +159,7 @@ def read_prediction_log(directory: str | os.PathLike) -> pd.DataFrame:
     root = Path(directory)
     files = sorted(str(p) for p in root.glob("date=*/part-*.parquet")) if root.exists() else []
     if not files:
-        return SCHEMA.empty_table().to_pandas()
+        return log_schema().empty_table().to_pandas()
     import duckdb
 
     with duckdb.connect() as con:

@@ -1,9 +1,9 @@
 """Request and response schemas of the prediction API.
 
 The record schema is built from the served model's MLflow signature: its input columns,
-their types and whether they are required. The shared feature list
-(`churn_platform.features`) adds what a signature cannot say: descriptions, allowed
-categories, lower bounds and examples. A replica refuses to swap to a model whose
+their types and whether they are required. The model's feature catalogue (logged with it,
+derived from the business's declaration) adds what a signature cannot say: descriptions,
+declared categories, lower bounds and examples. A replica refuses to swap to a model whose
 signature differs from the schema it was deployed with, so the API and the model
 cannot disagree.
 """
@@ -16,9 +16,8 @@ from typing import Annotated, Any, Literal, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, create_model, field_validator
 from typing_extensions import TypedDict
 
-from churn_platform.features import FEATURES, example_record
+from churn_platform.business.catalogue import Catalogue
 
-FEATURES_BY_NAME = {f.name: f for f in FEATURES}
 MAX_NUMERIC = 1e9
 """Numeric inputs above this are rejected: no feature of a customer comes near it."""
 
@@ -37,13 +36,13 @@ def columns_from_signature(signature) -> SignatureColumns:
     return tuple(columns)
 
 
-def columns_from_features() -> SignatureColumns:
-    """The columns the platform's models are trained on (used when no model is registered yet)."""
-    return tuple((f.name, "string" if f.kind == "categorical" else "double", True) for f in FEATURES)
+def columns_from_catalogue(catalogue: Catalogue) -> SignatureColumns:
+    """The columns of a catalogue's features, as a signature would give them."""
+    return tuple((f.name, "string" if f.kind == "categorical" else "double", True) for f in catalogue.features)
 
 
-def _field(name: str, kind: str, required: bool):
-    feature = FEATURES_BY_NAME.get(name)
+def _field(name: str, kind: str, required: bool, catalogue: Catalogue):
+    feature = catalogue[name] if name in catalogue else None
     description = feature.description if feature else None
     examples = [feature.example] if feature else None
     if kind == "string":
@@ -67,15 +66,18 @@ def _field(name: str, kind: str, required: bool):
 
 def _customer_id_field():
     return (
-        str | None,
-        Field(None, max_length=128, description="The customer's id, if known: recorded in the prediction log."),
+        StrictInt | Annotated[str, Field(max_length=128)] | None,
+        Field(
+            None,
+            description="The customer's id (a whole number or text), if known: recorded in the prediction log.",
+        ),
     )
 
 
-def record_model(columns: SignatureColumns) -> type[BaseModel]:
+def record_model(columns: SignatureColumns, catalogue: Catalogue) -> type[BaseModel]:
     """One customer's features, as the model's signature asks for them, plus an optional customer id."""
-    example = {name: FEATURES_BY_NAME[name].example for name, _, _ in columns if name in FEATURES_BY_NAME}
-    fields = {name: _field(name, kind, required) for name, kind, required in columns}
+    example = {name: catalogue[name].example for name, _, _ in columns if name in catalogue}
+    fields = {name: _field(name, kind, required, catalogue) for name, kind, required in columns}
     fields["customer_id"] = _customer_id_field()
     return create_model(  # type: ignore[call-overload]
         "CustomerRecord",
@@ -85,13 +87,13 @@ def record_model(columns: SignatureColumns) -> type[BaseModel]:
     )
 
 
-def record_validator(columns: SignatureColumns) -> Any:
+def record_validator(columns: SignatureColumns, catalogue: Catalogue) -> Any:
     """The same record as `record_model`, as a TypedDict: validated straight into plain dicts,
     about five times faster than model instances (2 ms instead of 13 ms for 1,000 records).
     The API validates with this and documents `record_model`; a test keeps their JSON schemas equal."""
     fields: dict[str, Any] = {}
     for name, kind, required in columns:
-        annotation, info = _field(name, kind, required)
+        annotation, info = _field(name, kind, required, catalogue)
         fields[name] = Annotated[annotation, info] if info.is_required() else NotRequired[Annotated[annotation, info]]
     annotation, info = _customer_id_field()
     fields["customer_id"] = NotRequired[Annotated[annotation, info]]
@@ -100,11 +102,14 @@ def record_validator(columns: SignatureColumns) -> Any:
     return record
 
 
-def predict_request_schema(record: type[BaseModel]) -> dict[str, Any]:
+def predict_request_schema(record: type[BaseModel], catalogue: Catalogue) -> dict[str, Any]:
     """OpenAPI request body of /v1/predict: one record, or a list of records."""
     schema = record.model_json_schema(ref_template="#/components/schemas/{model}")
     schema.pop("examples", None)
-    single = example_record()
+    single = catalogue.example_record()
+    # The second example: more of a feature that never lowers the risk (or of the first numeric one).
+    riskier = next(iter(catalogue.monotone), catalogue.numeric[0] if catalogue.numeric else None)
+    second = {**single, riskier: float(single[riskier] or 0) + 2} if riskier else dict(single)
     return {
         "required": True,
         "content": {
@@ -114,7 +119,7 @@ def predict_request_schema(record: type[BaseModel]) -> dict[str, Any]:
                     "one": {"summary": "One customer", "value": single},
                     "several": {
                         "summary": "A list of customers",
-                        "value": [single, {**single, "failed_payments_90d": 2}],
+                        "value": [single, second],
                     },
                 },
             }

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from churn_platform.simulation.businesses import BUSINESSES, declaration_path
+
 SOURCE_NAMES = ("crm_customers", "usage_events", "billing_invoices", "support_tickets")
 
 PLANS = np.array(["basic", "pro", "enterprise"])
@@ -63,8 +65,12 @@ class GeneratorConfig:
     # Share of rows given faults (duplicates, null keys, negative amounts, unknown
     # categories, future timestamps, wrong types); each fault is recorded in the ground truth.
     fault_rate: float = 0.0
+    # Which built-in business (see churn_platform/simulation/businesses): its sources' shape.
+    business: str = "saas_b2b"
 
     def __post_init__(self) -> None:
+        if self.business not in BUSINESSES:
+            raise ValueError(f"business must be one of {', '.join(BUSINESSES)}, got {self.business!r}")
         if self.drift_scenario not in DRIFT_SCENARIOS:
             raise ValueError(f"drift_scenario must be one of {', '.join(DRIFT_SCENARIOS)}, got {self.drift_scenario!r}")
         if self.drift_start_day is not None and not 0 <= self.drift_start_day < self.days:
@@ -102,6 +108,7 @@ class GeneratedData:
     churn_truth: pd.DataFrame
     churn_probability_truth: pd.DataFrame
     faults: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=["source", "row", "fault"]))
+    business: str = "saas_b2b"
 
     def sources(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in SOURCE_NAMES}
@@ -488,7 +495,8 @@ _FAULT_TARGETS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str, str]
     ),
     "usage_events": ("customer_id", ("sessions", "minutes"), (), "event_date", "feature_uses"),
     "billing_invoices": ("invoice_id", ("amount",), ("status",), "invoice_date", "customer_id"),
-    "support_tickets": ("ticket_id", ("satisfaction_score",), ("category", "priority"), "created_at", "category"),
+    # Category and priority are not declared (not features): their faults would go unseen.
+    "support_tickets": ("ticket_id", ("satisfaction_score",), (), "created_at", "created_at"),
 }
 FAULT_KINDS = (
     "duplicate",
@@ -630,6 +638,8 @@ def write_sources(data: GeneratedData, out: Path, fmt: str = "parquet", skip: tu
         else:
             raise ValueError(f"unknown format {fmt!r}: use 'parquet' or 'csv'")
         counts[name] = len(frame)
+    # The business's declaration beside its sources: `--sources <folder>` finds it there.
+    (out / "churn_platform.yaml").write_text(declaration_path(data.business).read_text())
     truth = out / "_ground_truth"
     truth.mkdir(exist_ok=True)
     data.churn_truth.to_parquet(truth / "churn_truth.parquet", index=False)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from churn_platform.features import ID_COLUMN, LABEL_COLUMN, TIME_COLUMN
+from churn_platform.business.catalogue import ID_COLUMN, LABEL_COLUMN, TIME_COLUMN
 
 TRUTH_FILE = "churn_probability_truth.parquet"
 TRUTH_COLUMN = "churn_probability_30d"

@@ -20,12 +20,26 @@ QUARANTINE_REASON = "quarantine_reason"
 
 @dataclasses.dataclass(frozen=True)
 class ColumnSpec:
+    """A column of a source as loaded: ``name`` is the platform's name for it (the raw table's
+    column), ``source`` the business's own column it is read from (the same by default; None
+    for an optional column the business does not have, loaded empty)."""
+
     name: str
-    type: str  # "int", "float", "string", "date", "timestamp"
+    type: str  # "int", "float", "string" (a category: trimmed, lower-case), "text" (trimmed), "date", "timestamp"
     nullable: bool = True
     allowed: tuple[str, ...] | None = None
     minimum: float | None = None
     description: str = ""
+    source: str | None = dataclasses.field(default=None)
+    declared_as: str = ""
+    """Where the declaration names the column (for messages), e.g. ``sources.accounts.columns.signup_time``."""
+    absent: bool = False
+    """The business has no such column: it is loaded empty (NULL), with no rule."""
+
+    @property
+    def label(self) -> str:
+        """The column's name as the business knows it (in quarantine reasons)."""
+        return self.source or self.name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +55,15 @@ class Contract:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
+    @property
+    def source_columns(self) -> tuple[str, ...]:
+        """The business's columns the source must have (each once)."""
+        return tuple(dict.fromkeys(c.label for c in self.columns if not c.absent))
+
+    @property
+    def renames(self) -> bool:
+        return any(c.absent or c.label != c.name for c in self.columns)
+
     def column(self, name: str) -> ColumnSpec:
         for c in self.columns:
             if c.name == name:
@@ -48,82 +71,235 @@ class Contract:
         raise KeyError(name)
 
 
-CONTRACTS: dict[str, Contract] = {
-    "crm_customers": Contract(
-        source="crm_customers",
-        version=1,
-        description="CRM accounts; one row per customer version (a change writes a new row with its updated_at).",
+def _col(name, type_, source, declared_as, **kw) -> ColumnSpec:
+    """A column read from ``source`` (None: the business does not have it; loaded empty)."""
+    return ColumnSpec(name, type_, source=source, declared_as=declared_as, absent=source is None, **kw)
+
+
+def contracts_for(declaration) -> dict[str, Contract]:
+    """The data contract of each source a declared business has, by role (the raw table's name).
+
+    Columns take the platform's standard names (``customer_id``, ``signup_at``, ``event_at``, ...)
+    and are read from the business's own columns; optional columns the business lacks are loaded
+    empty. Categories are free unless the declaration lists their values."""
+    d = declaration
+    s = d.sources
+    key_type = "text" if d.customer_id_type == "text" else "int"
+    out: dict[str, Contract] = {}
+
+    def customer(role: str, source: str, key: bool = False) -> ColumnSpec:
+        return _col(
+            "customer_id",
+            key_type,
+            source,
+            f"sources.{role}.columns.customer_id",
+            nullable=False,
+            description="The customer's key.",
+        )
+
+    a = s.accounts
+    ac = a.columns
+    columns = [
+        customer("accounts", ac.customer_id),
+        _col(
+            "signup_at",
+            "timestamp",
+            ac.signup_time,
+            "sources.accounts.columns.signup_time",
+            nullable=False,
+            description="When the customer signed up.",
+        ),
+        _col(
+            "cancelled_at",
+            "timestamp",
+            ac.cancellation_time,
+            "sources.accounts.columns.cancellation_time",
+            description="When the customer cancelled; empty while active.",
+        ),
+        # Without a history each customer has one version, valid from signup.
+        _col(
+            "updated_at",
+            "timestamp",
+            ac.version_time or ac.signup_time,
+            "sources.accounts.columns." + ("version_time" if ac.version_time else "signup_time"),
+            nullable=False,
+            description="When this version was written.",
+        ),
+    ]
+    for name, attr in a.attributes.items():
+        where = f"sources.accounts.attributes.{name}"
+        if attr.type == "categorical":
+            columns.append(
+                _col(
+                    name,
+                    "string",
+                    attr.column or name,
+                    where,
+                    nullable=not attr.required,
+                    allowed=attr.values,
+                    description=attr.description or "",
+                )
+            )
+        else:
+            columns.append(
+                _col(
+                    name,
+                    "float",
+                    attr.column or name,
+                    where,
+                    nullable=not attr.required,
+                    minimum=attr.minimum,
+                    description=attr.description or "",
+                )
+            )
+    out["accounts"] = Contract(
+        source="accounts",
+        version=2,
+        columns=tuple(columns),
         key=("customer_id", "updated_at"),
         time_column="updated_at",
-        columns=(
-            ColumnSpec("customer_id", "int", nullable=False, minimum=1, description="The customer's key."),
-            ColumnSpec("signup_date", "date", nullable=False, description="Day the customer signed up."),
-            ColumnSpec("plan", "string", nullable=False, allowed=("basic", "pro", "enterprise")),
-            ColumnSpec("contract_type", "string", nullable=False, allowed=("monthly", "annual")),
-            ColumnSpec("region", "string", nullable=False, allowed=("na", "emea", "apac", "latam")),
-            ColumnSpec("segment", "string", nullable=False, allowed=("smb", "mid_market", "enterprise")),
-            ColumnSpec("seats", "int", nullable=False, minimum=1),
-            ColumnSpec(
-                "acquisition_channel",
-                "string",
-                nullable=False,
-                allowed=("organic", "paid_search", "partner", "sales", "referral"),
-            ),
-            ColumnSpec("cancelled_at", "timestamp", description="When the customer cancelled; empty while active."),
-            ColumnSpec("updated_at", "timestamp", nullable=False, description="When this version was written."),
-        ),
-    ),
-    "usage_events": Contract(
-        source="usage_events",
-        version=1,
-        description="Product usage per customer and day with at least one session.",
-        key=("customer_id", "event_date"),
-        time_column="event_date",
-        columns=(
-            ColumnSpec("customer_id", "int", nullable=False, minimum=1),
-            ColumnSpec("event_date", "date", nullable=False),
-            ColumnSpec("sessions", "int", nullable=False, minimum=0),
-            ColumnSpec("minutes", "float", nullable=False, minimum=0),
-            ColumnSpec("feature_uses", "int", nullable=False, minimum=0),
-        ),
-    ),
-    "billing_invoices": Contract(
-        source="billing_invoices",
-        version=1,
-        description="Monthly invoices and their payment status.",
-        key=("invoice_id",),
-        time_column="invoice_date",
-        columns=(
-            ColumnSpec("invoice_id", "int", nullable=False, minimum=1),
-            ColumnSpec("customer_id", "int", nullable=False, minimum=1),
-            ColumnSpec("invoice_date", "date", nullable=False),
-            ColumnSpec("amount", "float", nullable=False, minimum=0),
-            ColumnSpec("status", "string", nullable=False, allowed=("paid", "late", "failed", "open")),
-            ColumnSpec("paid_at", "timestamp"),
-        ),
-    ),
-    "support_tickets": Contract(
-        source="support_tickets",
-        version=1,
-        description="Support tickets with resolution and satisfaction.",
-        key=("ticket_id",),
-        time_column="created_at",
-        columns=(
-            ColumnSpec("ticket_id", "int", nullable=False, minimum=1),
-            ColumnSpec("customer_id", "int", nullable=False, minimum=1),
-            ColumnSpec("created_at", "timestamp", nullable=False),
-            ColumnSpec("resolved_at", "timestamp"),
-            ColumnSpec(
-                "category", "string", nullable=False, allowed=("billing", "bug", "how_to", "feature_request", "outage")
-            ),
-            ColumnSpec("priority", "string", nullable=False, allowed=("low", "medium", "high", "urgent")),
-            ColumnSpec("satisfaction_score", "int", minimum=1),
-        ),
-    ),
-}
+        description="Who the customers are: one row per customer"
+        + (" and version (a change writes a new row)." if ac.version_time else "."),
+    )
 
-SOURCE_NAMES: tuple[str, ...] = tuple(CONTRACTS)
-"""The raw sources the platform reads (one asset each), in this order."""
+    e = s.events
+    ec = e.columns
+    if e.shape == "daily":
+        columns = [
+            customer("events", ec.customer_id),
+            _col(
+                "event_date",
+                "date",
+                ec.time,
+                "sources.events.columns.time",
+                nullable=False,
+                description="The day of use.",
+            ),
+        ]
+        for name, m in e.measures.items():
+            columns.append(
+                _col(
+                    name,
+                    "float",
+                    m.column or name,
+                    f"sources.events.measures.{name}",
+                    nullable=not m.required,
+                    minimum=m.minimum,
+                    description=m.description or "",
+                )
+            )
+        out["events"] = Contract(
+            source="events",
+            version=2,
+            columns=tuple(columns),
+            key=("customer_id", "event_date"),
+            time_column="event_date",
+            description="Product usage per customer and active day.",
+        )
+    else:
+        columns = [
+            customer("events", ec.customer_id),
+            _col(
+                "event_at",
+                "timestamp",
+                ec.time,
+                "sources.events.columns.time",
+                nullable=False,
+                description="When the event happened.",
+            ),
+            _col(
+                "event_type",
+                "string",
+                ec.type,
+                "sources.events.columns.type",
+                nullable=ec.type is None,
+                description="The event's type.",
+            ),
+            _col("value", "float", ec.value, "sources.events.columns.value", description="A number the event carries."),
+            _col(
+                "user_id", "text", ec.user, "sources.events.columns.user", description="The user within the customer."
+            ),
+        ]
+        # An exact re-delivery of an event is a duplicate; two users' events at the same time are not.
+        key = tuple(c.name for c in columns if not c.absent)
+        out["events"] = Contract(
+            source="events",
+            version=2,
+            columns=tuple(columns),
+            key=key,
+            time_column="event_at",
+            description="Product usage, one row per event.",
+        )
+
+    if s.subscriptions is not None:
+        sc = s.subscriptions.columns
+        w = "sources.subscriptions.columns."
+        columns = [
+            _col(
+                "subscription_id",
+                "text",
+                sc.subscription_id,
+                w + "subscription_id",
+                nullable=sc.subscription_id is None,
+            ),
+            customer("subscriptions", sc.customer_id),
+            _col("started_at", "timestamp", sc.start_time, w + "start_time", nullable=False),
+            _col("ended_at", "timestamp", sc.end_time, w + "end_time"),
+            _col("mrr", "float", sc.mrr, w + "mrr", nullable=False, minimum=0),
+            _col("plan", "string", sc.plan, w + "plan"),
+            _col("quantity", "float", sc.quantity, w + "quantity", minimum=0),
+            _col("billing_period", "string", sc.billing_period, w + "billing_period"),
+            _col("discount", "float", sc.discount, w + "discount", minimum=0),
+        ]
+        key = ("subscription_id",) if sc.subscription_id else ("customer_id", "started_at")
+        out["subscriptions"] = Contract(
+            source="subscriptions",
+            version=2,
+            columns=tuple(columns),
+            key=key,
+            time_column="started_at",
+            description="Subscriptions: start, end, MRR, plan, quantity.",
+        )
+
+    if s.invoices is not None:
+        ic = s.invoices.columns
+        w = "sources.invoices.columns."
+        columns = [
+            _col("invoice_id", "text", ic.invoice_id, w + "invoice_id", nullable=False),
+            customer("invoices", ic.customer_id),
+            _col("issued_at", "timestamp", ic.time, w + "time", nullable=False),
+            _col("amount", "float", ic.amount, w + "amount", nullable=False, minimum=0),
+            _col("status", "string", ic.status, w + "status", nullable=ic.status is None, allowed=s.invoices.statuses),
+            _col("paid_at", "timestamp", ic.paid_time, w + "paid_time"),
+        ]
+        out["invoices"] = Contract(
+            source="invoices",
+            version=2,
+            columns=tuple(columns),
+            key=("invoice_id",),
+            time_column="issued_at",
+            description="Invoices" + (" and their payment status." if ic.status else "."),
+        )
+
+    if s.tickets is not None:
+        tc = s.tickets.columns
+        w = "sources.tickets.columns."
+        columns = [
+            _col("ticket_id", "text", tc.ticket_id, w + "ticket_id", nullable=False),
+            customer("tickets", tc.customer_id),
+            _col("created_at", "timestamp", tc.created_time, w + "created_time", nullable=False),
+            _col("resolved_at", "timestamp", tc.resolved_time, w + "resolved_time"),
+            _col("satisfaction", "float", tc.satisfaction, w + "satisfaction", minimum=0),
+        ]
+        out["tickets"] = Contract(
+            source="tickets",
+            version=2,
+            columns=tuple(columns),
+            key=("ticket_id",),
+            time_column="created_at",
+            description="Support tickets with resolution and satisfaction.",
+        )
+    return out
 
 
 @dataclasses.dataclass
@@ -139,7 +315,7 @@ class ContractResult:
     def reasons(self) -> dict[str, int]:
         if self.quarantined.empty:
             return {}
-        counts = self.quarantined[QUARANTINE_REASON].str.split(":").str[0].value_counts()
+        counts = self.quarantined[QUARANTINE_REASON].str.split("; ").explode().str.split(":").str[0].value_counts()
         return {str(k): int(v) for k, v in counts.items()}
 
 
@@ -171,10 +347,11 @@ _NUMERIC_INPUTS = (
 
 
 def contract_sql(contract: Contract, relation: str, now: dt.datetime, input_types: dict[str, str] | None = None) -> str:
-    """A DuckDB query over ``relation`` (which has a ``__row`` column giving the input order)
-    returning, per input row: ``__row``, the typed columns and ``quarantine_reason`` (NULL for an
-    accepted row; the first rule broken otherwise). ``input_types`` (column → DuckDB type) lets
-    already-typed columns skip the text parsing that text input needs."""
+    """A DuckDB query over ``relation`` (the platform's column names, and a ``__row`` column giving
+    the input order) returning, per input row: ``__row``, the typed columns and
+    ``quarantine_reason`` (NULL for an accepted row; every rule the row breaks otherwise, joined by
+    ``; ``). ``input_types`` (column → DuckDB type) lets already-typed columns skip the text
+    parsing that text input needs."""
     now_lit = f"timestamp {_lit(pd.Timestamp(now).strftime('%Y-%m-%d %H:%M:%S'))}"
     input_types = input_types or {}
     typed, raw, rules = [], [], []
@@ -186,6 +363,15 @@ def contract_sql(contract: Contract, relation: str, now: dt.datetime, input_type
         presence = f"({col} is not null and trim({text}) <> '')" if is_text else f"({col} is not null)"
         raw.append(f"{presence} as {_q('__p_' + spec.name)}")
         present = _q("__p_" + spec.name)
+        if spec.absent:
+            value = {
+                "int": "cast(null as bigint)",
+                "float": "cast(null as double)",
+                "date": "cast(null as date)",
+                "timestamp": "cast(null as timestamp)",
+            }.get(spec.type, "cast(null as varchar)")
+            typed.append(f"{value} as {_q(spec.name)}")
+            continue
         if spec.type in ("int", "float"):
             value = (
                 f"cast({col} as double)" if in_type.startswith(_NUMERIC_INPUTS) else f"try_cast(trim({text}) as double)"
@@ -194,41 +380,51 @@ def contract_sql(contract: Contract, relation: str, now: dt.datetime, input_type
             value = f"cast(try_cast({col} as timestamp) as date)"
         elif spec.type == "timestamp":
             value = f"try_cast({col} as timestamp)"
+        elif spec.type == "text":
+            value = f"nullif(trim({text}), '')"
         else:
-            value = f"lower(trim({text}))"
+            value = f"nullif(lower(trim({text})), '')"
         typed.append(f"{value} as {_q(spec.name)}")
         v = _q("__v_" + spec.name)
-        if spec.name in contract.key:
-            rules.append((f"not {present}", f"null_key: {spec.name} is empty"))
+        label = spec.label
+        if spec.name in contract.key and not spec.nullable:
+            rules.append((f"not {present}", f"null_key: {label} is empty"))
         elif not spec.nullable:
-            rules.append((f"not {present}", f"null_value: {spec.name} is empty"))
-        rules.append((f"{present} and {v} is null", f"wrong_type: {spec.name} is not a {spec.type}"))
+            rules.append((f"not {present}", f"null_value: {label} is empty"))
+        rules.append((f"{present} and {v} is null", f"wrong_type: {label} is not a {spec.type}"))
         if spec.type == "int":
-            rules.append((f"{v} is not null and {v} <> floor({v})", f"wrong_type: {spec.name} is not a whole number"))
+            rules.append((f"{v} is not null and {v} <> floor({v})", f"wrong_type: {label} is not a whole number"))
         if spec.minimum is not None:
             rules.append(
-                (f"{v} is not null and {v} < {spec.minimum!r}", f"out_of_range: {spec.name} below {spec.minimum:g}")
+                (f"{v} is not null and {v} < {spec.minimum!r}", f"out_of_range: {label} below {spec.minimum:g}")
             )
         if spec.allowed is not None:
             allowed = ", ".join(_lit(a) for a in spec.allowed)
             rules.append(
                 (
                     f"{v} is not null and {v} not in ({allowed})",
-                    f"unknown_category: {spec.name} not in {'/'.join(spec.allowed)}",
+                    f"unknown_category: {label} not in {'/'.join(spec.allowed)}",
                 )
             )
         if spec.type in ("date", "timestamp"):
             rules.append(
                 (
                     f"{v} is not null and cast({v} as timestamp) > {now_lit}",
-                    f"future_timestamp: {spec.name} after the load time ({pd.Timestamp(now):%Y-%m-%d} UTC)",
+                    f"future_timestamp: {label} after the load time ({pd.Timestamp(now):%Y-%m-%d} UTC)",
                 )
             )
     values = ", ".join(f"{t.rsplit(' as ', 1)[0]} as {_q('__v_' + s.name)}" for t, s in zip(typed, contract.columns))
-    first_reason = "case " + " ".join(f"when {cond} then {_lit(why)}" for cond, why in rules) + " end"
+    every_reason = (
+        "nullif(concat_ws('; ', "
+        + ", ".join(f"case when {cond} then {_lit(why)} end" for cond, why in rules)
+        + "), '')"
+        if rules
+        else "cast(null as varchar)"
+    )
     key = ", ".join(_q("__v_" + k) for k in contract.key)
     key_aliases = ", ".join(f"{_q('__v_' + k)} as {_q('__d_' + k)}" for k in contract.key)
-    key_join = " and ".join(f"{_q('__v_' + k)} = {_q('__d_' + k)}" for k in contract.key)
+    # Null-safe: two rows that agree on every key column, empty ones included, are duplicates.
+    key_join = " and ".join(f"{_q('__v_' + k)} is not distinct from {_q('__d_' + k)}" for k in contract.key)
     casts = []
     for spec in contract.columns:
         v = _q("__v_" + spec.name)
@@ -239,7 +435,7 @@ with typed as (
     select __row, {values}, {", ".join(raw)} from {relation}
 ),
 checked as (
-    select *, {first_reason} as __rule_reason from typed
+    select *, {every_reason} as __rule_reason from typed
 ),
 -- Keys that more than one otherwise valid row has: the first row (in input order) is kept.
 -- A grouped count and a join with the few duplicated keys, rather than a window over every row.
@@ -256,7 +452,7 @@ select
     coalesce(
         __rule_reason,
         case when __first_row is not null and __row <> __first_row
-             then {_lit("duplicate_key: " + ", ".join(contract.key))} end
+             then {_lit("duplicate_key: " + ", ".join(contract.column(k).label for k in contract.key))} end
     ) as {QUARANTINE_REASON}
 from checked
 left join duplicated on {key_join}
@@ -265,11 +461,16 @@ left join duplicated on {key_join}
 
 @dataclasses.dataclass(frozen=True)
 class ContractCounts:
+    """``reasons`` counts the rows breaking each kind of rule (``unknown_category``, ...), ``rules``
+    each rule with its column (``unknown_category: region not in na/emea``); a row breaking two
+    rules counts in both, once in ``quarantined``."""
+
     source: str
     received: int
     accepted: int
     quarantined: int
     reasons: dict[str, int]
+    rules: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def quarantine_share(self) -> float:
@@ -319,6 +520,29 @@ class PartitionSlice:
         )
 
 
+class MissingColumnsError(ValueError):
+    """The source lacks columns its declaration names."""
+
+
+def renamed_relation(con, contract: Contract, relation: str, where: str | None = None) -> str:
+    """``relation`` with the business's columns under the platform's names (each declared column
+    read once, possibly under two names), and ``__row``. Raises ``MissingColumnsError`` naming
+    each missing column and the declaration field that names it."""
+    have = {r[0] for r in con.execute(f"describe select * from {relation}").fetchall()}
+    missing = [c for c in contract.columns if not c.absent and c.label not in have]
+    if missing:
+        listed = "; ".join(f"{c.label!r}" + (f" (named by {c.declared_as})" if c.declared_as else "") for c in missing)
+        found = ", ".join(sorted(h for h in have if not h.startswith("__")))
+        raise MissingColumnsError(
+            f"{where or contract.source}: missing column{'s' if len(missing) > 1 else ''} {listed}. "
+            f"It has: {found}. Correct the column names in the declaration or the export."
+        )
+    if not contract.renames:
+        return relation
+    select = ", ".join(f"{'null' if c.absent else _q(c.label)} as {_q(c.name)}" for c in contract.columns)
+    return f"(select {select}, __row from {relation})"
+
+
 def _time_value_sql(spec: ColumnSpec, input_type: str) -> str:
     col = _q(spec.name)
     if input_type.upper() in (
@@ -349,10 +573,11 @@ def load_with_contract(
     slice's days are checked; the slice's days are deleted from both tables and written again
     (the quarantine table carries each row's ``partition_date``), so that loading a slice twice
     leaves the same rows, and loading every slice loads every row exactly once."""
+    try:
+        relation = renamed_relation(con, contract, relation)
+    except MissingColumnsError as exc:
+        raise ContractError(str(exc)) from None
     input_types = {r[0]: r[1] for r in con.execute(f"describe select * from {relation}").fetchall()}
-    missing = [c for c in contract.column_names if c not in input_types]
-    if missing:
-        raise ContractError(f"{contract.source}: missing contract columns {', '.join(missing)}")
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     cols = ", ".join(_q(c) for c in contract.column_names)
     raw_cols = ", ".join(f"cast(i.{_q(c)} as varchar) as {_q(c)}" for c in contract.column_names)
@@ -403,21 +628,25 @@ def load_with_contract(
             f"join {slice_rel} as i on i.__row = q.__row order by q.__row"
         )
         con.execute("commit")
-    received = con.execute("select count(*) from __checked").fetchone()[0]
-    reasons = dict(
+    received, quarantined = con.execute(f"select count(*), count({QUARANTINE_REASON}) from __checked").fetchone()
+    rules = dict(
         con.execute(
-            f"select split_part({QUARANTINE_REASON}, ':', 1) as r, count(*) from __checked "
-            f"where {QUARANTINE_REASON} is not null group by r order by count(*) desc, r"
+            f"select r, count(*) from (select unnest(string_split({QUARANTINE_REASON}, '; ')) as r from __checked "
+            f"where {QUARANTINE_REASON} is not null) group by r order by count(*) desc, r"
         ).fetchall()
     )
+    reasons: dict[str, int] = {}
+    for rule, n in rules.items():
+        kind = rule.split(":", 1)[0]
+        reasons[kind] = reasons.get(kind, 0) + int(n)
     con.execute("drop table __checked")
-    quarantined = int(sum(reasons.values()))
     return ContractCounts(
         contract.source,
         int(received),
         int(received - quarantined),
-        quarantined,
-        {k: int(v) for k, v in reasons.items()},
+        int(quarantined),
+        dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+        {k: int(v) for k, v in rules.items()},
     )
 
 
@@ -425,11 +654,9 @@ def apply_contract(frame: pd.DataFrame, contract: Contract, now: dt.datetime | N
     """Split ``frame`` into accepted rows (typed as the contract says) and quarantined rows with the reason."""
     import duckdb
 
-    missing = [c for c in contract.column_names if c not in frame.columns]
-    if missing:
-        raise ContractError(f"{contract.source}: missing contract columns {', '.join(missing)}")
+    present = [c for c in contract.source_columns if c in frame.columns]
     with duckdb.connect() as con:
-        con.register("__input_frame", frame.loc[:, list(contract.column_names)].assign(__row=np.arange(len(frame))))
+        con.register("__input_frame", frame.loc[:, present].assign(__row=np.arange(len(frame))))
         load_with_contract(con, contract, "__input_frame", "accepted", "quarantined", now=now)
         accepted = con.execute("select * from accepted").df()
         quarantined = con.execute("select * from quarantined").df()
@@ -438,7 +665,7 @@ def apply_contract(frame: pd.DataFrame, contract: Contract, now: dt.datetime | N
             accepted[spec.name] = accepted[spec.name].astype("Int64" if spec.nullable else "int64")
         elif spec.type in ("date", "timestamp"):
             accepted[spec.name] = pd.to_datetime(accepted[spec.name]).astype("datetime64[us]")
-        elif spec.type == "string":
+        elif spec.type in ("string", "text"):
             accepted[spec.name] = accepted[spec.name].astype("object").where(accepted[spec.name].notna(), None)
     quarantined = quarantined.astype("string")
     return ContractResult(source=contract.source, accepted=accepted, quarantined=quarantined)

@@ -6,29 +6,34 @@ from pathlib import Path
 
 import pandas as pd
 
-from churn_platform.sources.contracts import CONTRACTS, SOURCE_NAMES
-
-# The columns each source must have (its contract's); a source without them is rejected with their names.
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {name: c.column_names for name, c in CONTRACTS.items()}
+SUFFIXES = (".parquet", ".csv")
 
 
 class SourceError(ValueError):
     """A source cannot be read: missing file, missing columns, unreadable format."""
 
 
-def find_source_file(directory: Path, name: str) -> Path:
-    for suffix in (".parquet", ".csv"):
-        candidate = Path(directory) / f"{name}{suffix}"
+def _candidates(location: str) -> list[str]:
+    """The file names a declared location may mean: itself when it has a suffix, else each suffix."""
+    if location.lower().endswith(SUFFIXES):
+        return [location]
+    return [f"{location}{suffix}" for suffix in SUFFIXES]
+
+
+def find_source_file(directory: Path, location: str) -> Path:
+    """The file of a declared ``location`` (a name with or without .parquet/.csv, relative to
+    ``directory``, or an absolute path)."""
+    names = _candidates(location)
+    for name in names:
+        candidate = Path(directory) / name
         if candidate.exists():
             return candidate
-    raise SourceError(f"source {name!r} not found: expected {name}.parquet or {name}.csv in {directory}")
+    raise SourceError(f"source file not found: expected {' or '.join(names)} in {directory}")
 
 
-def read_source_file(directory: Path, name: str) -> pd.DataFrame:
-    if name not in SOURCE_NAMES:
-        raise SourceError(f"unknown source {name!r}; the sources are {', '.join(SOURCE_NAMES)}")
-    path = find_source_file(directory, name)
-    return _check_columns(_read_bytes(path.read_bytes(), path.suffix, str(path)), name, str(path))
+def read_source_file(directory: Path, location: str) -> pd.DataFrame:
+    path = find_source_file(directory, location)
+    return _read_bytes(path.read_bytes(), path.suffix.lower(), str(path))
 
 
 def _read_bytes(payload: bytes, suffix: str, where: str) -> pd.DataFrame:
@@ -36,27 +41,22 @@ def _read_bytes(payload: bytes, suffix: str, where: str) -> pd.DataFrame:
 
     try:
         buffer = io.BytesIO(payload)
-        return pd.read_parquet(buffer) if suffix == ".parquet" else pd.read_csv(buffer)
+        # CSV as text: the data contract types every column, the same way for every format.
+        return (
+            pd.read_parquet(buffer) if suffix == ".parquet" else pd.read_csv(buffer, dtype=str, keep_default_na=False)
+        )
     except Exception as exc:
         raise SourceError(f"cannot read {where}: {exc}") from exc
 
 
-def _check_columns(frame: pd.DataFrame, name: str, where: str) -> pd.DataFrame:
-    missing = [c for c in REQUIRED_COLUMNS[name] if c not in frame.columns]
-    if missing:
-        raise SourceError(f"{where} lacks required columns: {', '.join(missing)}")
-    return frame
-
-
-def read_source_s3(client, uri: str, name: str) -> pd.DataFrame:
-    """Read ``<uri>/<name>.parquet`` (or ``.csv``) from S3 with a boto3 client."""
-    if name not in SOURCE_NAMES:
-        raise SourceError(f"unknown source {name!r}; the sources are {', '.join(SOURCE_NAMES)}")
+def read_source_s3(client, uri: str, location: str) -> pd.DataFrame:
+    """Read ``<uri>/<location>`` (``.parquet`` or ``.csv``) from S3 with a boto3 client."""
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
     prefix = prefix.strip("/")
     tried = []
-    for suffix in (".parquet", ".csv"):
-        key = f"{prefix}/{name}{suffix}" if prefix else f"{name}{suffix}"
+    for name in _candidates(location):
+        suffix = "." + name.rsplit(".", 1)[1].lower()
+        key = f"{prefix}/{name}" if prefix else name
         tried.append(f"s3://{bucket}/{key}")
         try:
             body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -64,8 +64,8 @@ def read_source_s3(client, uri: str, name: str) -> pd.DataFrame:
             continue
         except client.exceptions.NoSuchBucket as exc:
             raise SourceError(f"bucket {bucket!r} does not exist ({uri})") from exc
-        return _check_columns(_read_bytes(body, suffix, tried[-1]), name, tried[-1])
-    raise SourceError(f"source {name!r} not found: tried {' and '.join(tried)}")
+        return _read_bytes(body, suffix, tried[-1])
+    raise SourceError(f"source not found: tried {' and '.join(tried)}")
 
 
 def read_source_postgres(url: str, name: str) -> pd.DataFrame:
@@ -74,8 +74,6 @@ def read_source_postgres(url: str, name: str) -> pd.DataFrame:
 
     import sqlalchemy as sa
 
-    if name not in SOURCE_NAMES:
-        raise SourceError(f"unknown source {name!r}; the sources are {', '.join(SOURCE_NAMES)}")
     parts = urlsplit(url)
     schema = parse_qs(parts.query).get("schema", ["public"])[0]
     engine_url = urlunsplit(("postgresql+psycopg2", parts.netloc, parts.path, "", ""))
@@ -89,7 +87,7 @@ def read_source_postgres(url: str, name: str) -> pd.DataFrame:
         raise SourceError(f"cannot connect to PostgreSQL at {parts.hostname}:{parts.port or 5432}: {exc.orig}") from exc
     finally:
         engine.dispose()
-    return _check_columns(frame, name, f"{schema}.{name}")
+    return frame
 
 
 def upload_dir_to_s3(client, directory: Path, uri: str) -> list[str]:

@@ -12,10 +12,10 @@ from churn_platform.sources.contracts import ContractCounts, load_with_contract
 
 
 class RegistersSource(Protocol):
-    """A source of raw rows: makes source ``name`` queryable on a DuckDB connection (with a
-    ``__row`` column in input order) and returns the relation to select from."""
+    """A source of raw rows: makes the source at ``location`` queryable on a DuckDB connection
+    (with a ``__row`` column in input order) and returns the relation to select from."""
 
-    def register(self, con, name: str) -> str: ...
+    def register(self, con, location: str) -> str: ...
 
 
 @dataclasses.dataclass
@@ -28,11 +28,11 @@ class SourceLoad:
     preview: pd.DataFrame
 
 
-def check_contract(con, source: RegistersSource, contract, partition=None) -> ContractCounts:
-    """Check a source against its contract on DuckDB connection ``con``, into ``raw.<source>``
-    (accepted) and ``quarantine.<source>`` (rejected, with the reason) on that connection."""
+def check_contract(con, source: RegistersSource, contract, location: str, partition=None) -> ContractCounts:
+    """Check the source at ``location`` against its contract on DuckDB connection ``con``, into
+    ``raw.<role>`` (accepted) and ``quarantine.<role>`` (rejected, with the reasons) on that connection."""
     name = contract.source
-    relation = source.register(con, name)
+    relation = source.register(con, location)
     con.execute("create schema if not exists raw")
     con.execute("create schema if not exists quarantine")
     return load_with_contract(con, contract, relation, f"raw.{name}", f"quarantine.{name}", partition=partition)
@@ -51,8 +51,8 @@ class Warehouse(abc.ABC):
         """Where it is, never a password."""
 
     @abc.abstractmethod
-    def load_source(self, source: RegistersSource, contract, partition=None) -> SourceLoad:
-        """Check ``source`` against ``contract`` into ``raw.<source>`` and ``quarantine.<source>``;
+    def load_source(self, source: RegistersSource, contract, location: str, partition=None) -> SourceLoad:
+        """Check the source at ``location`` against ``contract`` into ``raw.<role>`` and ``quarantine.<role>``;
         with a ``partition`` (a time window), only that window's rows are replaced."""
 
     @abc.abstractmethod

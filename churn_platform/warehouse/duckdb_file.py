@@ -83,10 +83,10 @@ class DuckDBWarehouse(Warehouse):
         finally:
             con.close()
 
-    def load_source(self, source: RegistersSource, contract, partition=None) -> SourceLoad:
+    def load_source(self, source: RegistersSource, contract, location: str, partition=None) -> SourceLoad:
         name = contract.source
         with self.connect() as con:
-            counts = check_contract(con, source, contract, partition)
+            counts = check_contract(con, source, contract, location, partition)
             schema = [(str(r[0]), str(r[1])) for r in con.execute(f"describe raw.{name}").fetchall()]
             table_rows = int(con.execute(f"select count(*) from raw.{name}").fetchone()[0])
             preview = con.execute(f"select * from raw.{name} limit 5").df()

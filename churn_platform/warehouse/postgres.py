@@ -250,13 +250,13 @@ class PostgresWarehouse(Warehouse):
         with connect(self.postgres) as con:
             yield con
 
-    def load_source(self, source: RegistersSource, contract, partition=None) -> SourceLoad:
+    def load_source(self, source: RegistersSource, contract, location: str, partition=None) -> SourceLoad:
         import duckdb
 
         name = contract.source
         time_column = contract.time_column
         with duckdb.connect() as staging:
-            counts = check_contract(staging, source, contract, partition)
+            counts = check_contract(staging, source, contract, location, partition)
             with self.connect() as con:
                 if partition is None:
                     copy_relation(staging, f"raw.{name}", con, "raw", name, replace=True)

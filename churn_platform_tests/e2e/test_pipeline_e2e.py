@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_platform.features import FEATURE_NAMES
 from churn_platform.ml.registry import MLflowLocation, load_by_alias
 from churn_platform.settings import CHAMPION_ALIAS, EXPERIMENT_NAME, REGISTERED_MODEL_NAME
 from churn_platform.sources.contracts import SOURCE_NAMES
+from churn_platform_tests.business import CATALOGUE
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def test_warehouse_holds_raw_and_feature_tables(e2e):
         versions = con.execute("select distinct model_version from scores.churn_scores").fetchall()
         assert versions == [(str(e2e.report["model"]["model_version"]),)]
         columns = {r[0] for r in con.execute("describe marts.scoring_features").fetchall()}
-        assert set(FEATURE_NAMES) <= columns
+        assert set(CATALOGUE.names) <= columns
         # The scored population is active at the latest snapshot.
         cancelled_before = con.execute(
             """select count(*) from marts.scoring_features f join intermediate.int_customer_churn c using (customer_id)
@@ -123,7 +123,7 @@ def test_drift_report_is_saved_and_its_share_is_metadata(e2e):
     assert path.exists() and path.stat().st_size > 10_000
     assert "<html" in path.read_text(errors="ignore")[:2000].lower()
     assert 0.0 <= drift["drift_share"] <= 1.0
-    assert drift["total_columns"] == len(FEATURE_NAMES)
+    assert drift["total_columns"] == len(CATALOGUE.names)
 
 
 def test_every_asset_was_materialized_in_the_instance(e2e):

@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.generation import GenerationMode
 
 from churn_platform.apps import serve_local as runner
-from churn_platform.features import FEATURE_NAMES, example_record
 from churn_platform.ml.registry import MLflowLocation, load_by_alias
 from churn_platform.serving.config import ADMIN_TOKEN_ENV, API_TOKEN_ENV, PointerOptions, ServingOptions
 from churn_platform.serving.prediction_log import read_prediction_log
 from churn_platform.settings import CHAMPION_ALIAS, EXPERIMENT_NAME, REGISTERED_MODEL_NAME
+from churn_platform_tests.business import CATALOGUE
 from churn_platform_tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -86,7 +86,7 @@ def scoring_rows(e2e):
 
 
 def records(frame):
-    return json.loads(frame[list(FEATURE_NAMES)].to_json(orient="records"))
+    return json.loads(frame[list(CATALOGUE.names)].to_json(orient="records"))
 
 
 def admin(token: str = ADMIN_TOKEN) -> dict[str, str]:
@@ -139,19 +139,19 @@ def test_explain_adds_three_drivers_per_prediction(url):
     r = httpx.post(
         f"{url}/v1/predict",
         params={"explain": "true"},
-        json=[example_record(), {**example_record(), "failed_payments_90d": 3}],
+        json=[CATALOGUE.example_record(), {**CATALOGUE.example_record(), "failed_payments_90d": 3}],
     )
     assert r.status_code == 200, r.text
     for prediction in r.json()["predictions"]:
         drivers = prediction["drivers"]
         assert len(drivers) == 3
-        assert all(d["feature"] in FEATURE_NAMES for d in drivers)
+        assert all(d["feature"] in CATALOGUE.names for d in drivers)
         impacts = [d["impact"] for d in drivers]
         assert impacts == sorted(impacts, reverse=True)
 
 
 def test_invalid_input_is_a_422_naming_the_field(url):
-    record = example_record()
+    record = CATALOGUE.example_record()
     record["contract_type"] = "lifetime"
     r = httpx.post(f"{url}/v1/predict", json=record)
     assert r.status_code == 422
@@ -159,7 +159,7 @@ def test_invalid_input_is_a_422_naming_the_field(url):
 
 
 def test_missing_negative_and_unknown_fields_are_each_named(url):
-    record = example_record()
+    record = CATALOGUE.example_record()
     del record["tenure_days"]
     record["seats"] = -3
     record["favourite_colour"] = "blue"
@@ -169,8 +169,8 @@ def test_missing_negative_and_unknown_fields_are_each_named(url):
 
 
 def test_a_bad_record_in_a_list_is_named_by_its_position(url):
-    bad = {**example_record(), "mrr": "lots"}
-    r = httpx.post(f"{url}/v1/predict", json=[example_record(), bad])
+    bad = {**CATALOGUE.example_record(), "mrr": "lots"}
+    r = httpx.post(f"{url}/v1/predict", json=[CATALOGUE.example_record(), bad])
     assert r.status_code == 422
     assert [e["loc"] for e in r.json()["detail"]] == [["body", 1, "mrr"]]
 
@@ -186,9 +186,9 @@ def test_malformed_json_and_wrong_shapes_are_4xx(url):
 
 
 def test_too_many_records_and_too_large_bodies_are_413(url):
-    r = httpx.post(f"{url}/v1/predict", json=[example_record()] * (MAX_RECORDS + 1))
+    r = httpx.post(f"{url}/v1/predict", json=[CATALOGUE.example_record()] * (MAX_RECORDS + 1))
     assert r.status_code == 413 and str(MAX_RECORDS) in r.json()["detail"]
-    assert httpx.post(f"{url}/v1/predict", json=[example_record()] * MAX_RECORDS).status_code == 200
+    assert httpx.post(f"{url}/v1/predict", json=[CATALOGUE.example_record()] * MAX_RECORDS).status_code == 200
     big = b'{"padding": "' + b"x" * MAX_BODY + b'"}'
     r = httpx.post(f"{url}/v1/predict", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413
@@ -238,7 +238,7 @@ def test_model_endpoint_describes_the_served_version(url, champion):
     body = httpx.get(f"{url}/v1/model").json()
     assert body["name"] == REGISTERED_MODEL_NAME and body["version"] == champion.version
     assert body["alias"] == CHAMPION_ALIAS and body["following"] == "alias"
-    assert body["features"] == list(FEATURE_NAMES)
+    assert body["features"] == list(CATALOGUE.names)
     assert 0.5 < body["metrics"]["roc_auc"] <= 1.0
     assert body["run_id"] and body["trained_at"]
     assert body["scorer"].startswith("compiled") and "agrees with the pipeline" in body["scorer"]
@@ -256,7 +256,7 @@ def test_openapi_has_an_example_for_every_operation_and_the_signature_schema(url
     } <= set(spec["paths"])
     body = spec["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]
     record = body["schema"]["oneOf"][0]
-    assert set(record["properties"]) == {*FEATURE_NAMES, "customer_id"}
+    assert set(record["properties"]) == {*CATALOGUE.names, "customer_id"}
     assert set(body["examples"]) == {"one", "several"}
     for path, methods in spec["paths"].items():
         for method, operation in methods.items():
@@ -281,7 +281,9 @@ def test_admin_endpoints_need_the_bearer_token(url):
 def test_predictions_reach_the_prediction_log(served, url, scoring_rows):
     ids = [str(i) for i in scoring_rows["customer_id"].head(2)]
     r = httpx.post(
-        f"{url}/v1/predict", json=[{**example_record(), "customer_id": "known-7"}], headers={"x-request-id": "logged-1"}
+        f"{url}/v1/predict",
+        json=[{**CATALOGUE.example_record(), "customer_id": "known-7"}],
+        headers={"x-request-id": "logged-1"},
     )
     r2 = httpx.post(f"{url}/v1/predict/customers", json={"customer_ids": ids}, headers={"x-request-id": "logged-2"})
     assert r.status_code == r2.status_code == 200
@@ -295,7 +297,7 @@ def test_predictions_reach_the_prediction_log(served, url, scoring_rows):
     assert one["customer_id"] == "known-7" and one["endpoint"] == "/v1/predict"
     assert one["churn_probability"] == pytest.approx(r.json()["predictions"][0]["churn_probability"])
     assert one["model_version"] == r.json()["model_version"]
-    assert one["plan"] == example_record()["plan"] and one["seats"] == example_record()["seats"]
+    assert one["plan"] == CATALOGUE.example_record()["plan"] and one["seats"] == CATALOGUE.example_record()["seats"]
     assert sorted(frame[frame["request_id"] == "logged-2"]["customer_id"]) == sorted(ids)
 
 
@@ -315,7 +317,7 @@ def test_prometheus_metrics_of_serve_and_of_the_application(served, url):
     assert dropped and all(float(line.rsplit(" ", 1)[1]) == 0.0 for line in dropped), dropped
     assert "ray_churn_api_errors_total{" in text and 'endpoint="/v1/predict/customers"' in text
     for _ in range(5):
-        httpx.post(f"{url}/v1/predict", json=example_record())
+        httpx.post(f"{url}/v1/predict", json=CATALOGUE.example_record())
 
     def scraped():
         text = httpx.get(f"http://127.0.0.1:{served['metrics_port']}/metrics", timeout=10).text
@@ -362,7 +364,7 @@ def test_hot_swap_under_concurrent_requests_drops_nothing_and_a_failed_load_keep
     def hammer():
         with httpx.Client(timeout=30) as session:
             while not stop.is_set():
-                r = session.post(f"{url}/v1/predict", json=example_record())
+                r = session.post(f"{url}/v1/predict", json=CATALOGUE.example_record())
                 results.append((r.status_code, r.json().get("model_version", "") if r.status_code == 200 else r.text))
 
     threads = [threading.Thread(target=hammer) for _ in range(4)]
@@ -396,7 +398,7 @@ def test_hot_swap_under_concurrent_requests_drops_nothing_and_a_failed_load_keep
         f"cannot load {REGISTERED_MODEL_NAME} version {broken}" in health["detail"]
         and f"still serving version {same}" in health["detail"]
     )
-    assert httpx.post(f"{url}/v1/predict", json=example_record()).json()["model_version"] == same
+    assert httpx.post(f"{url}/v1/predict", json=CATALOGUE.example_record()).json()["model_version"] == same
     # An admin pin overrides the alias at once; unpinning follows the alias again.
     r = httpx.post(f"{url}/v1/admin/model", json={"version": champion.version}, headers=admin())
     assert r.status_code == 200 and r.json() == {
@@ -460,7 +462,7 @@ def test_without_a_model_predict_is_503_and_health_degraded(url, e2e):
         health = httpx.get(f"{url}/degraded/health")
         assert health.status_code == 503
         assert health.json()["status"] == "degraded" and "no_such_model" in health.json()["detail"]
-        r = httpx.post(f"{url}/degraded/v1/predict", json=example_record())
+        r = httpx.post(f"{url}/degraded/v1/predict", json=CATALOGUE.example_record())
         assert r.status_code == 503 and "no model loaded" in r.json()["detail"]
         assert httpx.get(f"{url}/degraded/v1/model").status_code == 503
     finally:
@@ -480,9 +482,11 @@ def test_predict_can_require_a_bearer_token(url, e2e):
     serve.run(secured, name="secured", route_prefix="/secured", blocking=False)
     try:
         runner.wait_until_up(f"{url}/secured")
-        assert httpx.post(f"{url}/secured/v1/predict", json=example_record()).status_code == 401
+        assert httpx.post(f"{url}/secured/v1/predict", json=CATALOGUE.example_record()).status_code == 401
         ok = httpx.post(
-            f"{url}/secured/v1/predict", json=example_record(), headers={"authorization": "Bearer predict-secret"}
+            f"{url}/secured/v1/predict",
+            json=CATALOGUE.example_record(),
+            headers={"authorization": "Bearer predict-secret"},
         )
         assert ok.status_code == 200, ok.text
         assert httpx.get(f"{url}/secured/health").status_code == 200  # health stays open for probes

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from churn_platform.business.catalogue import TIME_COLUMN
 from churn_platform.defs.monitoring import feature_drift_report
 from churn_platform.defs.resources import DuckDBWarehouseResource, MonitoringPolicy, ReportStore
-from churn_platform.features import NUMERIC_FEATURES, TIME_COLUMN
+from churn_platform_tests.business import CATALOGUE
 from churn_platform_tests.unit.test_training import make_training_set
 
 
@@ -35,7 +36,7 @@ def latest(frame):
 
 def shifted(frame):
     out = latest(frame).copy()
-    for col in NUMERIC_FEATURES:
+    for col in CATALOGUE.numeric:
         out[col] = out[col] * 3 + 5
     return out
 

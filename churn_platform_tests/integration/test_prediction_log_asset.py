@@ -11,16 +11,16 @@ import pyarrow.parquet as pq
 
 from churn_platform.defs.monitoring import prediction_log
 from churn_platform.defs.resources import DuckDBWarehouseResource, PredictionLogStore
-from churn_platform.features import example_record
 from churn_platform.monitoring.served import compare_schema, staleness
 from churn_platform.serving.prediction_log import PredictionLogWriter
+from churn_platform_tests.business import CATALOGUE
 from churn_platform_tests.unit.test_training import make_training_set
 
 
 def log_rows(n: int, logged_at: dt.datetime, **overrides) -> list[dict]:
     return [
         {
-            **example_record(),
+            **CATALOGUE.example_record(),
             "request_id": f"r{i}",
             "logged_at": logged_at,
             "endpoint": "/v1/predict",

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from churn_platform.business.catalogue import LABEL_COLUMN, TIME_COLUMN
 from churn_platform.defs.ml import GATE_CHECK, churn_model
 from churn_platform.defs.resources import DuckDBWarehouseResource, GroundTruth, MLflowResource, Notifier
-from churn_platform.features import LABEL_COLUMN, TIME_COLUMN
 from churn_platform.ml import gate
 from churn_platform.ml.registry import MLflowLocation, load_by_alias
 from churn_platform_tests.unit.test_training import make_training_set

@@ -170,8 +170,8 @@ def test_ray_serve_on_the_cluster_serves_the_champion(production: ProductionRun)
     from mlflow import MlflowClient
 
     from churn_platform.apps import serve_local as runner
-    from churn_platform.features import FEATURE_NAMES
     from churn_platform.settings import Settings
+    from churn_platform_tests.business import CATALOGUE
 
     champion = MlflowClient(tracking_uri=production.stack.mlflow_uri).get_model_version_by_alias(
         "churn_model", "champion"
@@ -186,7 +186,7 @@ def test_ray_serve_on_the_cluster_serves_the_champion(production: ProductionRun)
             by_id = httpx.post(
                 f"{url}/v1/predict/customers", json={"customer_ids": [customer_id, "no-such-customer"]}, timeout=60
             )
-            record = {k: (None if pd.isna(v) else v) for k, v in row[list(FEATURE_NAMES)].iloc[0].items()}
+            record = {k: (None if pd.isna(v) else v) for k, v in row[list(CATALOGUE.names)].iloc[0].items()}
             record = {k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()}
             by_features = httpx.post(f"{url}/v1/predict", json=record, timeout=60)
             model = httpx.get(f"{url}/v1/model", timeout=30).json()

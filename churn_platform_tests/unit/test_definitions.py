@@ -13,20 +13,22 @@ from churn_platform.apps.location import platform_definitions
 from churn_platform.settings import REPO_DIR, Settings
 
 EXPECTED_GROUPS = {
-    "crm_customers": "sources",
-    "usage_events": "sources",
-    "billing_invoices": "sources",
-    "support_tickets": "sources",
-    "stg_crm_customers": "staging",
-    "stg_usage_events": "staging",
-    "stg_billing_invoices": "staging",
-    "stg_support_tickets": "staging",
-    "int_customer_versions": "features",
+    "accounts": "sources",
+    "events": "sources",
+    "invoices": "sources",
+    "tickets": "sources",
+    "stg_accounts": "staging",
+    "stg_events": "staging",
+    "stg_invoices": "staging",
+    "stg_tickets": "staging",
+    "int_account_versions": "features",
     "int_customer_churn": "features",
     "int_daily_usage": "features",
     "int_billing_events": "features",
     "int_ticket_events": "features",
+    "int_monthly_mrr": "features",
     "snapshot_dates": "features",
+    "feature_catalogue": "features",
     "customer_features": "features",
     "churn_labels": "features",
     "training_set": "features",
@@ -67,20 +69,25 @@ def test_lineage_runs_from_sources_to_model_and_drift(graph):
     def parents(name: str) -> set[str]:
         return {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}
 
-    # The usage's orphan test reads the raw CRM, so the CRM is loaded first.
-    assert parents("stg_usage_events") == {"usage_events", "crm_customers"}
-    assert parents("int_daily_usage") == {"stg_usage_events"}
+    # The usage's orphan test reads the raw accounts, so the accounts are loaded first.
+    assert parents("stg_events") == {"events", "accounts"}
+    assert parents("int_daily_usage") == {"stg_events"}
     assert parents("churn_model") == {"training_set"}
     assert parents("feature_drift_report") == {"training_set", "scoring_features"}
     assert {"customer_features", "churn_labels"} <= parents("training_set")
     # Business health comes from the sources alone, never from a model.
-    assert parents("business_metrics_monthly") == {"stg_crm_customers", "stg_billing_invoices", "int_customer_churn"}
+    assert parents("business_metrics_monthly") == {
+        "stg_accounts",
+        "int_monthly_mrr",
+        "int_customer_churn",
+        "int_daily_usage",
+    }
     assert parents("business_health") == {"business_metrics_monthly"}
 
 
 def test_usage_and_its_daily_models_are_partitioned_by_day(graph):
     partitioned = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).partitions_def is not None}
-    assert partitioned == {"usage_events", "stg_usage_events", "int_daily_usage"}
+    assert partitioned == {"events", "stg_events", "int_daily_usage"}
     for key in partitioned:
         node = graph.get(dg.AssetKey(key))
         assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition)
@@ -90,7 +97,7 @@ def test_usage_and_its_daily_models_are_partitioned_by_day(graph):
 def test_dbt_tests_are_asset_checks(defs):
     check_keys = defs.resolve_asset_graph().asset_check_keys
     checked_assets = {k.asset_key.to_user_string() for k in check_keys}
-    assert {"stg_crm_customers", "customer_features", "churn_labels", "scoring_features"} <= checked_assets
+    assert {"stg_accounts", "customer_features", "churn_labels", "scoring_features"} <= checked_assets
     assert len(check_keys) >= 30
 
 
@@ -125,9 +132,13 @@ def test_dbt_relation_names_fit_postgres_identifiers():
     name with a date and ``__dbt_tmp`` after it."""
     import json
 
-    from churn_platform.defs.dbt import dbt_project
+    from churn_platform.defs.dbt import dbt_project, prepare_manifest
+    from churn_platform_tests.business import B2B
 
-    manifest = json.loads(dbt_project().manifest_path.read_text())
+    project = dbt_project(B2B)
+    if not project.manifest_path.exists():
+        prepare_manifest(project, B2B)
+    manifest = json.loads(project.manifest_path.read_text())
     too_long = [t["name"] for t in manifest.get("unit_tests", {}).values() if len(t["name"]) > 63]
     too_long += [
         n["name"]

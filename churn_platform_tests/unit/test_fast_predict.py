@@ -8,15 +8,15 @@ import pytest
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
-from churn_platform.features import CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURES, NUMERIC_FEATURES
 from churn_platform.ml import training
 from churn_platform.ml.fast_predict import compile_scorer, probe_records
+from churn_platform_tests.business import CATALOGUE
 
 
 def synthetic(n: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
     rng = np.random.default_rng(seed)
     data = {}
-    for f in FEATURES:
+    for f in CATALOGUE.features:
         if f.kind == "categorical":
             data[f.name] = rng.choice(list(f.categories), size=n)
         else:
@@ -33,7 +33,7 @@ def synthetic(n: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
         - 1
     )
     y = pd.Series((rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int))
-    return training.features_frame(x), y
+    return training.features_frame(x, CATALOGUE), y
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +45,10 @@ def data():
 @pytest.mark.parametrize("calibrated", [False, True])
 def test_compiled_scorer_equals_the_pipeline(data, name, calibrated):
     (x, y), (xv, yv), (xt, _) = data
-    pipe = training.CANDIDATES[name](7)
-    training._fit(name, pipe, x, y, xv, yv, len(CATEGORICAL_FEATURES))
+    pipe = training.CANDIDATES[name](7, CATALOGUE.numeric, CATALOGUE.categorical, CATALOGUE.monotone)
+    training._fit(name, pipe, x, y, xv, yv, len(CATALOGUE.categorical))
     model = training.calibrate(pipe, xv, yv) if calibrated else pipe
-    scorer, note = compile_scorer(model)
+    scorer, note = compile_scorer(model, CATALOGUE)
     assert scorer is not None, note
     assert "agrees with the pipeline" in note
     # Rows it was not verified on, including unknown and missing categories.
@@ -63,27 +63,27 @@ def test_compiled_scorer_equals_the_pipeline(data, name, calibrated):
 
 def test_unknown_shapes_are_declined_with_the_reason(data):
     (x, y), (xv, yv), _ = data
-    pipe = training.CANDIDATES["lightgbm"](7)
-    training._fit("lightgbm", pipe, x, y, xv, yv, len(CATEGORICAL_FEATURES))
+    pipe = training.CANDIDATES["lightgbm"](7, CATALOGUE.numeric, CATALOGUE.categorical, CATALOGUE.monotone)
+    training._fit("lightgbm", pipe, x, y, xv, yv, len(CATALOGUE.categorical))
     isotonic = CalibratedClassifierCV(FrozenEstimator(pipe), method="isotonic").fit(xv, yv)
-    scorer, note = compile_scorer(isotonic)
+    scorer, note = compile_scorer(isotonic, CATALOGUE)
     assert scorer is None and "sigmoid" in note
     from sklearn.tree import DecisionTreeClassifier
 
-    scorer, note = compile_scorer(DecisionTreeClassifier().fit(np.zeros((4, 1)), [0, 1, 0, 1]))
+    scorer, note = compile_scorer(DecisionTreeClassifier().fit(np.zeros((4, 1)), [0, 1, 0, 1]), CATALOGUE)
     assert scorer is None and "not compiled" in note
 
 
 def test_probe_rows_cover_every_category_and_missing_values():
-    rows = probe_records()
-    for f in FEATURES:
+    rows = probe_records(CATALOGUE)
+    for f in CATALOGUE.features:
         seen = {r[f.name] for r in rows}
         if f.kind == "categorical":
             assert set(f.categories) <= seen and None in seen and "never_seen_before" in seen
         else:
             assert None in seen and 1e9 in seen
-    assert all(set(r) == set(FEATURE_NAMES) for r in rows)
-    assert set(NUMERIC_FEATURES) | set(CATEGORICAL_FEATURES) == set(FEATURE_NAMES)
+    assert all(set(r) == set(CATALOGUE.names) for r in rows)
+    assert set(CATALOGUE.numeric) | set(CATALOGUE.categorical) == set(CATALOGUE.names)
 
 
 def test_the_agreement_note_says_exactly_or_how_close():

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from churn_platform.features import example_record
-from churn_platform.serving.prediction_log import LOG_COLUMNS, PredictionLogWriter, read_prediction_log
+from churn_platform.serving.prediction_log import PredictionLogWriter, log_schema, read_prediction_log
+from churn_platform_tests.business import CATALOGUE
 
 
 def rows(n: int, request_id: str = "r1") -> list[dict]:
     now = dt.datetime.now(dt.UTC)
     return [
         {
-            **example_record(),
+            **CATALOGUE.example_record(),
             "request_id": request_id,
             "logged_at": now,
             "endpoint": "/v1/predict",
@@ -27,7 +27,7 @@ def rows(n: int, request_id: str = "r1") -> list[dict]:
 
 
 def test_rows_are_written_to_dated_parquet_files_and_read_back(tmp_path):
-    writer = PredictionLogWriter(tmp_path, writer_id="w1")
+    writer = PredictionLogWriter(tmp_path, writer_id="w1", catalogue=CATALOGUE)
     writer.append(rows(3))
     assert read_prediction_log(tmp_path).empty  # nothing visible before a flush
     assert writer.flush() == 3
@@ -36,9 +36,9 @@ def test_rows_are_written_to_dated_parquet_files_and_read_back(tmp_path):
     files = sorted(tmp_path.glob("date=*/part-w1-*.parquet"))
     assert len(files) == 2 and not list(tmp_path.glob("date=*/.*.tmp"))
     frame = read_prediction_log(tmp_path)
-    assert list(frame.columns) == list(LOG_COLUMNS)
+    assert list(frame.columns) == log_schema(CATALOGUE).names
     assert len(frame) == 5 and sorted(frame["request_id"].unique()) == ["r1", "r2"]
-    assert frame["plan"].eq(example_record()["plan"]).all()
+    assert frame["plan"].eq(CATALOGUE.example_record()["plan"]).all()
 
 
 def test_a_failed_write_keeps_the_rows_for_the_next_flush(tmp_path):

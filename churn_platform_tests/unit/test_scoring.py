@@ -7,16 +7,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_platform.features import FEATURE_NAMES, LABEL_COLUMN, TIME_COLUMN
+from churn_platform.business.catalogue import LABEL_COLUMN, TIME_COLUMN
 from churn_platform.ml.scoring import SCORE_COLUMNS, RiskTiers, reference_values, score_frame
 from churn_platform.ml.training import build_logistic_regression, features_frame
+from churn_platform_tests.business import CATALOGUE
 from churn_platform_tests.unit.test_training import make_training_set
 
 
 def trained_logistic_regression():
     """A logistic regression and the latest snapshot's population to score (shared with the Ray test)."""
     df = make_training_set(rows_per_snapshot=1000, seed=4)
-    model = build_logistic_regression(seed=1).fit(features_frame(df), df[LABEL_COLUMN].astype(int))
+    model = build_logistic_regression(1, CATALOGUE.numeric, CATALOGUE.categorical).fit(
+        features_frame(df, CATALOGUE), df[LABEL_COLUMN].astype(int)
+    )
     population = df[df[TIME_COLUMN] == df[TIME_COLUMN].max()].reset_index(drop=True)
     return model, population
 
@@ -27,9 +30,9 @@ def trained():
 
 
 def _score(model, population, frame=None):
-    reference = reference_values(population)
-    cutoffs = RiskTiers().cutoffs(model.predict_proba(features_frame(population))[:, 1])
-    return score_frame(model, population if frame is None else frame, "churn_model", "4", reference, cutoffs)
+    reference = reference_values(population, CATALOGUE)
+    cutoffs = RiskTiers().cutoffs(model.predict_proba(features_frame(population, CATALOGUE))[:, 1])
+    return score_frame(model, CATALOGUE, population if frame is None else frame, "churn_model", "4", reference, cutoffs)
 
 
 def test_scores_have_tiers_drivers_and_revenue_at_risk(trained):
@@ -41,7 +44,7 @@ def test_scores_have_tiers_drivers_and_revenue_at_risk(trained):
     high, low = scores[scores.risk_tier == "high"], scores[scores.risk_tier == "low"]
     assert high["churn_probability"].min() >= low["churn_probability"].max()
     np.testing.assert_allclose(scores["revenue_at_risk"], scores["churn_probability"] * population["mrr"])
-    assert set(scores["driver_1"]) <= set(FEATURE_NAMES)
+    assert set(scores["driver_1"]) <= set(CATALOGUE.names)
     # Drivers are ordered by impact, and differ within a customer.
     assert (scores["driver_1_impact"] >= scores["driver_2_impact"]).all()
     assert (scores["driver_2_impact"] >= scores["driver_3_impact"]).all()

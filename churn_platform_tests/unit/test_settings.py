@@ -31,7 +31,8 @@ def test_defaults_come_from_the_policy_and_empty_variables_count_as_unset(clean_
     assert settings.home == tmp_path.resolve()
     assert settings.drift_threshold == policy.DRIFT_THRESHOLD
     assert settings.sources is None and settings.dbt_target == "duckdb"
-    assert settings.partitions_end == settings.partitions_start + dt.timedelta(days=365)
+    # The usage partitions follow the data unless set.
+    assert settings.partitions_start is None and settings.partitions_end_setting is None
 
 
 def test_values_are_parsed(clean_env, tmp_path):
@@ -45,7 +46,7 @@ def test_values_are_parsed(clean_env, tmp_path):
     clean_env.setenv("CHURN_PLATFORM_PG_PASSWORD", "s3cret")
     settings = Settings.from_env()
     assert settings.days == 90 and settings.drift_threshold == 0.25
-    assert settings.partitions_start == dt.date(2025, 3, 1) and settings.partitions_end is None
+    assert settings.partitions_start == dt.date(2025, 3, 1) and settings.partitions_end_setting == "open"
     assert settings.alert_webhook_url == "http://hooks.internal/x"
     location = postgres_from_env()
     assert location.port == 6543 and location.password == "s3cret" and "s3cret" not in repr(location)

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_platform.features import CATEGORICAL_FEATURES, FEATURES, LABEL_COLUMN, TIME_COLUMN
+from churn_platform.business.catalogue import LABEL_COLUMN, TIME_COLUMN
 from churn_platform.ml.training import TrainingDataError, evaluate, select_best, time_split, train_candidates
+from churn_platform_tests.business import CATALOGUE
 
 
 def make_training_set(rows_per_snapshot: int = 600, snapshots: int = 5, seed: int = 0) -> pd.DataFrame:
@@ -18,8 +19,11 @@ def make_training_set(rows_per_snapshot: int = 600, snapshots: int = 5, seed: in
         frame = pd.DataFrame(
             {"customer_id": np.arange(n), TIME_COLUMN: pd.Timestamp("2025-04-01") + pd.DateOffset(months=i)}
         )
-        for f in FEATURES:
-            if f.kind == "categorical":
+        for f in CATALOGUE.features:
+            if f.name == "contract_type":
+                # Most customers are annual: the typical customer is, so a monthly contract is a driver.
+                frame[f.name] = rng.choice(["monthly", "annual"], size=n, p=[0.4, 0.6])
+            elif f.kind == "categorical":
                 frame[f.name] = rng.choice(list(f.categories), size=n)
             else:
                 frame[f.name] = rng.gamma(2.0, 10.0, size=n)
@@ -36,7 +40,7 @@ def make_training_set(rows_per_snapshot: int = 600, snapshots: int = 5, seed: in
 
 def test_split_is_by_time_with_the_latest_snapshot_held_out():
     df = make_training_set()
-    split = time_split(df)
+    split = time_split(df, CATALOGUE)
     assert split.train[TIME_COLUMN].max() < split.validation[TIME_COLUMN].min()
     assert split.validation[TIME_COLUMN].max() < split.test[TIME_COLUMN].min()
     assert split.test[TIME_COLUMN].nunique() == 1
@@ -46,30 +50,30 @@ def test_split_is_by_time_with_the_latest_snapshot_held_out():
 def test_too_few_snapshots_is_a_clear_error():
     df = make_training_set(snapshots=2)
     with pytest.raises(TrainingDataError, match="at least 3 labelled snapshots"):
-        time_split(df)
+        time_split(df, CATALOGUE)
 
 
 def test_one_label_class_is_a_clear_error():
     df = make_training_set()
     df[LABEL_COLUMN] = 0
     with pytest.raises(TrainingDataError, match="only one label class"):
-        time_split(df)
+        time_split(df, CATALOGUE)
 
 
 def test_missing_columns_are_named():
     df = make_training_set().drop(columns=["sessions_30d"])
     with pytest.raises(TrainingDataError, match="sessions_30d"):
-        time_split(df)
+        time_split(df, CATALOGUE)
 
 
 def test_candidates_learn_the_signal_and_training_is_deterministic():
     df = make_training_set()
-    split, results = train_candidates(df, seed=3)
+    split, results = train_candidates(df, CATALOGUE, seed=3)
     assert {r.name for r in results} == {"logistic_regression", "random_forest", "lightgbm"}
     for r in results:
         assert r.test_metrics["roc_auc"] > 0.7, (r.name, r.test_metrics)
     # The same rows in another order (as a warehouse may return them) give the same models.
-    _, again = train_candidates(df.sample(frac=1.0, random_state=11), seed=3)
+    _, again = train_candidates(df.sample(frac=1.0, random_state=11), CATALOGUE, seed=3)
     x = split.test
     for a, b in zip(results, again):
         np.testing.assert_array_equal(a.model.predict_proba(x)[:, 1], b.model.predict_proba(x)[:, 1])
@@ -79,9 +83,9 @@ def test_candidates_learn_the_signal_and_training_is_deterministic():
 
 def test_unknown_categories_at_scoring_time_do_not_break_prediction():
     df = make_training_set()
-    _, results = train_candidates(df, seed=3)
+    _, results = train_candidates(df, CATALOGUE, seed=3)
     row = df.head(1).copy()
-    for col in CATEGORICAL_FEATURES:
+    for col in CATALOGUE.categorical:
         row[col] = "never_seen"
     for r in results:
         p = r.model.predict_proba(row)[:, 1]

@@ -6,4 +6,4 @@ select
 from {{ ref('churn_labels') }} as l
 where
     l.churned_within_horizon = 1
-    and (l.churn_date < l.snapshot_date or l.churn_date >= l.snapshot_date + {{ var('label_horizon_days') }})
+    and (l.churn_date < l.snapshot_date or l.churn_date >= l.snapshot_date + {{ business()['label_horizon_days'] }})

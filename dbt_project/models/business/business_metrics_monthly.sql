@@ -2,7 +2,8 @@
 -- customer churn rate, MRR churn and net revenue retention (NRR).
 --
 -- A customer is active at the start of a month when they signed up before it and had
--- not cancelled before it. MRR is what a customer was invoiced in a month. For month M:
+-- not cancelled before it. MRR is a customer's revenue in a month (int_monthly_mrr: the running
+-- subscriptions' MRR, else what was invoiced; zero for a business with neither). For month M:
 --   churn_rate            = customers active at the start of M who cancelled during M
 --                           / customers active at the start of M
 --   starting_mrr          = MRR in the month before M of the customers active at the start of M
@@ -13,8 +14,8 @@
 with customers as (
     select
         customer_id,
-        min(signup_date) as signup_date
-    from {{ ref('stg_crm_customers') }}
+        cast(min(signup_at) as date) as signup_date
+    from {{ ref('stg_accounts') }}
     group by customer_id
 ),
 
@@ -27,10 +28,11 @@ churn as (
 ),
 
 bounds as (
+    -- The months the usage data covers.
     select
-        min(invoice_date) as first_day,
-        max(invoice_date) as last_day
-    from {{ ref('stg_billing_invoices') }}
+        min(event_date) as first_day,
+        max(event_date) as last_day
+    from {{ ref('int_daily_usage') }}
 ),
 
 months as (
@@ -44,12 +46,20 @@ months as (
 ),
 
 mrr as (
+    {%- if has_source('subscriptions') or has_source('invoices') %}
     select
         customer_id,
-        cast(date_trunc('month', invoice_date) as date) as month,
-        sum(cast(amount as decimal(18, 2))) as mrr
-    from {{ ref('stg_billing_invoices') }}
-    group by 1, 2
+        month,
+        mrr
+    from {{ ref('int_monthly_mrr') }}
+    {%- else %}
+    select
+        customer_id,
+        cast(null as date) as month,
+        cast(0 as decimal(18, 2)) as mrr
+    from customers
+    where false
+    {%- endif %}
 ),
 
 active as (

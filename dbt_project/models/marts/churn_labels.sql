@@ -6,7 +6,7 @@ select
     case
         when
             c.churn_date is not null
-            and c.churn_date < f.snapshot_date + {{ var('label_horizon_days') }}
+            and c.churn_date < f.snapshot_date + {{ business()['label_horizon_days'] }}
             then 1
         else 0
     end as churned_within_horizon,

@@ -16,14 +16,14 @@ calendar as (
         b.data_end
     from bounds as b
     cross join lateral generate_series(
-        cast(date_trunc('month', b.data_start + {{ var('first_snapshot_offset_days') }} - 1) as timestamp) + interval '1 month',
+        cast(date_trunc('month', b.data_start + {{ business()['first_snapshot_offset_days'] }} - 1) as timestamp) + interval '1 month',
         cast(b.data_end + 1 as timestamp),
-        interval '{{ var("snapshot_interval_months") }} month'
+        interval '{{ business()['snapshot_interval_months'] }} month'
     ) as t (month_start)
 )
 
 select
     snapshot_date,
-    snapshot_date + {{ var('label_horizon_days') }} <= data_end + 1 as is_label_mature,
+    snapshot_date + {{ business()['label_horizon_days'] }} <= data_end + 1 as is_label_mature,
     snapshot_date = max(snapshot_date) over () as is_latest
 from calendar

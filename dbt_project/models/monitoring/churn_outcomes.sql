@@ -42,9 +42,9 @@ judged as (
         p.as_of,
         p.model_version,
         p.churn_probability,
-        coalesce(p.as_of + {{ var('label_horizon_days') }} <= o.data_end + 1, false) as matured,
+        coalesce(p.as_of + {{ business()['label_horizon_days'] }} <= o.data_end + 1, false) as matured,
         coalesce(
-            c.churn_date >= p.as_of and c.churn_date < p.as_of + {{ var('label_horizon_days') }}, false
+            c.churn_date >= p.as_of and c.churn_date < p.as_of + {{ business()['label_horizon_days'] }}, false
         ) as churned_within_horizon
     from predictions as p
     cross join observed as o

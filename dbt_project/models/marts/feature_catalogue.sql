@@ -1,0 +1,17 @@
+-- The feature catalogue this build computed (the declaration's, passed as the variable churn):
+-- one row per feature column of customer_features, in order, with its meaning. Training records
+-- it with the model; the API's schema, drift and the docs read it from there.
+{%- set features = business()['features'] %}
+select
+    cast(position as integer) as position,
+    cast(name as varchar) as name,
+    cast(kind as varchar) as kind,
+    cast(role as varchar) as source_role,
+    cast(description as varchar) as description,
+    cast(spec as varchar) as spec
+from (
+    values
+    {%- for f in features %}
+    ({{ loop.index }}, {{ lit(f['name']) }}, {{ lit(f['kind']) }}, {{ lit(f['role']) }}, {{ lit(f['description']) }}, {{ lit(tojson(f)) }}){{ "," if not loop.last }}
+    {%- endfor %}
+) as catalogue (position, name, kind, role, description, spec)
