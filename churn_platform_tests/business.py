@@ -19,3 +19,82 @@ def b2b_contracts():
     from churn_platform.sources.contracts import contracts_for
 
     return contracts_for(B2B)
+
+
+def dbt_vars_json(declaration, warehouse_path, usage_begin: str, event_types=()) -> str:
+    """``dbt --vars`` for a build of ``declaration``'s features into the DuckDB file ``warehouse_path``."""
+    import json
+
+    from churn_platform.business.catalogue import dbt_vars
+
+    business = dbt_vars(declaration, build_catalogue(declaration, event_types), usage_begin=usage_begin)
+    return json.dumps({"warehouse_path": str(warehouse_path), **business})
+
+
+def load_and_build(declaration, frames: dict, path, tmp_path, select: str = "+customer_features", event_types=()):
+    """Check ``frames`` (by the generator's source name or by role) against ``declaration``'s contracts,
+    write the accepted rows as the raw tables and build ``select`` with dbt; returns the
+    ``customer_features`` rows (by snapshot and customer)."""
+    import datetime as dt
+    import os
+    import subprocess
+
+    import duckdb
+
+    from churn_platform.defs.dbt import dbt_executable
+    from churn_platform.defs.resources import DuckDBWarehouseResource
+    from churn_platform.settings import DBT_PROJECT_DIR
+    from churn_platform.sources.contracts import apply_contract, contracts_for
+
+    warehouse = DuckDBWarehouseResource(path=str(path))
+    contracts = contracts_for(declaration)
+    for role, contract in contracts.items():
+        frame = frames.get(role, frames.get(declaration.source(role).location))
+        accepted = apply_contract(frame, contract, now=dt.datetime(2026, 6, 1)).accepted
+        warehouse.write_table("raw", role, accepted)
+    time_column = contracts["events"].time_column
+    first_day = warehouse.query(f'select cast(min("{time_column}") as date) as d from raw.events')["d"].iloc[0]
+    target = tmp_path / f"target-{path.stem}"
+    result = subprocess.run(
+        [
+            dbt_executable(),
+            "run",
+            "--select",
+            select,
+            "--target-path",
+            str(target),
+            "--quiet",
+            "--vars",
+            dbt_vars_json(declaration, path, str(first_day)[:10], event_types),
+        ],
+        cwd=DBT_PROJECT_DIR,
+        env={**os.environ, "DBT_LOG_PATH": str(target)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("select * from marts.customer_features order by snapshot_date, customer_id").df()
+
+
+def write_catalogue(warehouse, catalogue=CATALOGUE) -> None:
+    """``marts.feature_catalogue`` as dbt writes it, for tests that run assets without a dbt build."""
+    import json
+
+    import pandas as pd
+
+    warehouse.write_table(
+        "marts",
+        "feature_catalogue",
+        pd.DataFrame(
+            {
+                "position": range(1, len(catalogue) + 1),
+                "name": list(catalogue.names),
+                "kind": [f.kind for f in catalogue.features],
+                "source_role": [f.role for f in catalogue.features],
+                "description": [f.description for f in catalogue.features],
+                "spec": [json.dumps({**f.as_dict(), **dict(f.params)}) for f in catalogue.features],
+            }
+        ),
+    )

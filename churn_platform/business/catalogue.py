@@ -101,6 +101,9 @@ class Catalogue:
                 return f
         raise KeyError(name)
 
+    def get(self, name: str, default: Feature | None = None) -> Feature | None:
+        return next((f for f in self.features if f.name == name), default)
+
     def __contains__(self, name: object) -> bool:
         return name in self.names
 

@@ -42,7 +42,7 @@ def columns_from_catalogue(catalogue: Catalogue) -> SignatureColumns:
 
 
 def _field(name: str, kind: str, required: bool, catalogue: Catalogue):
-    feature = catalogue[name] if name in catalogue else None
+    feature = catalogue.get(name)
     description = feature.description if feature else None
     examples = [feature.example] if feature else None
     if kind == "string":

@@ -605,9 +605,13 @@ def load_with_contract(
         t = _q(time_spec.name)
         outside = f"(cast({t} as date) < date {_lit(partition.first)}"
         outside += f" or cast({t} as date) >= date {_lit(partition.last_end)})" if partition.last_end else ")"
+        last = f"{partition.last_end - dt.timedelta(days=1)}" if partition.last_end else "open-ended"
+        why = (
+            f"{OUTSIDE_PARTITIONS}: {time_spec.label} outside the partitions ({partition.first} to {last}; "
+            "partitions.start/end in the declaration, or CHURN_PLATFORM_PARTITIONS_START/_END, set them)"
+        )
         con.execute(
-            f"update __checked set {QUARANTINE_REASON} = {_lit(OUTSIDE_PARTITIONS + ': ' + time_spec.name + ' outside the partitions')} "
-            f"where {QUARANTINE_REASON} is null and {outside}"
+            f"update __checked set {QUARANTINE_REASON} = {_lit(why)} where {QUARANTINE_REASON} is null and {outside}"
         )
         con.execute(f"create table if not exists {accepted_table} as select {cols} from __checked limit 0")
         con.execute(

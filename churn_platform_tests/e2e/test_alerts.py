@@ -141,6 +141,9 @@ def test_a_cli_run_posts_the_alerts_the_daemon_would(e2e):
 
 
 def test_a_failed_cli_run_posts_its_error(tmp_path, webhook):
+    import json
+
+    from churn_platform.simulation.businesses import declaration_path
     from churn_platform_tests.conftest import run_cli
 
     (tmp_path / "empty").mkdir()
@@ -148,13 +151,26 @@ def test_a_failed_cli_run_posts_its_error(tmp_path, webhook):
         "run",
         "--sources",
         str(tmp_path / "empty"),
+        "--config",
+        str(declaration_path("saas_b2b")),
         "--home",
         str(tmp_path / "home"),
         "--log-level",
         "WARNING",
-        env={"CHURN_PLATFORM_ALERT_WEBHOOK_URL": webhook.url},
+        # Set partitions: the data's own dates cannot be read from an empty folder.
+        env={
+            "CHURN_PLATFORM_ALERT_WEBHOOK_URL": webhook.url,
+            "CHURN_PLATFORM_PARTITIONS_START": "2025-01-01",
+            "CHURN_PLATFORM_PARTITIONS_END": "2025-03-01",
+        },
     )
     assert result.returncode == 1
-    assert "source 'crm_customers' not found" in result.stderr, result.stderr[-2000:]
+    missing = "source file not found: expected crm_customers.parquet or crm_customers.csv"
+    assert missing in result.stderr, result.stderr[-2000:]
     assert _kinds(webhook.received) == ["run_failed"]
-    assert "source 'crm_customers' not found" in fields_of(webhook.received[0])["error"]
+    assert missing in fields_of(webhook.received[0])["error"]
+    # The run report is written for a failed run too: the failed step and its error, the real one.
+    report = json.loads((tmp_path / "home" / "run_report.json").read_text())
+    assert report["status"] == "FAILURE"
+    assert any(missing in f["error"] for f in report["failures"]), report["failures"]
+    assert "failed step" in result.stdout and missing in result.stdout

@@ -49,7 +49,7 @@ def test_docs_on_a_fresh_home_says_what_it_builds_and_builds_only_the_warehouse(
     assert (home / "dbt_docs" / "catalog.json").exists()
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         built = {k.to_user_string() for k in instance.get_asset_keys()}
-    assert {"crm_customers", "usage_events", "customer_features", "training_set", "scoring_features"} <= built
+    assert {"accounts", "events", "customer_features", "training_set", "scoring_features"} <= built
     assert not built & {"churn_model", "churn_scores", "feature_drift_report", "churn_outcomes"}, built
 
 

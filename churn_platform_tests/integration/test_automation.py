@@ -22,15 +22,17 @@ import pytest
 from churn_platform.apps.location import platform_definitions
 from churn_platform.defs.automation import AUTOMATION_SENSOR
 from churn_platform.serving.prediction_log import PredictionLogWriter
-from churn_platform.settings import DEFAULT_PARTITIONS_START, Settings
-from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
+from churn_platform.settings import Settings
+from churn_platform.simulation.generator import DEFAULT_START, GeneratorConfig, generate, write_sources
+from churn_platform_tests.business import CATALOGUE
 from churn_platform_tests.integration.test_prediction_log_asset import log_rows
 
 pytestmark = pytest.mark.slow
 
 DAYS = 200
-NEW_DAY = (DEFAULT_PARTITIONS_START + dt.timedelta(days=DAYS)).isoformat()
-USAGE_MODELS = {"stg_usage_events", "int_daily_usage"}
+NEW_DAY = (DEFAULT_START + dt.timedelta(days=DAYS)).isoformat()
+PARTITIONS_END = DEFAULT_START + dt.timedelta(days=DAYS + 1)
+USAGE_MODELS = {"stg_events", "int_daily_usage"}
 
 
 class Clock:
@@ -84,13 +86,15 @@ def home(tmp_path_factory):
     """A home built by `churn-platform run` while automation was already being evaluated (as the
     daemon does), on DAYS days of usage; the source folder then gains the next day, as a daily
     export would. The partitions reach that day from the start (CHURN_PLATFORM_PARTITIONS_END,
-    or `open` for a live feed), so the run loaded it empty."""
+    or `open` for a live feed; without it they would end with the data), so the run loaded it empty."""
     root = tmp_path_factory.mktemp("automation")
     data = generate(GeneratorConfig(customers=600, days=DAYS + 1, seed=17))
     usage = data.usage_events
     data.usage_events = usage[pd.to_datetime(usage["event_date"]) < pd.Timestamp(NEW_DAY)]
     write_sources(data, root / "src")
-    settings = Settings(home=root / "home", sources=str(root / "src"), days=DAYS + 1)
+    settings = Settings(
+        home=root / "home", sources=str(root / "src"), days=DAYS + 1, partitions_end_setting=PARTITIONS_END
+    )
     saved = dict(os.environ)
     settings.ensure_dirs()
     settings.export()
@@ -98,7 +102,14 @@ def home(tmp_path_factory):
         watching = Automation(settings, instance)
         assert watching.evaluate() == {}, "an empty instance: nothing to follow"
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_PLATFORM_")}
-        env.update({"CHURN_PLATFORM_DAYS": str(DAYS + 1), "CHURN_PLATFORM_SEED": "17", "RAY_USAGE_STATS_ENABLED": "0"})
+        env.update(
+            {
+                "CHURN_PLATFORM_DAYS": str(DAYS + 1),
+                "CHURN_PLATFORM_SEED": "17",
+                "CHURN_PLATFORM_PARTITIONS_END": PARTITIONS_END.isoformat(),
+                "RAY_USAGE_STATS_ENABLED": "0",
+            }
+        )
         log = root / "run.log"
         with log.open("w") as out:
             run = subprocess.Popen(
@@ -151,7 +162,7 @@ def test_a_new_day_of_usage_is_followed_once_and_nothing_else_starts(home):
         assert auto.evaluate() == {}, "nor does a second one, with no new data"
 
         # The day lands: its usage partition is loaded (as the schedule, a person or a sensor would).
-        auto.run(["usage_events"], partition_key=NEW_DAY)
+        auto.run(["events"], partition_key=NEW_DAY)
         first = auto.evaluate()
         assert first == {m: {NEW_DAY} for m in USAGE_MODELS}, first
         assert auto.evaluate() == {}, "requested once, not again while it waits to run"
@@ -195,7 +206,7 @@ def test_the_prediction_log_is_reloaded_hourly_and_its_readers_follow_new_predic
         auto.run(["prediction_log"])
         assert auto.evaluate(minutes=1) == {}, "the same (empty) log again: its readers do not rerun"
 
-        writer = PredictionLogWriter(home.prediction_log_dir)
+        writer = PredictionLogWriter(home.prediction_log_dir, catalogue=CATALOGUE)
         writer.append(log_rows(20, dt.datetime.now(dt.UTC)))
         writer.flush()
         assert auto.evaluate(minutes=1) == {}, "a new prediction waits for the next hourly reload"

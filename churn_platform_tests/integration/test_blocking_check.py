@@ -7,11 +7,12 @@ import dagster as dg
 from churn_platform.defs.resources import DuckDBWarehouseResource, SourceResource
 from churn_platform.defs.sources import build_source_asset
 from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
+from churn_platform_tests.business import B2B, b2b_contracts
 
 
 def test_too_many_quarantined_rows_block_downstream(tmp_path):
     write_sources(generate(GeneratorConfig(customers=100, days=90, seed=5, fault_rate=0.04)), tmp_path / "src")
-    usage = build_source_asset("usage_events")
+    usage = build_source_asset(b2b_contracts()["events"], B2B.sources.events.location, 0.05)
 
     @dg.asset(deps=[usage])
     def downstream_of_usage() -> None:
@@ -26,7 +27,7 @@ def test_too_many_quarantined_rows_block_downstream(tmp_path):
         return dg.materialize(
             [usage, downstream_of_usage],
             resources=resources,
-            run_config={"ops": {"usage_events": {"config": {"max_quarantine_share": limit}}}},
+            run_config={"ops": {"events": {"config": {"max_quarantine_share": limit}}}},
             raise_on_error=False,
             instance=dg.DagsterInstance.ephemeral(),
         )
@@ -36,9 +37,9 @@ def test_too_many_quarantined_rows_block_downstream(tmp_path):
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert check.metadata["quarantine_share"].value > 0.03
     materialized = {e.asset_key.to_user_string() for e in blocked.get_asset_materialization_events()}
-    assert materialized == {"usage_events"}  # downstream_of_usage did not run
+    assert materialized == {"events"}  # downstream_of_usage did not run
 
     allowed = run(0.10)
     assert allowed.success
     materialized = {e.asset_key.to_user_string() for e in allowed.get_asset_materialization_events()}
-    assert materialized == {"usage_events", "downstream_of_usage"}
+    assert materialized == {"events", "downstream_of_usage"}

@@ -10,15 +10,18 @@ import uuid
 import duckdb
 import pytest
 
+from churn_platform.business.catalogue import build_catalogue, dbt_vars
 from churn_platform.defs.dbt import dbt_executable
 from churn_platform.settings import DBT_PROJECT_DIR
+from churn_platform_tests.business import B2B
 
 ROWS = [(1, "2025-01-01", 1), (1, "2025-01-02", 2), (2, "2025-01-02", 3)]
 
 
 def _build(target: str, variables: dict, start: str, end: str, tmp_path) -> None:
     args = [dbt_executable(), "run", "--select", "tag:daily_partitioned", "--target", target]
-    args += ["--vars", json.dumps(variables), "--event-time-start", start, "--event-time-end", end]
+    business = dbt_vars(B2B, build_catalogue(B2B), usage_begin="2025-01-01")
+    args += ["--vars", json.dumps({**variables, **business}), "--event-time-start", start, "--event-time-end", end]
     args += ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")]
     result = subprocess.run(args, cwd=DBT_PROJECT_DIR, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
@@ -68,19 +71,20 @@ def test_a_day_built_again_is_replaced_not_merged(warehouse, tmp_path):
     try:
         sql("create schema raw")
         sql(
-            "create table raw.usage_events (customer_id bigint, event_date date, sessions integer, "
-            "minutes double precision, feature_uses integer)"
+            "create table raw.events (customer_id bigint, event_date date, sessions double precision, "
+            "minutes double precision, feature_uses double precision)"
         )
         values = ", ".join(f"({c}, date '{d}', {s}, {s}.0, {s})" for c, d, s in ROWS)
-        sql(f"insert into raw.usage_events values {values}")
+        sql(f"insert into raw.events values {values}")
         _build(target, variables, "2025-01-01", "2025-01-03", tmp_path)
         query = (
-            "select customer_id, cast(event_date as varchar), sessions from intermediate.int_daily_usage order by 1, 2"
+            "select customer_id, cast(event_date as varchar), cast(sessions as integer) from intermediate.int_daily_usage "
+            "order by 1, 2"
         )
         assert sql(query) == [(1, "2025-01-01", 1), (1, "2025-01-02", 2), (2, "2025-01-02", 3)]
         # Customer 2's row of the second day leaves the source; that day is built again.
-        sql("delete from raw.usage_events where customer_id = 2")
-        sql("update raw.usage_events set sessions = 5 where event_date = date '2025-01-02'")
+        sql("delete from raw.events where customer_id = 2")
+        sql("update raw.events set sessions = 5 where event_date = date '2025-01-02'")
         _build(target, variables, "2025-01-02", "2025-01-03", tmp_path)
         assert sql(query) == [(1, "2025-01-01", 1), (1, "2025-01-02", 5)]
     finally:

@@ -8,7 +8,7 @@ import pytest
 from churn_platform.business.catalogue import TIME_COLUMN
 from churn_platform.defs.monitoring import feature_drift_report
 from churn_platform.defs.resources import DuckDBWarehouseResource, MonitoringPolicy, ReportStore
-from churn_platform_tests.business import CATALOGUE
+from churn_platform_tests.business import CATALOGUE, write_catalogue
 from churn_platform_tests.unit.test_training import make_training_set
 
 
@@ -17,6 +17,7 @@ def run(tmp_path, current, threshold: float) -> dg.AssetCheckEvaluation:
     reference = make_training_set(rows_per_snapshot=400, seed=5)
     warehouse.write_table("marts", "training_set", reference)
     warehouse.write_table("marts", "scoring_features", current(reference))
+    write_catalogue(warehouse)
     result = dg.materialize(
         [feature_drift_report],
         resources={
@@ -27,7 +28,7 @@ def run(tmp_path, current, threshold: float) -> dg.AssetCheckEvaluation:
         instance=dg.DagsterInstance.ephemeral(),
     )
     (check,) = result.get_asset_check_evaluations()
-    return check
+    return check, result.get_asset_materialization_events()[0].materialization.metadata
 
 
 def latest(frame):
@@ -43,7 +44,43 @@ def shifted(frame):
 
 @pytest.mark.parametrize(("current", "passed"), [(latest, True), (shifted, False)])
 def test_drift_over_the_threshold_warns(tmp_path, current, passed):
-    check = run(tmp_path, current, threshold=0.3)
+    check, _ = run(tmp_path, current, threshold=0.3)
     assert check.passed is passed and check.severity == dg.AssetCheckSeverity.WARN
     assert ("within" if passed else "over") in check.description
     assert (tmp_path / "feature_drift_report.html").exists()
+
+
+def test_empty_and_constant_columns_are_skipped_and_listed(tmp_path):
+    def degenerate(frame):
+        out = latest(frame).copy()
+        out["avg_satisfaction_90d"] = None  # a business without ratings, or none this month
+        return out
+
+    def constant(reference):
+        out = degenerate(reference)
+        out["open_tickets"] = 0.0
+        return out
+
+    def run_with_constant(tmp_path):
+        warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
+        reference = make_training_set(rows_per_snapshot=400, seed=5).assign(open_tickets=0.0)
+        warehouse.write_table("marts", "training_set", reference)
+        warehouse.write_table("marts", "scoring_features", constant(reference))
+        write_catalogue(warehouse)
+        return dg.materialize(
+            [feature_drift_report],
+            resources={
+                "warehouse": warehouse,
+                "reports": ReportStore(reports_dir=str(tmp_path)),
+                "policy": MonitoringPolicy(drift_threshold=0.3),
+            },
+            instance=dg.DagsterInstance.ephemeral(),
+        )
+
+    result = run_with_constant(tmp_path)
+    assert result.success
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    skipped = meta["skipped_columns"].value
+    assert skipped["avg_satisfaction_90d"] == "empty in the current data"
+    assert skipped["open_tickets"].startswith("constant")
+    assert meta["total_columns"].value == len(CATALOGUE) - 2

@@ -3,41 +3,14 @@ known after a snapshot T, rebuild, and the features at T and before are unchange
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import subprocess
-
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
-from churn_platform.defs.dbt import dbt_executable
-from churn_platform.defs.resources import DuckDBWarehouseResource
-from churn_platform.settings import DBT_PROJECT_DIR
-from churn_platform.simulation.generator import SOURCE_NAMES, GeneratorConfig, generate
-from churn_platform.sources.contracts import CONTRACTS, apply_contract
+from churn_platform.simulation.generator import GeneratorConfig, generate
+from churn_platform_tests.business import B2B, load_and_build
 
 T = pd.Timestamp("2025-07-01")
-
-
-def load_and_build(sources: dict[str, pd.DataFrame], path, tmp_path) -> pd.DataFrame:
-    warehouse = DuckDBWarehouseResource(path=str(path))
-    for name in SOURCE_NAMES:
-        accepted = apply_contract(sources[name], CONTRACTS[name], now=dt.datetime(2026, 6, 1)).accepted
-        warehouse.write_table("raw", name, accepted)
-    target = tmp_path / f"target-{path.stem}"
-    result = subprocess.run(
-        [dbt_executable(), "run", "--select", "+customer_features", "--target-path", str(target), "--quiet"],
-        cwd=DBT_PROJECT_DIR,
-        env={**os.environ, "CHURN_PLATFORM_WAREHOUSE": str(path), "DBT_LOG_PATH": str(target)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute("select * from marts.customer_features order by snapshot_date, customer_id").df()
 
 
 def rewrite_the_future(data) -> dict[str, pd.DataFrame]:
@@ -75,8 +48,8 @@ def rewrite_the_future(data) -> dict[str, pd.DataFrame]:
 @pytest.mark.slow
 def test_features_at_a_snapshot_ignore_everything_known_after_it(tmp_path):
     data = generate(GeneratorConfig(customers=400, days=365, seed=21))
-    original = load_and_build(data.sources(), tmp_path / "original.duckdb", tmp_path)
-    changed = load_and_build(rewrite_the_future(data), tmp_path / "changed.duckdb", tmp_path)
+    original = load_and_build(B2B, data.sources(), tmp_path / "original.duckdb", tmp_path)
+    changed = load_and_build(B2B, rewrite_the_future(data), tmp_path / "changed.duckdb", tmp_path)
 
     def upto(frame, include: bool):
         mask = pd.to_datetime(frame.snapshot_date) <= T

@@ -23,9 +23,10 @@ from churn_platform.defs.partitions import PARTITIONED_SOURCE
 from churn_platform.defs.resources import DuckDBWarehouseResource, SourceResource
 from churn_platform.ml.training import calibrate_best, features_frame, select_best, train_candidates
 from churn_platform.settings import DBT_PROJECT_DIR
-from churn_platform.simulation.generator import DEFAULT_START, SOURCE_NAMES, GeneratorConfig, generate_to_dir
+from churn_platform.simulation.generator import DEFAULT_START, GeneratorConfig, generate_to_dir
 from churn_platform.simulation.oracle import load_truth, oracle_metrics
-from churn_platform.sources.contracts import CONTRACTS, PartitionSlice, load_with_contract
+from churn_platform.sources.contracts import PartitionSlice, load_with_contract
+from churn_platform_tests.business import B2B, CATALOGUE, b2b_contracts, dbt_vars_json
 
 pytestmark = pytest.mark.slow
 
@@ -43,32 +44,43 @@ def trained(tmp_path_factory):
     year = PartitionSlice(
         DEFAULT_START, DEFAULT_START + dt.timedelta(days=365), DEFAULT_START, DEFAULT_START + dt.timedelta(days=365)
     )
-    for name in SOURCE_NAMES:
+    for role, contract in b2b_contracts().items():
         with warehouse.connect() as con:
             con.execute("create schema if not exists raw")
             con.execute("create schema if not exists quarantine")
             load_with_contract(
                 con,
-                CONTRACTS[name],
-                source.register(con, name),
-                f"raw.{name}",
-                f"quarantine.{name}",
-                partition=year if name == PARTITIONED_SOURCE else None,
+                contract,
+                source.register(con, B2B.source(role).location),
+                f"raw.{role}",
+                f"quarantine.{role}",
+                partition=year if role == PARTITIONED_SOURCE else None,
             )
     dbt = Path(sys.executable).with_name("dbt")
-    env = {**os.environ, "CHURN_PLATFORM_WAREHOUSE": str(warehouse_path), "DBT_LOG_PATH": str(work / "dbt_logs")}
+    env = {**os.environ, "DBT_LOG_PATH": str(work / "dbt_logs")}
+    variables = dbt_vars_json(B2B, warehouse_path, DEFAULT_START.isoformat())
     subprocess.run(
-        [str(dbt), "run", "--select", "+training_set", "--target-path", str(work / "dbt_target"), "--quiet"],
+        [
+            str(dbt),
+            "run",
+            "--select",
+            "+training_set",
+            "--target-path",
+            str(work / "dbt_target"),
+            "--quiet",
+            "--vars",
+            variables,
+        ],
         cwd=DBT_PROJECT_DIR,
         env=env,
         check=True,
     )
     with duckdb.connect(str(warehouse_path), read_only=True) as con:
         frame = con.execute("select * from marts.training_set").df()
-    split, results = train_candidates(frame)
+    split, results = train_candidates(frame, CATALOGUE)
     best = select_best(results)
-    selected = calibrate_best(split, best)
-    proba = selected.model.predict_proba(features_frame(split.test))[:, 1]
+    selected = calibrate_best(split, best, CATALOGUE)
+    proba = selected.model.predict_proba(features_frame(split.test, CATALOGUE))[:, 1]
     return best.name, selected, oracle_metrics(load_truth(sources / "_ground_truth"), split.test, proba)
 
 

@@ -8,17 +8,10 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from churn_platform.defs.monitoring import model_performance
 from churn_platform.defs.resources import DuckDBWarehouseResource
 from churn_platform.monitoring.outcomes import latest_judgeable, performance
-from churn_platform.settings import DBT_PROJECT_DIR, LABEL_HORIZON_DAYS
-
-
-def test_the_horizon_is_the_dbt_projects():
-    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
-    assert project["vars"]["label_horizon_days"] == LABEL_HORIZON_DAYS
 
 
 def synthetic_outcomes(informative: bool, n: int = 600, seed: int = 0) -> pd.DataFrame:

@@ -15,14 +15,15 @@ import pytest
 from churn_platform.apps.location import platform_definitions
 from churn_platform.settings import Settings
 from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
-from churn_platform.sources.contracts import CONTRACTS, OUTSIDE_PARTITIONS, PartitionSlice, load_with_contract
+from churn_platform.sources.contracts import OUTSIDE_PARTITIONS, PartitionSlice, load_with_contract
+from churn_platform_tests.business import b2b_contracts
 
 DAYS = 60
 START = dt.date(2025, 1, 1)
 # The models the dbt project tags daily_partitioned.
-USAGE_SELECTION = [dg.AssetKey("usage_events"), dg.AssetKey("stg_usage_events"), dg.AssetKey("int_daily_usage")]
-# The usage models are tested against the raw CRM (orphan usage), which is loaded with them.
-SELECTION = [*USAGE_SELECTION, dg.AssetKey("crm_customers")]
+USAGE_SELECTION = [dg.AssetKey("events"), dg.AssetKey("stg_events"), dg.AssetKey("int_daily_usage")]
+# The usage models are tested against the raw accounts (orphan usage), which are loaded with them.
+SELECTION = [*USAGE_SELECTION, dg.AssetKey("accounts")]
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
@@ -37,7 +38,14 @@ def setup(tmp_path_factory):
     )
     data.usage_events = pd.concat([data.usage_events, outside], ignore_index=True)
     write_sources(data, root / "src")
-    settings = Settings(home=root / "home", sources=str(root / "src"), days=DAYS)
+    # Set partitions (the data's own dates would include the rows placed outside them).
+    settings = Settings(
+        home=root / "home",
+        sources=str(root / "src"),
+        days=DAYS,
+        partitions_start=START,
+        partitions_end_setting=START + dt.timedelta(days=DAYS),
+    )
     settings.ensure_dirs()
     saved = dict(os.environ)
     settings.export()
@@ -58,8 +66,8 @@ def _materialize(settings, defs, **kwargs) -> dg.ExecuteInProcessResult:
 def _tables(settings) -> dict[str, pd.DataFrame]:
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         return {
-            "raw": con.execute("select * from raw.usage_events order by all").df(),
-            "quarantine": con.execute("select * from quarantine.usage_events order by all").df(),
+            "raw": con.execute("select * from raw.events order by all").df(),
+            "quarantine": con.execute("select * from quarantine.events order by all").df(),
             "int_daily_usage": con.execute("select * from intermediate.int_daily_usage order by all").df(),
         }
 
@@ -78,9 +86,9 @@ def test_backfill_in_ranges_loads_every_row_once_and_rematerializing_is_idempote
     # A backfill of the first 30 days runs as one run (single-run backfill policy)...
     first = _materialize(settings, defs, tags={RANGE_START: "2025-01-01", RANGE_END: "2025-01-30"})
     usage_runs = {e.step_key for e in first.get_asset_materialization_events()}
-    assert usage_runs == {"crm_customers", "usage_events", "dbt_daily_usage"}
+    assert usage_runs == {"accounts", "events", "dbt_daily_usage"}
     materialized = {
-        e.partition for e in first.get_asset_materialization_events() if e.asset_key == dg.AssetKey("usage_events")
+        e.partition for e in first.get_asset_materialization_events() if e.asset_key == dg.AssetKey("events")
     }
     assert len(materialized) == 30
     after_first = _tables(settings)
@@ -94,6 +102,9 @@ def test_backfill_in_ranges_loads_every_row_once_and_rematerializing_is_idempote
     assert len(loaded["raw"]) + len(loaded["quarantine"]) == received
     outside = loaded["quarantine"][loaded["quarantine"]["quarantine_reason"].str.startswith(OUTSIDE_PARTITIONS)]
     assert sorted(outside["event_date"].str[:10]) == ["2024-12-20", "2025-03-05", "2025-04-01"]
+    # The reason names the column as the business knows it, and the settings that decide.
+    assert "event_date outside the partitions (2025-01-01 to 2025-03-01" in outside["quarantine_reason"].iloc[0]
+    assert "CHURN_PLATFORM_PARTITIONS_START" in outside["quarantine_reason"].iloc[0]
     # The early row belongs to the first partition, the late ones to the last.
     assert sorted(outside["partition_date"].astype(str)) == ["2025-01-01", "2025-03-01", "2025-03-01"]
 
@@ -101,7 +112,7 @@ def test_backfill_in_ranges_loads_every_row_once_and_rematerializing_is_idempote
     with duckdb.connect() as con:
         path = str(settings.sources) + "/usage_events.parquet"
         relation = f"(select *, file_row_number as __row from read_parquet('{path}', file_row_number = true))"
-        whole = load_with_contract(con, CONTRACTS["usage_events"], relation, "accepted", "quarantined")
+        whole = load_with_contract(con, b2b_contracts()["events"], relation, "accepted", "quarantined")
         expected = con.execute(
             "select * from accepted where event_date >= date '2025-01-01' and event_date < date '2025-03-02' order by all"
         ).df()
@@ -143,5 +154,31 @@ def test_partition_slice_assigns_each_row_to_one_day():
 
 def test_settings_reject_an_end_before_the_start():
     with pytest.raises(ValueError, match="must come after"):
-        Settings(home=START, partitions_end_setting=dt.date(2024, 1, 1))  # type: ignore[arg-type]
-    assert Settings(home=START, partitions_end_setting="open").partitions_end is None  # type: ignore[arg-type]
+        Settings(home=START, partitions_start=START, partitions_end_setting=dt.date(2024, 1, 1))  # type: ignore[arg-type]
+
+
+def test_partitions_follow_the_data_unless_set(tmp_path):
+    from churn_platform.defs.partitions import PartitionsUndatedError, partition_bounds
+    from churn_platform.defs.resources import SourceResource
+    from churn_platform_tests.business import B2B
+
+    usage = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2],
+            "event_date": ["2024-03-02", "2024-05-30", "2099-01-01"],  # a future date is a fault, not a day
+            "sessions": [1, 2, 3],
+            "minutes": [1.0, 2.0, 3.0],
+            "feature_uses": [1, 1, 1],
+        }
+    )
+    usage.to_csv(tmp_path / "usage_events.csv", index=False)
+    source = SourceResource(sources=str(tmp_path))
+    settings = Settings(home=tmp_path / "home", sources=str(tmp_path))
+    assert partition_bounds(settings, B2B, source) == (dt.date(2024, 3, 2), dt.date(2024, 5, 31))
+    # The environment (or the declaration) sets them.
+    pinned = Settings(home=tmp_path / "home", partitions_start=dt.date(2024, 1, 1), partitions_end_setting="open")
+    assert partition_bounds(pinned, B2B, source) == (dt.date(2024, 1, 1), None)
+    # No readable date: the error says what to set.
+    usage.assign(event_date="someday").to_csv(tmp_path / "usage_events.csv", index=False)
+    with pytest.raises(PartitionsUndatedError, match=r"partitions\.start"):
+        partition_bounds(settings, B2B, source)

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churn_platform.defs.monitoring import prediction_log
-from churn_platform.defs.resources import DuckDBWarehouseResource, PredictionLogStore
+from churn_platform.defs.resources import DuckDBWarehouseResource, MLflowResource, PredictionLogStore
 from churn_platform.monitoring.served import compare_schema, staleness
 from churn_platform.serving.prediction_log import PredictionLogWriter
-from churn_platform_tests.business import CATALOGUE
+from churn_platform_tests.business import CATALOGUE, write_catalogue
 from churn_platform_tests.unit.test_training import make_training_set
 
 
@@ -37,9 +37,20 @@ def log_rows(n: int, logged_at: dt.datetime, **overrides) -> list[dict]:
 def materialize(tmp_path, log_dir) -> dg.ExecuteInProcessResult:
     warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
     warehouse.write_table("marts", "training_set", make_training_set(rows_per_snapshot=200, seed=3))
+    write_catalogue(warehouse)
+    # No version 2 in this registry: the served features are checked against the current catalogue.
+    registry = MLflowResource(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        experiment_name="churn_platform",
+        registered_model_name="churn_model",
+    )
     return dg.materialize(
         [prediction_log],
-        resources={"warehouse": warehouse, "prediction_logs": PredictionLogStore(path=str(log_dir))},
+        resources={
+            "warehouse": warehouse,
+            "prediction_logs": PredictionLogStore(path=str(log_dir)),
+            "mlflow_store": registry,
+        },
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
@@ -50,7 +61,7 @@ def checks(result) -> dict[str, dg.AssetCheckEvaluation]:
 
 
 def test_a_fresh_log_is_loaded_and_passes_its_checks(tmp_path):
-    writer = PredictionLogWriter(tmp_path / "log")
+    writer = PredictionLogWriter(tmp_path / "log", catalogue=CATALOGUE)
     writer.append(log_rows(25, dt.datetime.now(dt.UTC)))
     writer.flush()
     result = materialize(tmp_path, tmp_path / "log")
@@ -70,7 +81,7 @@ def test_an_old_or_empty_log_warns_and_unseen_categories_are_listed(tmp_path):
     check = checks(empty)["prediction_log_is_fresh"]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN and "no prediction" in check.description
 
-    writer = PredictionLogWriter(tmp_path / "old")
+    writer = PredictionLogWriter(tmp_path / "old", catalogue=CATALOGUE)
     writer.append(log_rows(5, dt.datetime.now(dt.UTC) - dt.timedelta(days=3), region="antarctica"))
     writer.flush()
     old = materialize(tmp_path, tmp_path / "old")
@@ -81,7 +92,7 @@ def test_an_old_or_empty_log_warns_and_unseen_categories_are_listed(tmp_path):
 
 
 def test_served_features_of_another_type_fail_the_schema_check(tmp_path):
-    writer = PredictionLogWriter(tmp_path / "log")
+    writer = PredictionLogWriter(tmp_path / "log", catalogue=CATALOGUE)
     writer.append(log_rows(3, dt.datetime.now(dt.UTC)))
     writer.flush()
     # A file from another API version: seats as text, and no tenure_days.
@@ -100,6 +111,6 @@ def test_staleness_and_schema_helpers():
     frame = pd.DataFrame({"logged_at": [pd.Timestamp("2026-01-01T00:00Z")]})
     assert staleness(frame, now, 26)[0] and not staleness(frame, now, 12)[0]
     training = make_training_set(rows_per_snapshot=50, seed=1)
-    assert compare_schema(training.head(0), training).matches
-    missing = compare_schema(training.drop(columns=["mrr"]), training)
+    assert compare_schema(training.head(0), training, CATALOGUE).matches
+    missing = compare_schema(training.drop(columns=["mrr"]), training, CATALOGUE)
     assert not missing.matches and missing.missing == ["mrr"]

@@ -3,6 +3,7 @@ against the machine's real server."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import uuid
@@ -64,7 +65,12 @@ def test_production_settings_and_resources(production_env):
     assert isinstance(warehouse, PostgresWarehouseResource)
     assert "s3cret-value" not in repr(settings) and "s3cret-value" not in repr(warehouse)
     assert "s3cret-value" not in warehouse.dbt_vars().values()
-    definitions = build_definitions(settings)
+    from churn_platform.business.declaration import Declaration
+    from churn_platform_tests.business import B2B
+
+    # Production declares its partitions (a live feed): the landing zone is not read to date them.
+    declared: Declaration = B2B.model_copy(update={"partitions": B2B.partitions.model_copy(update={"end": "open"})})
+    definitions = build_definitions(dataclasses.replace(settings, partitions_start=dt.date(2025, 1, 1)), declared)
     assert definitions.executor.name == "multiprocess"
     assert definitions.resources["source"].sources == "s3://bucket/landing"
 
@@ -131,24 +137,27 @@ def test_postgres_warehouse_round_trips_types_nulls_and_replaces_rows(pg_warehou
 def test_postgres_warehouse_loads_a_source_through_its_contract(pg_warehouse, tmp_path):
     from churn_platform.defs.resources import SourceResource
     from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
-    from churn_platform.sources.contracts import CONTRACTS, PartitionSlice
+    from churn_platform.sources.contracts import PartitionSlice
+    from churn_platform_tests.business import b2b_contracts
+
+    contracts = b2b_contracts()
 
     data = generate(GeneratorConfig(customers=60, days=60, seed=3, fault_rate=0.05))
     write_sources(data, tmp_path / "src")
     source = SourceResource(sources=str(tmp_path / "src"))
-    loaded = pg_warehouse.load_source(source, CONTRACTS["crm_customers"])
+    loaded = pg_warehouse.load_source(source, contracts["accounts"], "crm_customers")
     assert loaded.counts.quarantined > 0 and loaded.table_rows == loaded.counts.accepted
-    assert len(pg_warehouse.read_table("quarantine", "crm_customers")) == loaded.counts.quarantined
+    assert len(pg_warehouse.read_table("quarantine", "accounts")) == loaded.counts.quarantined
     # A daily slice replaces only its days; loading it twice leaves the same rows.
-    contract = CONTRACTS["usage_events"]
+    contract = contracts["events"]
     first = dt.date(2025, 1, 1)
     whole = PartitionSlice(first, first + dt.timedelta(days=60), first, first + dt.timedelta(days=60))
-    pg_warehouse.load_source(source, contract, partition=whole)
-    before = pg_warehouse.query("select count(*) as n from raw.usage_events")["n"].iloc[0]
+    pg_warehouse.load_source(source, contract, "usage_events", partition=whole)
+    before = pg_warehouse.query("select count(*) as n from raw.events")["n"].iloc[0]
     week = PartitionSlice(first + dt.timedelta(days=7), first + dt.timedelta(days=14), first, whole.last_end)
-    pg_warehouse.load_source(source, contract, partition=week)
-    pg_warehouse.load_source(source, contract, partition=week)
-    after = pg_warehouse.query("select count(*) as n from raw.usage_events")["n"].iloc[0]
+    pg_warehouse.load_source(source, contract, "usage_events", partition=week)
+    pg_warehouse.load_source(source, contract, "usage_events", partition=week)
+    after = pg_warehouse.query("select count(*) as n from raw.events")["n"].iloc[0]
     assert after == before
 
 

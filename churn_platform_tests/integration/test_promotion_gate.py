@@ -11,9 +11,16 @@ from mlflow import MlflowClient
 
 from churn_platform.business.catalogue import LABEL_COLUMN, TIME_COLUMN
 from churn_platform.defs.ml import GATE_CHECK, churn_model
-from churn_platform.defs.resources import DuckDBWarehouseResource, GroundTruth, MLflowResource, Notifier
+from churn_platform.defs.resources import (
+    DuckDBWarehouseResource,
+    GroundTruth,
+    MLflowResource,
+    MonitoringPolicy,
+    Notifier,
+)
 from churn_platform.ml import gate
 from churn_platform.ml.registry import MLflowLocation, load_by_alias
+from churn_platform_tests.business import write_catalogue
 from churn_platform_tests.unit.test_training import make_training_set
 
 
@@ -61,12 +68,14 @@ def registry(tmp_path, webhook):
             artifact_location=location.artifact_location,
         ),
         "notifier": Notifier(webhook_url=webhook.url),
+        "policy": MonitoringPolicy(),
     }
     return location, resources
 
 
 def _train(resources, frame, **config) -> dg.ExecuteInProcessResult:
     resources["warehouse"].write_table("marts", "training_set", frame)
+    write_catalogue(resources["warehouse"])
     return dg.materialize(
         [churn_model],
         resources=resources,

@@ -2,7 +2,7 @@
     names each feature and its aggregate kind ("agg") with its parameters; customer_features
     computes one column per entry, in the catalogue's order, from the CTE of its source. -#}
 
-{% macro q(name) %}{{ return(adapter.quote(name)) }}{% endmacro %}
+{% macro q(name) %}{{ return('"' ~ name ~ '"') }}{% endmacro %}
 
 {#- An exact sum (as decimals: a parallel sum of doubles depends on the order of the rows, and the
     same data must give the same features and models in every run), returned as a double. -#}

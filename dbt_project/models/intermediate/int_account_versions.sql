@@ -6,10 +6,10 @@ select
     signup_at,
     cancelled_at,
     {%- for name in business()['attributes'] %}
-    {{ adapter.quote(name) }},
+    {{ q(name) }},
     {%- endfor %}
     {%- for name in business()['tracked_attributes'] %}
-    lag({{ adapter.quote(name) }}) over (partition by customer_id order by updated_at) as {{ adapter.quote('previous_' ~ name) }},
+    lag({{ q(name) }}) over (partition by customer_id order by updated_at) as {{ q('previous_' ~ name) }},
     {%- endfor %}
     updated_at as valid_from,
     lead(updated_at) over (partition by customer_id order by updated_at) as valid_to,

@@ -18,10 +18,8 @@
 select
     customer_id,
     event_date,
-    cast(event_date + 1 as timestamp) as known_at
-    {%- for name in business()['measures'] %},
-    {{ adapter.quote(name) }}
-    {%- endfor %}
+    cast(event_date + 1 as timestamp) as known_at{% for name in business()['measures'] %},
+    {{ q(name) }}{% endfor %}
 from {{ ref('stg_events') }}
 {%- else %}
 select

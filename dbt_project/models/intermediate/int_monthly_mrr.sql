@@ -4,8 +4,12 @@
 {%- if has_source('subscriptions') %}
 with months as (
     select cast(t.month_start as date) as month
-    from (select min(started_at) as first_at, max(coalesce(ended_at, started_at)) as last_at
-          from {{ ref('stg_subscriptions') }}) as b
+    from (
+        select
+            min(started_at) as first_at,
+            max(coalesce(ended_at, started_at)) as last_at
+        from {{ ref('stg_subscriptions') }}
+    ) as b
     cross join lateral generate_series(
         cast(date_trunc('month', b.first_at) as timestamp),
         cast(date_trunc('month', b.last_at) as timestamp),

@@ -7,11 +7,17 @@
 {%- set b = business() %}
 {%- set look_back = b['look_back_days'] %}
 {%- set changes = features_of('attribute_changes', 'attribute_change') %}
-{%- set usage_features = features_of('measure_sum', 'measure_trend', 'active_days', 'recency', 'type_count', 'type_value', 'type_active_days', 'type_trend', 'type_recency', 'total_count', 'total_value', 'total_active_days', 'total_trend') %}
+{%- set usage_features = features_of(
+    'measure_sum', 'measure_trend', 'active_days', 'recency', 'type_count', 'type_value', 'type_active_days',
+    'type_trend', 'type_recency', 'total_count', 'total_value', 'total_active_days', 'total_trend'
+) %}
 {%- set user_features = features_of('type_users', 'total_users') %}
 {%- set billing_features = features_of('invoice_count', 'invoice_failed', 'invoice_late') %}
 {%- set ticket_features = features_of('ticket_count', 'ticket_open', 'ticket_satisfaction') %}
-{%- set subscription_features = features_of('sub_mrr', 'sub_mrr_change', 'sub_active', 'sub_changes', 'sub_tenure', 'sub_current_days', 'sub_quantity', 'sub_quantity_change', 'sub_discount') %}
+{%- set subscription_features = features_of(
+    'sub_mrr', 'sub_mrr_change', 'sub_active', 'sub_changes', 'sub_tenure', 'sub_current_days', 'sub_quantity',
+    'sub_quantity_change', 'sub_discount'
+) %}
 {%- set latest_features = features_of('sub_latest') %}
 {%- set alias_of = {} %}
 {%- for f in changes %}{% do alias_of.update({f['name']: 'ac'}) %}{% endfor %}
@@ -255,33 +261,33 @@ select
         {%- endfor %}
     ) as source_data_as_of
 from population as p
-{%- if changes %}
+{% if changes %}
 left join account_changes as ac
     on ac.snapshot_date = p.snapshot_date and ac.customer_id = p.customer_id
-{%- endif %}
+{% endif %}
 left join usage as u
     on u.snapshot_date = p.snapshot_date and u.customer_id = p.customer_id
-{%- if user_features %}
+{% if user_features %}
 left join users as us
     on us.snapshot_date = p.snapshot_date and us.customer_id = p.customer_id
-{%- endif %}
-{%- if has_source('invoices') %}
+{% endif %}
+{% if has_source('invoices') %}
 left join billing as b
     on b.snapshot_date = p.snapshot_date and b.customer_id = p.customer_id
-{%- if features_of('invoice_latest') %}
+{% if features_of('invoice_latest') %}
 left join latest_invoice as li
     on li.snapshot_date = p.snapshot_date and li.customer_id = p.customer_id
-{%- endif %}
-{%- endif %}
-{%- if has_source('tickets') %}
+{% endif %}
+{% endif %}
+{% if has_source('tickets') %}
 left join tickets as t
     on t.snapshot_date = p.snapshot_date and t.customer_id = p.customer_id
-{%- endif %}
-{%- if has_source('subscriptions') %}
+{% endif %}
+{% if has_source('subscriptions') %}
 left join subscriptions as sb
     on sb.snapshot_date = p.snapshot_date and sb.customer_id = p.customer_id
-{%- if latest_features %}
+{% if latest_features %}
 left join latest_subscription as sl
     on sl.snapshot_date = p.snapshot_date and sl.customer_id = p.customer_id
-{%- endif %}
-{%- endif %}
+{% endif %}
+{% endif %}

@@ -3,15 +3,22 @@
 -- it with the model; the API's schema, drift and the docs read it from there.
 {%- set features = business()['features'] %}
 select
-    cast(position as integer) as position,
-    cast(name as varchar) as name,
-    cast(kind as varchar) as kind,
-    cast(role as varchar) as source_role,
-    cast(description as varchar) as description,
-    cast(spec as varchar) as spec
+    cast(catalogue.position as integer) as position,
+    cast(catalogue.name as varchar) as name,
+    cast(catalogue.kind as varchar) as kind,
+    cast(catalogue.role as varchar) as source_role,
+    cast(catalogue.description as varchar) as description,
+    cast(catalogue.spec as varchar) as spec
 from (
     values
     {%- for f in features %}
-    ({{ loop.index }}, {{ lit(f['name']) }}, {{ lit(f['kind']) }}, {{ lit(f['role']) }}, {{ lit(f['description']) }}, {{ lit(tojson(f)) }}){{ "," if not loop.last }}
+    (
+        {{ loop.index }},
+        {{ lit(f['name']) }},
+        {{ lit(f['kind']) }},
+        {{ lit(f['role']) }},
+        {{ lit(f['description']) }},
+        {{ lit(tojson(f)) }}
+    ){{ "," if not loop.last }}
     {%- endfor %}
 ) as catalogue (position, name, kind, role, description, spec)

@@ -16,7 +16,8 @@ calendar as (
         b.data_end
     from bounds as b
     cross join lateral generate_series(
-        cast(date_trunc('month', b.data_start + {{ business()['first_snapshot_offset_days'] }} - 1) as timestamp) + interval '1 month',
+        cast(date_trunc('month', b.data_start + {{ business()['first_snapshot_offset_days'] }} - 1) as timestamp)
+        + interval '1 month',
         cast(b.data_end + 1 as timestamp),
         interval '{{ business()['snapshot_interval_months'] }} month'
     ) as t (month_start)

@@ -1,11 +1,9 @@
--- Accounts as loaded (typed by the source's data contract): one row per customer and version.
--- Without a declared version column each customer has one row, valid from signup.
+-- Accounts as loaded (checked by the source's data contract): one row per customer and version,
+-- typed. Without a declared version column each customer has one row, valid from signup.
 select
-    customer_id,
-    signup_at,
-    cancelled_at,
-    updated_at
-    {%- for name in business()['attributes'] %},
-    {{ adapter.quote(name) }}
-    {%- endfor %}
+    cast(customer_id as {{ customer_id_type() }}) as customer_id,
+    cast(signup_at as timestamp) as signup_at,
+    cast(cancelled_at as timestamp) as cancelled_at,
+    cast(updated_at as timestamp) as updated_at{% for name in business()['attributes'] %},
+    {{ q(name) }}{% endfor %}
 from {{ source('raw', 'accounts') }}

@@ -1,11 +1,11 @@
--- Invoices as loaded, one row per invoice (optional source).
+-- Invoices as loaded, typed, one row per invoice (optional source).
 {{ config(enabled=has_source('invoices')) }}
 select
-    invoice_id,
-    customer_id,
-    issued_at,
-    cast(issued_at as date) as invoice_date,
-    amount,
-    status,
-    paid_at
+    cast(invoice_id as varchar) as invoice_id,
+    cast(customer_id as {{ customer_id_type() }}) as customer_id,
+    cast(issued_at as timestamp) as issued_at,
+    cast(cast(issued_at as timestamp) as date) as invoice_date,
+    cast(amount as double precision) as amount,
+    cast(status as varchar) as status,
+    cast(paid_at as timestamp) as paid_at
 from {{ source('raw', 'invoices') }}
