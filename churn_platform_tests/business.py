@@ -21,17 +21,20 @@ def b2b_contracts():
     return contracts_for(B2B)
 
 
-def dbt_vars_json(declaration, warehouse_path, usage_begin: str, event_types=()) -> str:
+def dbt_vars_json(declaration, warehouse_path, usage_begin: str, event_types=(), valued_types=None) -> str:
     """``dbt --vars`` for a build of ``declaration``'s features into the DuckDB file ``warehouse_path``."""
     import json
 
     from churn_platform.business.catalogue import dbt_vars
 
-    business = dbt_vars(declaration, build_catalogue(declaration, event_types), usage_begin=usage_begin)
+    catalogue = build_catalogue(declaration, event_types, valued_types)
+    business = dbt_vars(declaration, catalogue, usage_begin=usage_begin)
     return json.dumps({"warehouse_path": str(warehouse_path), **business})
 
 
-def load_and_build(declaration, frames: dict, path, tmp_path, select: str = "+customer_features", event_types=()):
+def load_and_build(
+    declaration, frames: dict, path, tmp_path, select: str = "+customer_features", event_types=(), valued_types=None
+):
     """Check ``frames`` (by the generator's source name or by role) against ``declaration``'s contracts,
     write the accepted rows as the raw tables and build ``select`` with dbt; returns the
     ``customer_features`` rows (by snapshot and customer)."""
@@ -65,7 +68,7 @@ def load_and_build(declaration, frames: dict, path, tmp_path, select: str = "+cu
             str(target),
             "--quiet",
             "--vars",
-            dbt_vars_json(declaration, path, str(first_day)[:10], event_types),
+            dbt_vars_json(declaration, path, str(first_day)[:10], event_types, valued_types),
         ],
         cwd=DBT_PROJECT_DIR,
         env={**os.environ, "DBT_LOG_PATH": str(target)},

@@ -42,6 +42,57 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Inspect the sources and write a commented declaration for the user to check."""
+    from churn_platform.apps.onboard import init_declaration
+    from churn_platform.business.declaration import DeclarationError, parse_declaration
+    from churn_platform.defs.resources import SourceResource
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        print(f"error: {out} exists; pass --force to replace it", file=sys.stderr)
+        return 2
+    sources = normalise_sources(args.sources)
+    source = SourceResource(sources=sources, s3_endpoint_url=os.environ.get("CHURN_PLATFORM_S3_ENDPOINT_URL") or None)
+    text, guess = init_declaration(source, args.sources, business=args.business_name)
+    out.write_text(text)
+    print(f"Wrote {out}: {', '.join(guess.declaration['sources'])} from {args.sources}")
+    for problem in guess.problems:
+        print(f"  TODO: {problem}")
+    try:
+        parse_declaration(text, str(out))
+    except DeclarationError as exc:
+        print(
+            f"It does not validate yet; fix these, then run `churn-platform check --config {out} --sources {args.sources}`:"
+        )
+        print(str(exc))
+        return 1
+    print(f"Check each guess in {out}, then: churn-platform check --config {out} --sources {args.sources}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Validate the declaration and its sources, without running the pipeline."""
+    from churn_platform.apps.location import find_declaration, simulation_resources
+    from churn_platform.apps.onboard import check_business, format_check
+    from churn_platform.business.declaration import DeclarationError
+    from churn_platform.defs.resources import SourceResource
+
+    settings = _settings(args)
+    try:
+        declaration = find_declaration(settings)
+    except DeclarationError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    simulated, _ = simulation_resources(settings)
+    source = simulated or SourceResource(sources=settings.effective_sources, s3_endpoint_url=settings.s3_endpoint_url)
+    started = time.monotonic()
+    report = check_business(declaration, source, rows=args.rows)
+    print(format_check(report))
+    print(f"(checked in {time.monotonic() - started:.1f} s)")
+    return 0 if report.ok else 1
+
+
 def cmd_dbt_vars(args: argparse.Namespace) -> int:
     """Print the declared business as dbt variables, for a dbt run by hand."""
     from churn_platform.apps.location import find_declaration
@@ -244,9 +295,15 @@ def cmd_docs(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"Warehouse built in {time.monotonic() - started:.0f} s (Dagster run {run_id})", flush=True)
+    from churn_platform.apps.location import find_declaration
+    from churn_platform.defs import warehouse_for
+    from churn_platform.defs.dbt import business_vars
+
+    declaration = find_declaration(settings)
+    warehouse = warehouse_for(settings).process_config_and_initialize()
     target = settings.home / "dbt_docs"
     try:
-        generate_docs(settings.warehouse_path, target)
+        generate_docs(settings.warehouse_path, target, business_vars(warehouse, declaration, "2000-01-01"), declaration)
     except DocsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -548,6 +605,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="duckdb")
     p.add_argument("--config", help="parse it for this declaration instead")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("init", help="inspect your exports and write a commented declaration of the business to check")
+    p.add_argument(
+        "--sources", required=True, help="a folder of .parquet/.csv files, s3://bucket/prefix or postgresql://..."
+    )
+    p.add_argument("--out", default="churn_platform.yaml", help="where to write it (default churn_platform.yaml)")
+    p.add_argument("--business-name", default="my_business", help="the business's short name (lower_snake_case)")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser(
+        "check",
+        help="validate the declaration against its sources in seconds: quarantine, features, labels, readiness",
+    )
+    p.add_argument("--sources", help="the sources (as for run; default: the built-in simulation)")
+    p.add_argument("--home", default=".churn_home/check", help="only used for the built-in simulation's files")
+    p.add_argument("--rows", type=int, default=2_000_000, help="rows per source put through its contract")
+    _business_options(p)
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
         "dbt-vars",

@@ -142,9 +142,12 @@ def _days(w: int) -> str:
     return f"{w} day" if w == 1 else f"{w} days"
 
 
-def build_catalogue(declaration: Declaration, event_types: Sequence[str] = ()) -> Catalogue:
+def build_catalogue(
+    declaration: Declaration, event_types: Sequence[str] = (), valued_types: Sequence[str] | None = None
+) -> Catalogue:
     """Every feature of ``declaration``; ``event_types`` are the types of an event log (declared
-    ones take precedence) that get features of their own."""
+    ones take precedence) that get features of their own, and ``valued_types`` those whose events
+    carry a value (None: all of them), which alone get value sums."""
     d = declaration
     windows = d.features.windows
     longest = d.features.longest
@@ -273,6 +276,8 @@ def build_catalogue(declaration: Declaration, event_types: Sequence[str] = ()) -
             seen.add(stem)
             for w in windows:
                 for a in aggs:
+                    if a == "value" and valued_types is not None and t not in valued_types:
+                        continue
                     name, text = {
                         "count": (f"{stem}_events_{w}d", f"'{t}' events in the {_days(w)} before the snapshot."),
                         "value": (

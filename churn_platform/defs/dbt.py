@@ -113,24 +113,27 @@ def _check_manifest(project: DbtProject, declaration: Declaration) -> None:
             ) from exc
 
 
-def event_types_in(warehouse: Warehouse, declaration: Declaration) -> list[str]:
-    """The event types of the loaded usage that get features of their own: the declared ones, else
-    the most frequent in ``raw.events`` (ties by name), up to ``features.max_event_types``."""
+def event_types_in(warehouse: Warehouse, declaration: Declaration) -> tuple[list[str], list[str] | None]:
+    """The event types of the loaded usage that get features of their own (the declared ones, else
+    the most frequent in ``raw.events``, ties by name, up to ``features.max_event_types``), and those
+    whose events carry a value (None: not known, all of them)."""
     events = declaration.sources.events
-    if events.shape != "events" or events.event_types is not None or not events.columns.type:
-        return list(events.event_types or ())
-    limit = declaration.features.max_event_types
+    if events.shape != "events" or not events.columns.type:
+        return list(events.event_types or ()), None
     found = warehouse.query(
-        "select event_type, count(*) as n from raw.events where event_type is not null "
-        f"group by event_type order by n desc, event_type limit {int(limit)}"
+        "select event_type, count(*) as n, count(value) as valued from raw.events where event_type is not null "
+        "group by event_type order by n desc, event_type"
     )
-    return [str(t) for t in found["event_type"]]
+    valued = [str(t) for t, v in zip(found["event_type"], found["valued"]) if v > 0]
+    if events.event_types is not None:
+        return list(events.event_types), valued
+    return [str(t) for t in found["event_type"][: declaration.features.max_event_types]], valued
 
 
 def business_vars(warehouse: Warehouse, declaration: Declaration, usage_begin: str) -> dict[str, Any]:
     """The business as a dbt build needs it: the declaration, and the catalogue with the event types
     found in the loaded usage."""
-    catalogue = build_catalogue(declaration, event_types_in(warehouse, declaration))
+    catalogue = build_catalogue(declaration, *event_types_in(warehouse, declaration))
     return dbt_vars(declaration, catalogue, usage_begin)
 
 

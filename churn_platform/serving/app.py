@@ -628,6 +628,9 @@ class ChurnPredictor:
         A record may carry `customer_id`, which is only recorded in the prediction log."""
         self._ensure_background()
         _check_token(request, self._api_token, "prediction")
+        if self._model is None:
+            # Before validating: without a model the API may not even know its record schema yet.
+            raise HTTPException(status_code=503, detail=f"no model loaded: {self._error}")
         records = self._parse_records(await request.body())
         proba, model = await self._predict(records)
         request_id = request.state.request_id

@@ -151,8 +151,10 @@ def test_dbt_docs_generate_and_every_model_and_column_is_described(e2e, tmp_path
     import json
 
     from churn_platform.apps.docs_site import generate_docs
+    from churn_platform.business.catalogue import build_catalogue, dbt_vars
 
-    target = generate_docs(e2e.settings.warehouse_path, tmp_path / "docs")
+    business = dbt_vars(B2B, build_catalogue(B2B), "2025-01-01")
+    target = generate_docs(e2e.settings.warehouse_path, tmp_path / "docs", business, B2B)
     manifest = json.loads((target / "manifest.json").read_text())
     catalog = json.loads((target / "catalog.json").read_text())
     assert (target / "index.html").exists()
