@@ -96,8 +96,23 @@ def write_catalogue(warehouse, catalogue=CATALOGUE) -> None:
                 "name": list(catalogue.names),
                 "kind": [f.kind for f in catalogue.features],
                 "source_role": [f.role for f in catalogue.features],
-                "description": [f.description for f in catalogue.features],
-                "spec": [json.dumps({**f.as_dict(), **dict(f.params)}) for f in catalogue.features],
+                "spec": [
+                    json.dumps({"name": f.name, "kind": f.kind, "role": f.role, "agg": f.agg, **dict(f.params)})
+                    for f in catalogue.features
+                ],
             }
         ),
     )
+
+
+CONSUMER = load_declaration(declaration_path("consumer_app"))
+"""The built-in consumer app's declaration (text ids, an event log, subscriptions, no tickets)."""
+CONSUMER_NAME = {role: CONSUMER.source(role).location for role in CONSUMER.present}
+"""The generator's file of each consumer-app source role."""
+
+
+def business_resource(declaration=B2B):
+    """The ``business`` resource of the assets that read the catalogue, for ``declaration``."""
+    from churn_platform.defs.resources import BusinessResource
+
+    return BusinessResource.of(declaration)

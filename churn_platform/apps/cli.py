@@ -114,9 +114,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         drift_scenario=args.drift_scenario,
         drift_start_day=args.drift_start_day,
         fault_rate=args.fault_rate,
+        business=args.business,
     )
     print(
-        f"Generating {config.customers:,} customers over {config.days} days "
+        f"Generating {config.business}: {config.customers:,} customers over {config.days} days "
         f"({config.start_date} .. {config.end_date}), seed {config.seed}",
         flush=True,
     )
@@ -417,7 +418,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     drift = args.scenario == "drift"
     scenario = " with the usage_shift drift in the last 45 days" if drift else ""
     print(
-        f"\n[1/4] Generating sources: {args.customers:,} customers over {args.days} days, seed {args.seed}{scenario}",
+        f"\n[1/4] Generating the {args.business} business: {args.customers:,} customers over {args.days} days, "
+        f"seed {args.seed}{scenario}",
         flush=True,
     )
     data = generate(
@@ -427,6 +429,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             fault_rate=args.fault_rate,
             drift_scenario="usage_shift" if drift else "none",
+            business=args.business,
         ),
         progress=_progress_printer("simulating"),
     )
@@ -634,7 +637,8 @@ def build_parser() -> argparse.ArgumentParser:
     _business_options(p)
     p.set_defaults(func=cmd_dbt_vars)
 
-    p = sub.add_parser("generate", help="write the four raw sources as files")
+    p = sub.add_parser("generate", help="write a built-in business's sources (and its declaration) as files")
+    p.add_argument("--business", choices=list(BUSINESSES), default=BUSINESSES[0], help="which simulated business")
     p.add_argument("--customers", type=int, default=2_000)
     p.add_argument("--days", type=int, default=365)
     p.add_argument("--seed", type=int, default=7)
@@ -730,6 +734,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="generate, run, serve and query: the whole loop end to end")
     p.add_argument("--home", default=".churn_home/demo")
+    p.add_argument(
+        "--business",
+        choices=list(BUSINESSES),
+        default=BUSINESSES[0],
+        help="which built-in business: saas_b2b (B2B software, daily usage) or consumer_app (an app's event log)",
+    )
     p.add_argument("--customers", type=int, default=2_000)
     p.add_argument("--days", type=int, default=365)
     p.add_argument("--seed", type=int, default=7)

@@ -116,10 +116,15 @@ def generate_docs(warehouse: Path, target_path: Path, business: dict[str, Any], 
         result = _dbt(["docs", "generate", "--vars", variables], snapshot, target_path)
         import duckdb
 
+        from churn_platform.business.catalogue import catalogue_from_table
+
         with duckdb.connect(str(snapshot), read_only=True) as con:
-            catalogue = con.execute(
-                "select name, kind, description from marts.feature_catalogue order by position"
-            ).fetchall()
+            specs = [
+                json.loads(s)
+                for (s,) in con.execute("select spec from marts.feature_catalogue order by position").fetchall()
+            ]
+        full = catalogue_from_table(declaration, specs)
+        catalogue = [(f.name, f.kind, f.description) for f in full.features]
     finally:
         snapshot.unlink(missing_ok=True)
     if result.returncode != 0:

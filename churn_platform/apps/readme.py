@@ -147,7 +147,18 @@ def declaration_markdown() -> str:
     return declaration_reference()
 
 
+def example_declaration(business: str) -> Callable[[], str]:
+    def block() -> str:
+        from churn_platform.simulation.businesses import declaration_path
+
+        return "```yaml\n" + declaration_path(business).read_text().rstrip() + "\n```"
+
+    return block
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
+    "b2b-declaration": example_declaration("saas_b2b"),
+    "consumer-declaration": example_declaration("consumer_app"),
     "declaration-reference": declaration_markdown,
     "source-contracts": contracts_markdown,
     "feature-catalogue": catalogue_markdown,

@@ -521,6 +521,22 @@ def build_catalogue(
     return Catalogue(tuple(out))
 
 
+def catalogue_from_table(declaration: Declaration, specs: Sequence[dict[str, Any]]) -> Catalogue:
+    """The full catalogue of a dbt build from its compact entries (``marts.feature_catalogue``, in
+    order): the declaration's features for the event types the build had."""
+    types = list(dict.fromkeys(s["event_type"] for s in specs if s.get("agg") == "type_count" or "event_type" in s))
+    valued = list(dict.fromkeys(s["event_type"] for s in specs if s.get("agg") == "type_value"))
+    full = build_catalogue(declaration, types, valued)
+    names = [s["name"] for s in specs]
+    missing = [n for n in names if n not in full]
+    if missing:
+        raise ValueError(
+            f"the warehouse's feature catalogue has features the declaration of {declaration.business} does not give: "
+            f"{', '.join(missing[:10])}; rebuild the dbt models with this declaration"
+        )
+    return Catalogue(tuple(full[n] for n in names))
+
+
 def dbt_vars(declaration: Declaration, catalogue: Catalogue, usage_begin: str | None = None) -> dict[str, Any]:
     """What the dbt models need to know of the business (``dbt --vars``): the sources present and
     their optional columns, the label rule, the snapshot cadence and the catalogue to compute."""
@@ -544,7 +560,11 @@ def dbt_vars(declaration: Declaration, catalogue: Catalogue, usage_begin: str | 
             f.param("column") for f in catalogue.features if f.agg in ("attribute_changes", "attribute_change")
         ],
         "attributes": list(s.accounts.attributes),
-        "features": [{**f.as_dict(), **dict(f.params)} for f in catalogue.features],
+        # Compact: what the SQL needs (the rest of each entry is the declaration's, rebuilt by
+        # ``catalogue_from_table``); a long catalogue must still fit one command-line argument.
+        "features": [
+            {"name": f.name, "kind": f.kind, "role": f.role, "agg": f.agg, **dict(f.params)} for f in catalogue.features
+        ],
     }
     if s.invoices is not None:
         business["failed_statuses"] = list(s.invoices.failed_statuses)

@@ -38,6 +38,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
     )
     from churn_platform.defs.partitions import partition_bounds, usage_partitions
     from churn_platform.defs.resources import (
+        BusinessResource,
         GroundTruth,
         MLflowResource,
         MonitoringPolicy,
@@ -88,6 +89,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
         resources={
             "source": source,
             "ground_truth": ground_truth or GroundTruth(),
+            "business": BusinessResource.of(declaration),
             "warehouse": warehouse_for(settings),
             "mlflow_store": MLflowResource(
                 tracking_uri=settings.mlflow_tracking_uri,

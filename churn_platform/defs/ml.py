@@ -3,23 +3,22 @@ promotion gate (a blocking asset check) decide whether it becomes `champion` or 
 
 import dagster as dg
 
-from churn_platform.business.catalogue import LABEL_COLUMN, Catalogue
+from churn_platform.business.catalogue import LABEL_COLUMN
 from churn_platform.defs.automation import follow_parents
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import GroundTruth, MLflowResource, MonitoringPolicy, Notifier, Warehouse
+from churn_platform.defs.resources import (
+    BusinessResource,
+    GroundTruth,
+    MLflowResource,
+    MonitoringPolicy,
+    Notifier,
+    Warehouse,
+)
 from churn_platform.ml import gate
 from churn_platform.ml.registry import apply_decision, log_and_register, score_alias_on
 from churn_platform.ml.training import calibrate_best, features_frame, select_best, train_candidates
 
 GATE_CHECK = "promotion_gate"
-
-
-def read_catalogue(warehouse: Warehouse) -> Catalogue:
-    """The feature catalogue the last dbt build computed (``marts.feature_catalogue``)."""
-    import json
-
-    rows = warehouse.query('select spec from "marts"."feature_catalogue" order by position')
-    return Catalogue.from_records([json.loads(spec) for spec in rows["spec"]])
 
 
 class TrainingConfig(dg.Config):
@@ -64,9 +63,10 @@ def churn_model(
     ground_truth: GroundTruth,
     notifier: Notifier,
     policy: MonitoringPolicy,
+    business: BusinessResource,
 ):
     data = warehouse.read_table("marts", "training_set")
-    catalogue = read_catalogue(warehouse)
+    catalogue = business.catalogue(warehouse)
     context.log.info(
         f"training on {len(data):,} labelled rows ({data[LABEL_COLUMN].mean():.1%} churned), "
         f"{len(catalogue)} features ({len(catalogue.categorical)} categorical)"

@@ -9,7 +9,14 @@ import pandas as pd
 from churn_platform import policy
 from churn_platform.defs.automation import PREDICTION_LOG, PREDICTION_LOG_CRON, follow_parents, on_cadence
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import MLflowResource, MonitoringPolicy, PredictionLogStore, ReportStore, Warehouse
+from churn_platform.defs.resources import (
+    BusinessResource,
+    MLflowResource,
+    MonitoringPolicy,
+    PredictionLogStore,
+    ReportStore,
+    Warehouse,
+)
 from churn_platform.monitoring.drift import feature_drift
 
 
@@ -47,13 +54,16 @@ def monitoring_asset(**kwargs):
     ),
 )
 def feature_drift_report(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, reports: ReportStore, policy: MonitoringPolicy
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    reports: ReportStore,
+    policy: MonitoringPolicy,
+    business: BusinessResource,
 ):
-    from churn_platform.defs.ml import read_catalogue
-
     reference = warehouse.read_table("marts", "training_set")
     current = warehouse.read_table("marts", "scoring_features")
-    result = feature_drift(reference, current, read_catalogue(warehouse), reports.path_for("feature_drift_report.html"))
+    catalogue = business.catalogue(warehouse)
+    result = feature_drift(reference, current, catalogue, reports.path_for("feature_drift_report.html"))
     if result.skipped:
         context.log.info(f"not compared for drift: {result.skipped}")
     context.log.info(
@@ -122,8 +132,8 @@ def prediction_log(
     warehouse: Warehouse,
     prediction_logs: PredictionLogStore,
     mlflow_store: MLflowResource,
+    business: BusinessResource,
 ):
-    from churn_platform.defs.ml import read_catalogue
     from churn_platform.monitoring.served import compare_schema, staleness
 
     served = prediction_logs.read()
@@ -163,7 +173,7 @@ def prediction_log(
         latest_version = str(served["model_version"].iloc[-1])
         catalogue = version_catalogue(mlflow_store.location, mlflow_store.registered_model_name, latest_version)
         served = served[served["model_version"].astype(str) == latest_version]
-    comparison = compare_schema(served, training, catalogue or read_catalogue(warehouse))
+    comparison = compare_schema(served, training, catalogue or business.catalogue(warehouse))
     if comparison.matches:
         why = "served features match the training set" + (
             f"; unseen categories: {comparison.unseen_categories}" if comparison.unseen_categories else ""

@@ -72,7 +72,10 @@ class SourceResource(dg.ConfigurableResource):
             path = find_source_file(self.directory(), location)
             if path.suffix.lower() == ".parquet":
                 literal = str(path).replace("'", "''")
-                return f"(select *, file_row_number as __row from read_parquet('{literal}', file_row_number = true))"
+                return (
+                    f"(select * exclude (file_row_number), file_row_number as __row "
+                    f"from read_parquet('{literal}', file_row_number = true))"
+                )
         frame = self.load(location)
         view = "__source_" + "".join(ch if ch.isalnum() else "_" for ch in location)
         con.register(view, frame.assign(__row=range(len(frame))))
@@ -99,6 +102,32 @@ class SourceResource(dg.ConfigurableResource):
                 f"from {relation}) where d <= current_date"
             ).fetchone()
         return (first, last) if first is not None else None
+
+
+class BusinessResource(dg.ConfigurableResource):
+    """The declared business, for the assets that need more of it than the columns of the dbt models:
+    the meaning, bounds and examples of each feature, which training records with the model."""
+
+    declaration_json: str
+    """The declaration, as JSON (``Declaration.model_dump_json``)."""
+
+    @classmethod
+    def of(cls, declaration) -> BusinessResource:
+        return cls(declaration_json=declaration.model_dump_json())
+
+    def declaration(self):
+        from churn_platform.business.declaration import Declaration
+
+        return Declaration.model_validate_json(self.declaration_json)
+
+    def catalogue(self, warehouse: Warehouse):
+        """The feature catalogue of the last dbt build (``marts.feature_catalogue``), in full."""
+        import json
+
+        from churn_platform.business.catalogue import catalogue_from_table
+
+        rows = warehouse.query('select spec from "marts"."feature_catalogue" order by position')
+        return catalogue_from_table(self.declaration(), [json.loads(spec) for spec in rows["spec"]])
 
 
 class GroundTruth(dg.ConfigurableResource):

@@ -94,8 +94,13 @@ def _prepare(frame: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
     for col in catalogue.numeric:
         out[col] = pd.to_numeric(out[col], errors="coerce").astype("float64")
     for col in catalogue.categorical:
-        out[col] = out[col].astype("string")
+        # An empty category (no running subscription, say) is a value of its own: Evidently's
+        # category counts cannot hold a missing one.
+        out[col] = out[col].astype(object).where(out[col].notna(), MISSING_CATEGORY).astype(str)
     return out
+
+
+MISSING_CATEGORY = "(empty)"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -138,10 +138,11 @@ def generate_consumer(config, progress: Callable[[int, int], None] | None = None
         if total:
             who = np.repeat(np.repeat(idx, len(EVENT_TYPES)), counts.ravel())
             what = np.repeat(np.tile(np.arange(len(EVENT_TYPES)), m), counts.ravel())
-            seconds = rng.integers(0, 86_400, size=total)
+            # Milliseconds into the day: two events of a user are never at the very same moment.
+            millis = rng.integers(0, 86_400_000, size=total)
             listened = np.where(what == 0, np.round(rng.gamma(2.0, 90.0, size=total)), np.nan)
             profile = rng.integers(0, PLAN_SEATS[plan[who]])
-            event_parts.append((who, np.full(total, t, dtype=np.int32), seconds, what, listened, profile))
+            event_parts.append((who, np.full(total, t, dtype=np.int32), millis, what, listened, profile))
         views = counts[:, 5]
         cancel_intent[idx] = cancel_intent[idx] * 0.93 + views
 
@@ -254,9 +255,11 @@ def generate_consumer(config, progress: Callable[[int, int], None] | None = None
         pd.DataFrame(
             {
                 "user_key": keys[who],
-                "event_ts": pd.to_datetime(at(cat(event_parts, 1, np.int64), cat(event_parts, 2, np.int64))).astype(
-                    "datetime64[us]"
-                ),
+                "event_ts": pd.to_datetime(
+                    start_us
+                    + cat(event_parts, 1, np.int64).astype("timedelta64[D]")
+                    + cat(event_parts, 2, np.int64).astype("timedelta64[ms]")
+                ).astype("datetime64[us]"),
                 "event_name": EVENT_TYPES[cat(event_parts, 3, np.int64)],
                 "seconds_listened": cat(event_parts, 4, np.float64),
                 "profile_id": [f"p{p}" for p in cat(event_parts, 5, np.int64)],

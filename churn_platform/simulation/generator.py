@@ -31,6 +31,12 @@ import pandas as pd
 from churn_platform.simulation.businesses import BUSINESSES, declaration_path
 
 SOURCE_NAMES = ("crm_customers", "usage_events", "billing_invoices", "support_tickets")
+"""The B2B example's source files."""
+SOURCES_OF: dict[str, tuple[str, ...]] = {
+    "saas_b2b": SOURCE_NAMES,
+    "consumer_app": ("users", "subscriptions", "app_events", "payments"),
+}
+"""Each built-in business's source files (``<name>.parquet``), as its declaration locates them."""
 
 PLANS = np.array(["basic", "pro", "enterprise"])
 PLAN_SHARE = np.array([0.55, 0.35, 0.10])
@@ -101,17 +107,29 @@ class GeneratorConfig:
 
 @dataclasses.dataclass
 class GeneratedData:
-    crm_customers: pd.DataFrame
-    usage_events: pd.DataFrame
-    billing_invoices: pd.DataFrame
-    support_tickets: pd.DataFrame
+    """A simulated business's source tables (by file name; each is also an attribute:
+    ``data.crm_customers``) and its ground truth."""
+
+    tables: dict[str, pd.DataFrame]
     churn_truth: pd.DataFrame
     churn_probability_truth: pd.DataFrame
     faults: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=["source", "row", "fault"]))
     business: str = "saas_b2b"
 
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        tables = self.__dict__.get("tables", {})
+        if name in tables:
+            return tables[name]
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in self.__dict__.get("tables", {}):
+            self.tables[name] = value
+        else:
+            super().__setattr__(name, value)
+
     def sources(self) -> dict[str, pd.DataFrame]:
-        return {name: getattr(self, name) for name in SOURCE_NAMES}
+        return dict(self.tables)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -146,7 +164,25 @@ def generate(
     progress: Callable[[int, int], None] | None = None,
     usage_sink: Callable[[pd.DataFrame], None] | None = None,
 ) -> GeneratedData:
-    """Simulate the business. Deterministic for a given config.
+    """Simulate ``config.business``. Deterministic for a given config."""
+    if config.business == "consumer_app":
+        if usage_sink is not None:
+            raise ValueError("the consumer app is generated whole: no usage sink")
+        from churn_platform.simulation.consumer import generate_consumer
+
+        made = generate_consumer(config, progress=progress)
+        truth, probability = made.pop("churn_truth"), made.pop("churn_probability_truth")
+        data = GeneratedData(made, truth, probability, business=config.business)
+        return inject_faults(data, config.fault_rate, seed=config.seed) if config.fault_rate > 0 else data
+    return _generate_b2b(config, progress, usage_sink)
+
+
+def _generate_b2b(
+    config: GeneratorConfig,
+    progress: Callable[[int, int], None] | None = None,
+    usage_sink: Callable[[pd.DataFrame], None] | None = None,
+) -> GeneratedData:
+    """Simulate the B2B business. Deterministic for a given config.
 
     With ``usage_sink``, usage events (by far the largest source) are handed over in
     chunks of about a month as they are simulated, instead of being kept in memory;
@@ -477,14 +513,16 @@ def generate(
             "churn_probability_30d": cat(truth_parts, 2, np.float64),
         }
     )
-    data = GeneratedData(crm, usage, invoices, tickets, churn_truth, probability_truth)
+    tables = {"crm_customers": crm, "usage_events": usage, "billing_invoices": invoices, "support_tickets": tickets}
+    data = GeneratedData(tables, churn_truth, probability_truth, business=config.business)
     if config.fault_rate > 0:
         data = inject_faults(data, config.fault_rate, seed=config.seed)
     return data
 
 
-# Per source: (key column, numeric columns that must not be negative, categorical columns, time
-# column, a required column that is neither key nor time).
+# Per source: (key column, numeric columns that must not be negative, categorical columns with
+# declared values, time column, a required column that is neither key nor time). A fault is only
+# injected where the source's declaration makes it a contract rule: every fault is caught.
 _FAULT_TARGETS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str, str]] = {
     "crm_customers": (
         "customer_id",
@@ -497,7 +535,14 @@ _FAULT_TARGETS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str, str]
     "billing_invoices": ("invoice_id", ("amount",), ("status",), "invoice_date", "customer_id"),
     # Category and priority are not declared (not features): their faults would go unseen.
     "support_tickets": ("ticket_id", ("satisfaction_score",), (), "created_at", "created_at"),
+    # The consumer app declares no vocabularies (any country or plan is accepted) and users have no numbers.
+    "users": ("user_key", (), (), "created_at", "created_at"),
+    "subscriptions": ("subscription_ref", ("price_eur_month", "seats"), (), "start_ts", "user_key"),
+    "app_events": ("user_key", (), (), "event_ts", "event_ts"),
+    "payments": ("payment_ref", ("amount_eur",), (), "charged_at", "user_key"),
 }
+# Text in a numeric column: the column of each source it goes into (default: its first checked number).
+_WRONG_TYPE_TARGET = {"app_events": "seconds_listened"}
 FAULT_KINDS = (
     "duplicate",
     "null_key",
@@ -519,18 +564,25 @@ def inject_faults(data: GeneratedData, rate: float, seed: int) -> GeneratedData:
     rng = np.random.default_rng([seed, 9_001])
     records: list[pd.DataFrame] = []
     out: dict[str, pd.DataFrame] = {}
-    for name in SOURCE_NAMES:
+    for name in data.tables:
         frame = getattr(data, name).copy()
         key, numeric, categorical, time_col, required = _FAULT_TARGETS[name]
-        kinds = [k for k in FAULT_KINDS if not (k == "unknown_category" and not categorical)]
+        wrong_type = _WRONG_TYPE_TARGET.get(name, numeric[0] if numeric else None)
+        kinds = [
+            k
+            for k in FAULT_KINDS
+            if not (k == "unknown_category" and not categorical)
+            and not (k == "negative_value" and not numeric)
+            and not (k == "wrong_type" and wrong_type is None)
+        ]
         n_faults = round(rate * len(frame))
         rows = rng.choice(len(frame), size=n_faults, replace=False)
         kind_of = np.array(kinds)[rng.integers(0, len(kinds), size=n_faults)]
         by_kind = {k: np.sort(rows[kind_of == k]) for k in kinds}
 
         if by_kind["null_key"].size:
-            frame[key] = frame[key].astype("Int64")
-            frame.loc[by_kind["null_key"], key] = pd.NA
+            frame[key] = frame[key].astype("Int64" if pd.api.types.is_integer_dtype(frame[key]) else object)
+            frame.loc[by_kind["null_key"], key] = pd.NA if pd.api.types.is_integer_dtype(frame[key]) else None
         if by_kind["null_value"].size:
             if pd.api.types.is_integer_dtype(frame[required]):
                 frame[required] = frame[required].astype("Int64")
@@ -538,8 +590,8 @@ def inject_faults(data: GeneratedData, rate: float, seed: int) -> GeneratedData:
             else:
                 frame[required] = frame[required].astype(object)
                 frame.loc[by_kind["null_value"], required] = None
-        negative = by_kind["negative_value"]
-        column_choice = rng.integers(0, len(numeric), size=negative.size)
+        negative = by_kind.get("negative_value", np.array([], dtype=np.int64))
+        column_choice = rng.integers(0, max(len(numeric), 1), size=negative.size)
         for i, col in enumerate(numeric):
             target = negative[column_choice == i]
             if target.size:
@@ -555,11 +607,11 @@ def inject_faults(data: GeneratedData, rate: float, seed: int) -> GeneratedData:
                 frame.loc[unknown[column_choice == i], col] = "unknown_" + col
         if by_kind["future_timestamp"].size:
             frame.loc[by_kind["future_timestamp"], time_col] = pd.Timestamp("2099-01-01")
-        if by_kind["wrong_type"].size:
+        if by_kind.get("wrong_type", np.array([])).size:
             # A numeric column with text in it arrives as a text column, as from a CSV export.
-            text = frame[numeric[0]].astype("string")
+            text = frame[wrong_type].astype("string")
             text[by_kind["wrong_type"]] = "n/a"
-            frame[numeric[0]] = text
+            frame[wrong_type] = text
         single = np.concatenate([by_kind[k] for k in kinds if k != "duplicate"])
         single_kinds = np.concatenate([np.full(by_kind[k].size, k) for k in kinds if k != "duplicate"])
         records.append(pd.DataFrame({"source": name, "row": single, "fault": single_kinds}))
@@ -581,7 +633,7 @@ def inject_faults(data: GeneratedData, rate: float, seed: int) -> GeneratedData:
         if records
         else pd.DataFrame(columns=["source", "row", "fault"])
     )
-    return dataclasses.replace(data, **out, faults=faults)
+    return dataclasses.replace(data, tables=out, faults=faults)
 
 
 def generate_to_dir(
@@ -592,7 +644,7 @@ def generate_to_dir(
 ) -> tuple[GeneratedData, dict[str, int]]:
     """Generate and write the sources; usage is streamed to Parquet in monthly chunks, so
     memory stays proportional to the number of customers, not customers × days."""
-    if fmt != "parquet" or config.fault_rate > 0:
+    if fmt != "parquet" or config.fault_rate > 0 or config.business != "saas_b2b":
         data = generate(config, progress=progress)
         return data, write_sources(data, out, fmt=fmt)
     import pyarrow as pa

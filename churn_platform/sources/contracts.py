@@ -35,6 +35,8 @@ class ColumnSpec:
     """Where the declaration names the column (for messages), e.g. ``sources.accounts.columns.signup_time``."""
     absent: bool = False
     """The business has no such column: it is loaded empty (NULL), with no rule."""
+    checked: bool = True
+    """False for a second name of a column another spec already checks (its rules are reported once)."""
 
     @property
     def label(self) -> str:
@@ -50,6 +52,13 @@ class Contract:
     key: tuple[str, ...]
     time_column: str
     description: str = ""
+    identity: tuple[str, ...] | None = None
+    """The columns that identify a row (an empty one is ``null_key``); default: the key. The key of
+    an event log is every column (an exact re-delivery is a duplicate), its identity the customer."""
+
+    @property
+    def identity_columns(self) -> tuple[str, ...]:
+        return self.key if self.identity is None else self.identity
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -116,7 +125,7 @@ def contracts_for(declaration) -> dict[str, Contract]:
             "sources.accounts.columns.cancellation_time",
             description="When the customer cancelled; empty while active.",
         ),
-        # Without a history each customer has one version, valid from signup.
+        # Without a history each customer has one version, valid from signup (checked as signup_at).
         _col(
             "updated_at",
             "timestamp",
@@ -124,6 +133,7 @@ def contracts_for(declaration) -> dict[str, Contract]:
             "sources.accounts.columns." + ("version_time" if ac.version_time else "signup_time"),
             nullable=False,
             description="When this version was written.",
+            checked=bool(ac.version_time),
         ),
     ]
     for name, attr in a.attributes.items():
@@ -229,6 +239,7 @@ def contracts_for(declaration) -> dict[str, Contract]:
             key=key,
             time_column="event_at",
             description="Product usage, one row per event.",
+            identity=("customer_id",),
         )
 
     if s.subscriptions is not None:
@@ -387,7 +398,9 @@ def contract_sql(contract: Contract, relation: str, now: dt.datetime, input_type
         typed.append(f"{value} as {_q(spec.name)}")
         v = _q("__v_" + spec.name)
         label = spec.label
-        if spec.name in contract.key and not spec.nullable:
+        if not spec.checked:
+            continue
+        if spec.name in contract.identity_columns and not spec.nullable:
             rules.append((f"not {present}", f"null_key: {label} is empty"))
         elif not spec.nullable:
             rules.append((f"not {present}", f"null_value: {label} is empty"))

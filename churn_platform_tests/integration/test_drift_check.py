@@ -8,7 +8,7 @@ import pytest
 from churn_platform.business.catalogue import TIME_COLUMN
 from churn_platform.defs.monitoring import feature_drift_report
 from churn_platform.defs.resources import DuckDBWarehouseResource, MonitoringPolicy, ReportStore
-from churn_platform_tests.business import CATALOGUE, write_catalogue
+from churn_platform_tests.business import CATALOGUE, business_resource, write_catalogue
 from churn_platform_tests.unit.test_training import make_training_set
 
 
@@ -24,6 +24,7 @@ def run(tmp_path, current, threshold: float) -> dg.AssetCheckEvaluation:
             "warehouse": warehouse,
             "reports": ReportStore(reports_dir=str(tmp_path)),
             "policy": MonitoringPolicy(drift_threshold=threshold),
+            "business": business_resource(),
         },
         instance=dg.DagsterInstance.ephemeral(),
     )
@@ -73,6 +74,7 @@ def test_empty_and_constant_columns_are_skipped_and_listed(tmp_path):
                 "warehouse": warehouse,
                 "reports": ReportStore(reports_dir=str(tmp_path)),
                 "policy": MonitoringPolicy(drift_threshold=0.3),
+                "business": business_resource(),
             },
             instance=dg.DagsterInstance.ephemeral(),
         )

@@ -62,3 +62,55 @@ def test_features_at_a_snapshot_ignore_everything_known_after_it(tmp_path):
     assert not later_original[["sessions_30d", "failed_payments_90d"]].equals(
         later_changed[["sessions_30d", "failed_payments_90d"]]
     )
+
+
+def rewrite_the_consumer_future(data) -> dict[str, pd.DataFrame]:
+    """The consumer app's facts known at or after T, changed: events, payments, subscription ends and
+    plans, users who signed up later."""
+    events = data.app_events.copy()
+    later = events.event_ts >= T
+    events.loc[later, "event_name"] = "cancel_flow_view"
+    events.loc[later, "seconds_listened"] = 1.0
+    events = pd.concat([events[~later], events[later].sample(frac=0.5, random_state=2)], ignore_index=True)
+
+    payments = data.payments.copy()
+    payments.loc[payments.charged_at >= T, "amount_eur"] *= 7
+
+    subs = data.subscriptions.copy()
+    ends_later = subs.end_ts >= T
+    subs.loc[ends_later, "end_ts"] += pd.Timedelta(days=5)
+    starts_later = subs.start_ts >= T
+    subs.loc[starts_later, ["plan_name", "price_eur_month"]] = ["family", 99.0]
+
+    users = data.users.copy()
+    users.loc[users.created_at >= T, "country"] = "zz"
+    return {"users": users, "app_events": events, "payments": payments, "subscriptions": subs}
+
+
+@pytest.mark.slow
+def test_the_consumer_apps_features_at_a_snapshot_ignore_everything_known_after_it(tmp_path):
+    from churn_platform.simulation.consumer import EVENT_TYPES
+    from churn_platform_tests.business import CONSUMER
+
+    data = generate(GeneratorConfig(customers=300, days=365, seed=21, business="consumer_app"))
+    types = list(EVENT_TYPES)
+    original = load_and_build(
+        CONSUMER, data.sources(), tmp_path / "original.duckdb", tmp_path, event_types=types, valued_types=["play"]
+    )
+    changed = load_and_build(
+        CONSUMER,
+        rewrite_the_consumer_future(data),
+        tmp_path / "changed.duckdb",
+        tmp_path,
+        event_types=types,
+        valued_types=["play"],
+    )
+
+    def upto(frame, include: bool):
+        mask = pd.to_datetime(frame.snapshot_date) <= T
+        return frame[mask if include else ~mask].reset_index(drop=True)
+
+    assert len(upto(original, True)) > 500
+    pd.testing.assert_frame_equal(upto(original, True), upto(changed, True))
+    later_original, later_changed = upto(original, False), upto(changed, False)
+    assert not later_original[["play_events_30d", "mrr"]].equals(later_changed[["play_events_30d", "mrr"]])

@@ -13,7 +13,7 @@ from churn_platform.defs.monitoring import prediction_log
 from churn_platform.defs.resources import DuckDBWarehouseResource, MLflowResource, PredictionLogStore
 from churn_platform.monitoring.served import compare_schema, staleness
 from churn_platform.serving.prediction_log import PredictionLogWriter
-from churn_platform_tests.business import CATALOGUE, write_catalogue
+from churn_platform_tests.business import CATALOGUE, business_resource, write_catalogue
 from churn_platform_tests.unit.test_training import make_training_set
 
 
@@ -50,6 +50,7 @@ def materialize(tmp_path, log_dir) -> dg.ExecuteInProcessResult:
             "warehouse": warehouse,
             "prediction_logs": PredictionLogStore(path=str(log_dir)),
             "mlflow_store": registry,
+            "business": business_resource(),
         },
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,

@@ -20,7 +20,7 @@ from churn_platform.defs.resources import (
 )
 from churn_platform.ml import gate
 from churn_platform.ml.registry import MLflowLocation, load_by_alias
-from churn_platform_tests.business import write_catalogue
+from churn_platform_tests.business import business_resource, write_catalogue
 from churn_platform_tests.unit.test_training import make_training_set
 
 
@@ -69,6 +69,7 @@ def registry(tmp_path, webhook):
         ),
         "notifier": Notifier(webhook_url=webhook.url),
         "policy": MonitoringPolicy(),
+        "business": business_resource(),
     }
     return location, resources
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BUSINESSES: tuple[str, ...] = ("saas_b2b",)
+BUSINESSES: tuple[str, ...] = ("saas_b2b", "consumer_app")
 """The simulated businesses (the first is the default)."""
 
 
