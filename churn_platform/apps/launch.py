@@ -53,14 +53,13 @@ def launch_daily_pipeline(
     them again after it."""
     from churn_platform.apps.location import platform_definitions
     from churn_platform.defs.automation import BUILDS_DOWNSTREAM
-    from churn_platform.defs.partitions import all_partitions_range, usage_partitions
+    from churn_platform.defs.partitions import all_partitions_range
 
-    first_day, last_day = all_partitions_range(usage_partitions(settings))
+    defs = platform_definitions(settings)
+    first_day, last_day = all_partitions_range(defs.resolve_job_def("daily_pipeline").partitions_def)
     whole = not assets
     if whole:
-        assets = sorted(
-            k.to_user_string() for k in platform_definitions(settings).resolve_asset_graph().get_all_asset_keys()
-        )
+        assets = sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys())
     client = _client(webserver_url)
     try:
         return client.submit_job_execution(

@@ -82,12 +82,17 @@ def simulation_resources(settings: Settings) -> tuple[SourceResource | None, Gro
 def find_declaration(settings: Settings) -> Declaration:
     """The business's declaration: ``settings.config`` (``--config``, ``CHURN_PLATFORM_CONFIG``);
     else ``churn_platform.yaml`` in the sources folder; else, when sources are named, in the working
-    directory; else (no sources: the built-in simulation) the simulated business's own."""
+    directory; else (no sources: the built-in simulation) the simulated business's own. An S3 prefix
+    is looked into as a folder is."""
     if settings.config is not None:
         return load_declaration(settings.config)
     sources = settings.effective_sources
     if sources is not None and "://" not in sources and (Path(sources) / DECLARATION_FILE).exists():
         return load_declaration(Path(sources) / DECLARATION_FILE)
+    if sources is not None and sources.startswith("s3://"):
+        landed = _declaration_in_s3(settings, sources)
+        if landed is not None:
+            return landed
     if sources is None:
         return load_declaration(declaration_path(settings.business or BUSINESSES[0]))
     if Path(DECLARATION_FILE).exists():
@@ -97,6 +102,20 @@ def find_declaration(settings: Settings) -> Declaration:
         f"`churn-platform init --sources {sources}` (it writes {DECLARATION_FILE}), check it, and pass it "
         "with --config (or CHURN_PLATFORM_CONFIG), or put it beside the source files"
     )
+
+
+def _declaration_in_s3(settings: Settings, uri: str) -> Declaration | None:
+    """``churn_platform.yaml`` under an S3 prefix (landed with the sources), if there is one."""
+    from churn_platform.business.declaration import parse_declaration
+
+    client = SourceResource(sources=uri, s3_endpoint_url=settings.s3_endpoint_url).s3_client()
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    key = f"{prefix.strip('/')}/{DECLARATION_FILE}" if prefix.strip("/") else DECLARATION_FILE
+    try:
+        text = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    except Exception:
+        return None
+    return parse_declaration(text, f"s3://{bucket}/{key}")
 
 
 def platform_definitions(settings: Settings) -> dg.Definitions:

@@ -23,14 +23,14 @@ from churn_platform_tests.production.stack import BUCKET, free_port, s3_client
 pytestmark = pytest.mark.production
 
 COMPARED_TABLES = (
-    "raw.crm_customers",
-    "raw.usage_events",
-    "raw.billing_invoices",
-    "raw.support_tickets",
-    "quarantine.crm_customers",
-    "quarantine.usage_events",
-    "quarantine.billing_invoices",
-    "quarantine.support_tickets",
+    "raw.accounts",
+    "raw.events",
+    "raw.invoices",
+    "raw.tickets",
+    "quarantine.accounts",
+    "quarantine.events",
+    "quarantine.invoices",
+    "quarantine.tickets",
     "marts.customer_features",
     "marts.churn_labels",
     "marts.training_set",
@@ -104,10 +104,7 @@ def test_same_tables_as_the_local_profile(production: ProductionRun, local_run):
             )
         else:
             assert (pg[column].astype(str) == local[column].astype(str)).all(), column
-    quarantined = sum(
-        len(warehouse.read_table("quarantine", s))
-        for s in ("crm_customers", "usage_events", "billing_invoices", "support_tickets")
-    )
+    quarantined = sum(len(warehouse.read_table("quarantine", s)) for s in ("accounts", "events", "invoices", "tickets"))
     assert quarantined > 0, "the injected faults were quarantined"
 
 
