@@ -14,6 +14,15 @@ from churn_platform.business.catalogue import LABEL_COLUMN, Catalogue
 from churn_platform.ml.training import CandidateResult, TimeSplit, features_frame
 
 CATALOGUE_ARTIFACT = "feature_catalogue.json"
+
+
+def _quiet_downloads() -> None:
+    """MLflow draws a progress bar for every artifact it downloads, a small JSON file included."""
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
 """The feature catalogue a version was trained on, logged in its run: what the API, drift and the
 prediction log of that version follow."""
 
@@ -319,6 +328,7 @@ def load_catalogue(run_id: str | None, model) -> Catalogue:
     import mlflow
 
     if run_id:
+        _quiet_downloads()
         with contextlib.suppress(Exception):
             return Catalogue.from_records(
                 mlflow.artifacts.load_dict(f"runs:/{run_id}/{CATALOGUE_ARTIFACT}")["features"]
@@ -335,6 +345,7 @@ def version_catalogue(location: MLflowLocation, name: str, version: str) -> Cata
     from mlflow import MlflowClient
 
     location.activate_registry()
+    _quiet_downloads()
     try:
         run_id = MlflowClient().get_model_version(name, str(version)).run_id
         return Catalogue.from_records(mlflow.artifacts.load_dict(f"runs:/{run_id}/{CATALOGUE_ARTIFACT}")["features"])
