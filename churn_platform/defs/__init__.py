@@ -73,7 +73,9 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
         schedules=[daily_schedule],
         sensors=[
             build_automation_sensor(),
-            build_retrain_on_drift(settings.drift_threshold),
+            build_retrain_on_drift(
+                settings.drift_threshold, settings.roc_auc_floor or declaration.policy.roc_auc_floor
+            ),
             alert_on_run_failure,
             alert_on_failed_checks,
             alert_on_freshness,

@@ -6,7 +6,6 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from churn_platform import policy
 from churn_platform.defs.automation import PREDICTION_LOG, PREDICTION_LOG_CRON, follow_parents, on_cadence
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import (
@@ -239,8 +238,9 @@ def prediction_drift_report(
 
 
 class PerformanceConfig(dg.Config):
-    floor: float = policy.ROC_AUC_FLOOR
-    """The matured ROC-AUC below which the model is failing (the promotion gate's floor)."""
+    floor: float | None = None
+    """The matured ROC-AUC below which the model is failing (default: the promotion gate's floor, from
+    the policy resource: the declaration's policy.roc_auc_floor or ``run --roc-auc-floor``)."""
     min_rows: int = 50
     """Matured predictions a month needs to be judged."""
 
@@ -260,9 +260,12 @@ class PerformanceConfig(dg.Config):
         "against observed churn, expected calibration error) of matured predictions per as-of month."
     ),
 )
-def model_performance(context: dg.AssetExecutionContext, config: PerformanceConfig, warehouse: Warehouse):
+def model_performance(
+    context: dg.AssetExecutionContext, config: PerformanceConfig, warehouse: Warehouse, policy: MonitoringPolicy
+):
     from churn_platform.monitoring.outcomes import latest_judgeable, performance
 
+    floor = config.floor if config.floor is not None else policy.roc_auc_floor
     perf = performance(warehouse.read_table("monitoring", "churn_outcomes"))
     warehouse.write_table("monitoring", "model_performance", perf)
     latest = latest_judgeable(perf, config.min_rows)
@@ -294,18 +297,18 @@ def model_performance(context: dg.AssetExecutionContext, config: PerformanceConf
             description=f"nothing to judge yet: no month has {config.min_rows} matured predictions of both outcomes",
         )
         return
-    passed = latest["roc_auc"] >= config.floor
+    passed = latest["roc_auc"] >= floor
     yield dg.AssetCheckResult(
         check_name="performance_above_floor",
         passed=bool(passed),
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
             f"version {latest['model_version']}, {str(latest['month'])[:7]}: matured ROC-AUC {latest['roc_auc']:.3f} "
-            f"{'reaches' if passed else 'is below'} the floor {config.floor:.2f} ({int(latest['predictions'])} predictions)"
+            f"{'reaches' if passed else 'is below'} the floor {floor:.2f} ({int(latest['predictions'])} predictions)"
         ),
         metadata={
             "roc_auc": float(latest["roc_auc"]),
-            "floor": config.floor,
+            "floor": floor,
             "model_version": str(latest["model_version"]),
         },
     )

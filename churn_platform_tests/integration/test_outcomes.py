@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from churn_platform.defs.monitoring import model_performance
-from churn_platform.defs.resources import DuckDBWarehouseResource
+from churn_platform.defs.resources import DuckDBWarehouseResource, MonitoringPolicy
 from churn_platform.monitoring.outcomes import latest_judgeable, performance
 
 
@@ -46,7 +46,7 @@ def test_the_performance_check_fails_below_the_floor(tmp_path, informative, pass
     warehouse.write_table("monitoring", "churn_outcomes", synthetic_outcomes(informative))
     result = dg.materialize(
         [model_performance],
-        resources={"warehouse": warehouse},
+        resources={"warehouse": warehouse, "policy": MonitoringPolicy()},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )
@@ -61,7 +61,9 @@ def test_nothing_matured_is_nothing_to_judge(tmp_path):
     warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
     warehouse.write_table("monitoring", "churn_outcomes", synthetic_outcomes(True).assign(matured=False))
     result = dg.materialize(
-        [model_performance], resources={"warehouse": warehouse}, instance=dg.DagsterInstance.ephemeral()
+        [model_performance],
+        resources={"warehouse": warehouse, "policy": MonitoringPolicy()},
+        instance=dg.DagsterInstance.ephemeral(),
     )
     (check,) = result.get_asset_check_evaluations()
     assert check.passed and "nothing to judge yet" in check.description

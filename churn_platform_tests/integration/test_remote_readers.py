@@ -115,3 +115,48 @@ def test_origin_never_shows_a_password(tmp_path):
     resource = SourceResource(sources="postgresql://app:s3cret@db.internal:5432/crm?schema=raw")
     assert "s3cret" not in resource.origin
     assert resource.origin == "postgres:db.internal:5432/crm?schema=raw"
+
+
+@pytest.fixture(scope="module")
+def app_exports():
+    """The consumer app's exports, without the declaration the simulation writes: a business's own files."""
+    return generate(GeneratorConfig(customers=300, days=200, seed=9, business="consumer_app"))
+
+
+def _init_and_check(resource, origin: str):
+    from churn_platform.apps.onboard import check_business, init_declaration
+    from churn_platform.business.declaration import parse_declaration
+
+    text, guess = init_declaration(resource, origin, business="exports")
+    assert guess.problems == [], guess.problems
+    declaration = parse_declaration(text, origin)
+    assert declaration.present == ("accounts", "events", "subscriptions", "invoices")
+    assert declaration.customer_id_type == "text" and declaration.label.cancellation == "subscriptions"
+    assert declaration.sources.events.columns.type == "event_name"
+    report = check_business(declaration, resource)
+    assert report.ok, report.problems
+    assert all(c.quarantined == 0 and c.received > 0 for c in report.sources)
+    assert sum(1 for s in report.snapshots if s["labelled"]) >= 3
+    return declaration
+
+
+def test_init_and_check_read_an_s3_prefix(s3_endpoint, app_exports):
+    resource = SourceResource(sources="s3://exports/app", s3_endpoint_url=s3_endpoint)
+    client = resource.s3_client()
+    client.create_bucket(Bucket="exports")
+    for name, frame in app_exports.tables.items():
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        client.put_object(Bucket="exports", Key=f"app/{name}.parquet", Body=buffer.getvalue())
+    declaration = _init_and_check(resource, "s3://exports/app")
+    assert declaration.sources.accounts.location == "users.parquet"
+
+
+@pytest.mark.postgres
+def test_init_and_check_read_postgresql_tables(pg_schema, app_exports):
+    engine, schema = pg_schema
+    for name, frame in app_exports.tables.items():
+        frame.to_sql(name, engine, schema=schema, index=False)
+    resource = SourceResource(sources=f"{PG_URL}?schema={schema}")
+    declaration = _init_and_check(resource, f"{PG_URL}?schema={schema}")
+    assert declaration.sources.accounts.location == "users"
