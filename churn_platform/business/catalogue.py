@@ -117,6 +117,18 @@ class Catalogue:
     def example_record(self) -> dict[str, float | str]:
         return {f.name: f.example for f in self.features}
 
+    def with_examples_from(self, frame) -> Catalogue:
+        """This catalogue with each categorical feature that has no declared values given the most
+        frequent value of ``frame`` as its example (what the API's documentation shows)."""
+        features = []
+        for f in self.features:
+            if f.kind == "categorical" and not f.categories and f.name in frame:
+                modes = frame[f.name].dropna().astype(str).mode()
+                if len(modes):
+                    f = dataclasses.replace(f, example=str(modes.iloc[0]))
+            features.append(f)
+        return Catalogue(tuple(features))
+
     def select(self, names: Iterable[str]) -> Catalogue:
         """The features named, in the catalogue's order."""
         wanted = set(names)

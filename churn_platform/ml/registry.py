@@ -116,6 +116,8 @@ def log_and_register(
     from mlflow.models import infer_signature
 
     location.activate()
+    # A vocabulary learned from the data gives the API's example its most frequent value.
+    catalogue = catalogue.with_examples_from(split.train)
     example = features_frame(split.test.head(5), catalogue)
     trained_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 

@@ -85,3 +85,12 @@ def test_the_catalogue_follows_the_sources_declared():
     variables = dbt_vars(d, catalogue)["churn"]
     assert variables["sources"] == ["accounts", "events"] and variables["id_type"] == "text"
     assert [f["name"] for f in variables["features"]] == list(catalogue.names)
+
+
+def test_a_learned_vocabulary_gives_the_api_example_its_most_frequent_value():
+    import pandas as pd
+
+    catalogue = build_catalogue(parse_declaration(MINIMAL), ["checkout"])
+    assert catalogue["tier"].example == ""
+    learned = catalogue.with_examples_from(pd.DataFrame({"tier": ["gold", "silver", "gold", None]}))
+    assert learned["tier"].example == "gold" and learned["tenure_days"].example == catalogue["tenure_days"].example
