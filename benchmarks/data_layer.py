@@ -42,8 +42,10 @@ FEATURE_COLUMNS = (
     "plan, contract_type, region, segment, acquisition_channel, seats, tenure_days, mrr, sessions_7d, "
     "sessions_30d, sessions_90d, minutes_30d, feature_uses_30d, sessions_trend, days_since_last_activity, "
     "failed_payments_90d, late_payments_90d, tickets_90d, open_tickets, avg_satisfaction_90d, "
-    "plan_changes_90d, seat_change_90d"
+    "plan_changes_90d, seats_change_90d"
 )
+"""The B2B example's features the floor computes and compares with dbt's: 22 of its catalogue's 36
+(dbt computes the rest as well, so its multiple of the floor is an upper bound)."""
 
 # The same features as dbt's customer_features, in one statement over the raw files.
 FLOOR_SQL = """
@@ -130,7 +132,7 @@ select p.customer_id, p.snapshot_date, p.plan, p.contract_type, p.region, p.segm
     coalesce(p.snapshot_date - u.last_active, 91) as days_since_last_activity,
     coalesce(b.failed, 0) as failed_payments_90d, coalesce(b.late, 0) as late_payments_90d,
     coalesce(t.tickets, 0) as tickets_90d, coalesce(t.open_t, 0) as open_tickets, t.csat as avg_satisfaction_90d,
-    coalesce(c.plan_changes, 0) as plan_changes_90d, coalesce(c.seat_change, 0) as seat_change_90d
+    coalesce(c.plan_changes, 0) as plan_changes_90d, coalesce(c.seat_change, 0) as seats_change_90d
 from pop p
 left join u using (snapshot_date, customer_id)
 left join b using (snapshot_date, customer_id)
@@ -140,20 +142,24 @@ left join c using (snapshot_date, customer_id)
 
 LOAD_SNIPPET = """
 import datetime as dt, sys
+from churn_platform.business.declaration import load_declaration
 from churn_platform.defs.partitions import PARTITIONED_SOURCE
 from churn_platform.defs.resources import SourceResource, DuckDBWarehouseResource
-from churn_platform.sources.contracts import CONTRACTS, PartitionSlice, load_with_contract
-from churn_platform.simulation.generator import DEFAULT_START, SOURCE_NAMES
+from churn_platform.simulation.businesses import declaration_path
+from churn_platform.sources.contracts import PartitionSlice, contracts_for, load_with_contract
+from churn_platform.simulation.generator import DEFAULT_START
+declaration = load_declaration(declaration_path("saas_b2b"))
 source = SourceResource(sources=sys.argv[1])
 warehouse = DuckDBWarehouseResource(path=sys.argv[2], memory_limit=sys.argv[3])
 # The usage is loaded as churn-platform run does it: every daily partition in one run.
 year = PartitionSlice(DEFAULT_START, DEFAULT_START + dt.timedelta(days=365), DEFAULT_START, DEFAULT_START + dt.timedelta(days=365))
-for name in SOURCE_NAMES:  # what each source asset does
+for role, contract in contracts_for(declaration).items():  # what each source asset does
     with warehouse.connect() as con:
         con.execute("create schema if not exists raw")
         con.execute("create schema if not exists quarantine")
-        part = year if name == PARTITIONED_SOURCE else None
-        load_with_contract(con, CONTRACTS[name], source.register(con, name), f"raw.{name}", f"quarantine.{name}", partition=part)
+        part = year if role == PARTITIONED_SOURCE else None
+        relation = source.register(con, declaration.source(role).location)
+        load_with_contract(con, contract, relation, f"raw.{role}", f"quarantine.{role}", partition=part)
 """
 
 GENERATE_SNIPPET = """
@@ -196,6 +202,17 @@ def dbt_environment(warehouse: Path, target: Path, memory_limit: str) -> dict[st
     }
 
 
+def business_vars() -> list[str]:
+    """``--vars`` with the B2B example's declaration, as the platform passes it to dbt."""
+    sys.path.insert(0, str(REPO))
+    from churn_platform.business.catalogue import build_catalogue, dbt_vars
+    from churn_platform.business.declaration import load_declaration
+    from churn_platform.simulation.businesses import declaration_path
+
+    declaration = load_declaration(declaration_path("saas_b2b"))
+    return ["--vars", json.dumps(dbt_vars(declaration, build_catalogue(declaration), "2025-01-01"))]
+
+
 def bench_size(customers: int, work: Path, check_equal: bool, memory_limit: str) -> dict:
     src, wh = work / "sources", work / "warehouse.duckdb"
     target = work / "dbt_target"
@@ -208,12 +225,25 @@ def bench_size(customers: int, work: Path, check_equal: bool, memory_limit: str)
         run_stage("load_sources", [PYTHON, "-c", LOAD_SNIPPET, str(src), str(wh), memory_limit]),
         run_stage(
             "dbt_features",
-            [DBT, "run", "--select", "+training_set", "+scoring_features", "--target-path", str(target), "--quiet"],
+            [
+                DBT,
+                "run",
+                "--select",
+                "+training_set",
+                "+scoring_features",
+                "--target-path",
+                str(target),
+                "--quiet",
+                *business_vars(),
+            ],
             env=dbt_env,
             cwd=REPO / "dbt_project",
         ),
         run_stage(
-            "dbt_tests", [DBT, "test", "--target-path", str(target), "--quiet"], env=dbt_env, cwd=REPO / "dbt_project"
+            "dbt_tests",
+            [DBT, "test", "--target-path", str(target), "--quiet", *business_vars()],
+            env=dbt_env,
+            cwd=REPO / "dbt_project",
         ),
         run_stage(
             "floor_query",

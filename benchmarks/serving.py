@@ -126,15 +126,24 @@ def build_champion(home: Path, customers: int) -> None:
     print(f"   done in {time.perf_counter() - started:.0f} s", flush=True)
 
 
+def champion_catalogue(home: Path):
+    """The feature catalogue the home's champion was trained on."""
+    from churn_platform.ml.registry import MLflowLocation, load_by_alias
+    from churn_platform.settings import CHAMPION_ALIAS, REGISTERED_MODEL_NAME, Settings
+
+    uri = Settings(home=home).mlflow_tracking_uri
+    return load_by_alias(MLflowLocation(uri, ""), REGISTERED_MODEL_NAME, CHAMPION_ALIAS).features
+
+
 def scoring_records(home: Path, n: int) -> list[dict]:
     import duckdb
 
     from churn_platform.ml.training import features_frame
-    from churn_platform_tests.business import CATALOGUE
 
+    catalogue = champion_catalogue(home)
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         frame = con.execute(f"select * from marts.scoring_features order by customer_id limit {n}").df()
-    records = json.loads(features_frame(frame)[list(CATALOGUE.names)].to_json(orient="records"))
+    records = json.loads(features_frame(frame, catalogue)[list(catalogue.names)].to_json(orient="records"))
     while len(records) < n:
         records += records[: n - len(records)]
     return records
@@ -162,7 +171,7 @@ def in_process(tracking_uri: str, records: list[dict]) -> dict:
     from churn_platform.ml.scoring import explain_records, occlusion_impact, reference_values
     from churn_platform.ml.training import features_frame
 
-    reference = reference_values(frame)
+    reference = reference_values(frame, model.features)
 
     def ms_per_call(fn, rounds: int = 30) -> float:
         fn()
@@ -173,8 +182,10 @@ def in_process(tracking_uri: str, records: list[dict]) -> dict:
 
     explained = {}
     for rows in (1, 32):
-        x = features_frame(frame.head(rows))
-        compiled_ms = ms_per_call(lambda r=records[:rows]: explain_records(model.model, r, reference, model.scorer))
+        x = features_frame(frame.head(rows), model.features)
+        compiled_ms = ms_per_call(
+            lambda r=records[:rows]: explain_records(model.model, r, reference, model.scorer, model.features)
+        )
         pipeline_ms = ms_per_call(lambda x=x: occlusion_impact(model.model, x, reference))
         explained[f"{rows}_rows"] = {
             "compiled_ms": compiled_ms,

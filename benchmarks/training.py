@@ -24,32 +24,35 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from data_layer import DBT, GENERATE_SNIPPET, LOAD_SNIPPET, PYTHON, REPO, dbt_environment, run_stage
+from data_layer import DBT, GENERATE_SNIPPET, LOAD_SNIPPET, PYTHON, REPO, business_vars, dbt_environment, run_stage
 
 TRAIN_SNIPPET = """
 import json, sys, time
 import duckdb
-from churn_platform.business.catalogue import LABEL_COLUMN
+from churn_platform.business.catalogue import LABEL_COLUMN, build_catalogue
+from churn_platform.business.declaration import load_declaration
 from churn_platform.ml import training
+from churn_platform.simulation.businesses import declaration_path
+CATALOGUE = build_catalogue(load_declaration(declaration_path("saas_b2b")))
 started = time.perf_counter()
 with duckdb.connect(sys.argv[1], read_only=True) as con:
     df = con.execute("select * from marts.training_set").df()
 read = time.perf_counter() - started
-split = training.time_split(df)
-x_train, y_train = training.features_frame(split.train), split.train[LABEL_COLUMN].astype(int)
-x_val, y_val = training.features_frame(split.validation), split.validation[LABEL_COLUMN].astype(int)
-x_test, y_test = training.features_frame(split.test), split.test[LABEL_COLUMN].astype(int)
+split = training.time_split(df, CATALOGUE)
+x_train, y_train = training.features_frame(split.train, CATALOGUE), split.train[LABEL_COLUMN].astype(int)
+x_val, y_val = training.features_frame(split.validation, CATALOGUE), split.validation[LABEL_COLUMN].astype(int)
+x_test, y_test = training.features_frame(split.test, CATALOGUE), split.test[LABEL_COLUMN].astype(int)
 fits, results = {}, []
 for name, build in training.CANDIDATES.items():
     t = time.perf_counter()
-    pipe = build(7)
+    pipe = build(7, CATALOGUE.numeric, CATALOGUE.categorical, CATALOGUE.monotone)
     training._fit(name, pipe, x_train, y_train, x_val, y_val, len(CATALOGUE.categorical))
     fits[name] = time.perf_counter() - t
     results.append(training.CandidateResult(name, pipe, {}, training.evaluate(y_val, pipe.predict_proba(x_val)[:, 1]),
                                             training.evaluate(y_test, pipe.predict_proba(x_test)[:, 1])))
 t = time.perf_counter()
 best = training.select_best(results)
-selected = training.calibrate_best(split, best)
+selected = training.calibrate_best(split, best, CATALOGUE)
 calibrate = time.perf_counter() - t
 from pathlib import Path
 from churn_platform.simulation.oracle import load_truth, oracle_metrics
@@ -70,7 +73,7 @@ def bench(customers: int, work: Path, memory_limit: str) -> dict:
     run_stage("load_sources", [PYTHON, "-c", LOAD_SNIPPET, str(src), str(wh), memory_limit])
     run_stage(
         "dbt_training_set",
-        [DBT, "run", "--select", "+training_set", "--target-path", str(target), "--quiet"],
+        [DBT, "run", "--select", "+training_set", "--target-path", str(target), "--quiet", *business_vars()],
         env=env,
         cwd=REPO / "dbt_project",
     )
