@@ -32,7 +32,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from churn_platform.business.catalogue import build_catalogue, dbt_vars  # noqa: E402
+from churn_platform.business.catalogue import (  # noqa: E402
+    EVENT_TYPES_SQL,
+    build_catalogue,
+    dbt_vars,
+    event_types_from,
+)
 from churn_platform.business.declaration import Declaration, load_declaration, parse_declaration  # noqa: E402
 from churn_platform.defs.dbt import dbt_executable  # noqa: E402
 from churn_platform.defs.resources import DuckDBWarehouseResource, SourceResource  # noqa: E402
@@ -93,14 +98,10 @@ def build_and_train(declaration: Declaration, sources: Path, work: Path) -> dict
                 partition=year if role == "events" else None,
             )
     loaded = time.perf_counter()
-    types, valued = [], None
-    if declaration.sources.events.shape == "events":
-        found = warehouse.query(
-            "select event_type, count(value) > 0 as valued from raw.events group by event_type order by count(*) desc"
-        )
-        types = list(found["event_type"])
-        valued = [t for t, v in zip(found["event_type"], found["valued"]) if v]
-    catalogue = build_catalogue(declaration, types, valued)
+    # The event types the platform would take (its rule, in one place), from the loaded usage.
+    found = warehouse.query(EVENT_TYPES_SQL) if declaration.sources.events.shape == "events" else None
+    rows = list(zip(found["event_type"], found["valued"])) if found is not None else []
+    catalogue = build_catalogue(declaration, *event_types_from(declaration, rows))
     variables = {"warehouse_path": str(warehouse_path), **dbt_vars(declaration, catalogue, DEFAULT_START.isoformat())}
     subprocess.run(
         [

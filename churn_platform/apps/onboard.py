@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from churn_platform.business.catalogue import build_catalogue
+from churn_platform.business.catalogue import EVENT_TYPES_SQL, build_catalogue, event_types_from
 from churn_platform.business.declaration import Declaration
 from churn_platform.sources.contracts import MissingColumnsError, contracts_for, load_with_contract, renamed_relation
 
@@ -650,19 +650,9 @@ def check_business(
         snapshots: list[dict[str, Any]] = []
         partitions = None
         if not any(c.error for c in checks):
-            event_types: list[str] = []
-            valued: list[str] | None = None
             events = declaration.sources.events
-            if events.shape == "events" and events.columns.type:
-                found = con.execute(
-                    "select event_type, count(value) > 0 from raw.events where event_type is not null "
-                    "group by event_type order by count(*) desc, event_type"
-                ).fetchall()
-                valued = [str(t) for t, has_value in found if has_value]
-                event_types = list(
-                    events.event_types or [str(t) for t, _ in found][: declaration.features.max_event_types]
-                )
-            catalogue = build_catalogue(declaration, event_types, valued)
+            found = con.execute(EVENT_TYPES_SQL).fetchall() if events.shape == "events" and events.columns.type else []
+            catalogue = build_catalogue(declaration, *event_types_from(declaration, found))
             features = [(f.name, f.kind, f.role) for f in catalogue.features]
             snapshots, partitions = _labelled_snapshots(con, declaration, contracts)
             mature = [s for s in snapshots if s["labelled"]]

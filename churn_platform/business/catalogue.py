@@ -533,6 +533,27 @@ def build_catalogue(
     return Catalogue(tuple(out))
 
 
+EVENT_TYPES_SQL = (
+    "select event_type, count(value) > 0 as valued from raw.events where event_type is not null "
+    "group by event_type order by count(*) desc, event_type"
+)
+"""The event types of the loaded usage (``raw.events``), most frequent first (ties by name), and
+whether their events carry a value: what ``event_types_from`` reads."""
+
+
+def event_types_from(declaration: Declaration, found: Sequence[tuple[str, bool]]) -> tuple[list[str], list[str] | None]:
+    """The event types that get features of their own (the declared ones, else the most frequent
+    of ``found``, the rows of ``EVENT_TYPES_SQL``, up to ``features.max_event_types``) and those
+    whose events carry a value (None: not known, all of them)."""
+    events = declaration.sources.events
+    if events.shape != "events" or not events.columns.type:
+        return list(events.event_types or ()), None
+    valued = [str(t) for t, has_value in found if has_value]
+    if events.event_types is not None:
+        return list(events.event_types), valued
+    return [str(t) for t, _ in found][: declaration.features.max_event_types], valued
+
+
 def catalogue_from_table(declaration: Declaration, specs: Sequence[dict[str, Any]]) -> Catalogue:
     """The full catalogue of a dbt build from its compact entries (``marts.feature_catalogue``, in
     order): the declaration's features for the event types the build had."""

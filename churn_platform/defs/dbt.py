@@ -10,7 +10,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
-from churn_platform.business.catalogue import build_catalogue, dbt_vars
+from churn_platform.business.catalogue import EVENT_TYPES_SQL, build_catalogue, dbt_vars, event_types_from
 from churn_platform.business.declaration import Declaration
 from churn_platform.defs.automation import PREDICTION_LOG, follow_parents
 from churn_platform.defs.partitions import PARTITIONED_DBT_TAG
@@ -119,15 +119,9 @@ def event_types_in(warehouse: Warehouse, declaration: Declaration) -> tuple[list
     whose events carry a value (None: not known, all of them)."""
     events = declaration.sources.events
     if events.shape != "events" or not events.columns.type:
-        return list(events.event_types or ()), None
-    found = warehouse.query(
-        "select event_type, count(*) as n, count(value) as valued from raw.events where event_type is not null "
-        "group by event_type order by n desc, event_type"
-    )
-    valued = [str(t) for t, v in zip(found["event_type"], found["valued"]) if v > 0]
-    if events.event_types is not None:
-        return list(events.event_types), valued
-    return [str(t) for t in found["event_type"][: declaration.features.max_event_types]], valued
+        return event_types_from(declaration, [])
+    found = warehouse.query(EVENT_TYPES_SQL)
+    return event_types_from(declaration, list(zip(found["event_type"], found["valued"])))
 
 
 def business_vars(warehouse: Warehouse, declaration: Declaration, usage_begin: str) -> dict[str, Any]:

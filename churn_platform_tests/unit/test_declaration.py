@@ -94,3 +94,14 @@ def test_a_learned_vocabulary_gives_the_api_example_its_most_frequent_value():
     assert catalogue["tier"].example == ""
     learned = catalogue.with_examples_from(pd.DataFrame({"tier": ["gold", "silver", "gold", None]}))
     assert learned["tier"].example == "gold" and learned["tenure_days"].example == catalogue["tenure_days"].example
+
+
+def test_the_event_types_that_get_features_are_chosen_by_one_rule():
+    from churn_platform.business.catalogue import event_types_from
+
+    d = parse_declaration(MINIMAL + "features: {max_event_types: 2}\n")
+    found = [("play", True), ("skip", False), ("share", False)]
+    assert event_types_from(d, found) == (["play", "skip"], ["play"])
+    events = d.sources.events.model_copy(update={"event_types": ("share",)})
+    declared = d.model_copy(update={"sources": d.sources.model_copy(update={"events": events})})
+    assert event_types_from(declared, found) == (["share"], ["play"])
