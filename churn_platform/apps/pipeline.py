@@ -187,6 +187,8 @@ def _report(settings: Settings, instance, result, declaration, seconds: float) -
     reports what it did up to the failure (and nothing of earlier runs)."""
     import dagster as dg
 
+    from churn_platform.defs.ml import MODEL_METRICS
+
     run = result.run_id
     checks = result.get_asset_check_evaluations()
     failed_checks = sorted(
@@ -230,14 +232,7 @@ def _report(settings: Settings, instance, result, declaration, seconds: float) -
                 "model_version",
                 "alias",
                 "candidate",
-                "roc_auc",
-                "pr_auc",
-                "brier",
-                "log_loss",
-                "top_decile_lift",
-                "precision_at_top_10pct",
-                "recall_at_top_10pct",
-                "ece",
+                *MODEL_METRICS,
                 "calibration",
                 "mlflow_run_id",
                 "test_snapshot",

@@ -20,6 +20,18 @@ from churn_platform.ml.training import calibrate_best, features_frame, select_be
 
 GATE_CHECK = "promotion_gate"
 
+MODEL_METRICS = (
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "log_loss",
+    "top_decile_lift",
+    "precision_at_top_10pct",
+    "recall_at_top_10pct",
+    "ece",
+)
+"""The registered version's holdout metrics recorded as the asset's metadata (the run report reads them)."""
+
 
 class TrainingConfig(dg.Config):
     seed: int = 7
@@ -155,19 +167,7 @@ def churn_model(
             "alias": decision.alias,
             "model_uri": registered.model_uri,
             "candidate": registered.candidate,
-            **{
-                k: registered.metrics[k]
-                for k in (
-                    "roc_auc",
-                    "pr_auc",
-                    "brier",
-                    "log_loss",
-                    "top_decile_lift",
-                    "precision_at_top_10pct",
-                    "recall_at_top_10pct",
-                    "ece",
-                )
-            },
+            **{k: registered.metrics[k] for k in MODEL_METRICS},
             "calibration": "sigmoid (Platt) on the validation snapshot",
             **dict(oracle.items()),
             "mlflow_run_id": registered.run_id,
