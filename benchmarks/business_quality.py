@@ -33,20 +33,19 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from churn_platform.business.catalogue import (  # noqa: E402
-    EVENT_TYPES_SQL,
     build_catalogue,
     dbt_vars,
-    event_types_from,
 )
 from churn_platform.business.declaration import Declaration, load_declaration, parse_declaration  # noqa: E402
-from churn_platform.defs.dbt import dbt_executable  # noqa: E402
+from churn_platform.defs.dbt import dbt_executable, event_types_in  # noqa: E402
 from churn_platform.defs.resources import DuckDBWarehouseResource, SourceResource  # noqa: E402
 from churn_platform.ml.training import calibrate_best, features_frame, select_best, train_candidates  # noqa: E402
 from churn_platform.settings import DBT_PROJECT_DIR  # noqa: E402
 from churn_platform.simulation.businesses import declaration_path  # noqa: E402
 from churn_platform.simulation.generator import DEFAULT_START, GeneratorConfig, generate_to_dir  # noqa: E402
 from churn_platform.simulation.oracle import load_truth, oracle_metrics  # noqa: E402
-from churn_platform.sources.contracts import PartitionSlice, contracts_for, load_with_contract  # noqa: E402
+from churn_platform.sources.contracts import PartitionSlice  # noqa: E402
+from churn_platform.warehouse.base import check_declared_sources  # noqa: E402
 
 COLLAPSED = """
 business: consumer_app_collapsed
@@ -85,23 +84,11 @@ def build_and_train(declaration: Declaration, sources: Path, work: Path) -> dict
     year = PartitionSlice(
         DEFAULT_START, DEFAULT_START + dt.timedelta(days=365), DEFAULT_START, DEFAULT_START + dt.timedelta(days=365)
     )
-    for role, contract in contracts_for(declaration).items():
-        with warehouse.connect() as con:
-            con.execute("create schema if not exists raw")
-            con.execute("create schema if not exists quarantine")
-            load_with_contract(
-                con,
-                contract,
-                source.register(con, declaration.source(role).location),
-                f"raw.{role}",
-                f"quarantine.{role}",
-                partition=year if role == "events" else None,
-            )
+    with warehouse.connect() as con:
+        check_declared_sources(con, source, declaration, partition=year)
     loaded = time.perf_counter()
     # The event types the platform would take (its rule, in one place), from the loaded usage.
-    found = warehouse.query(EVENT_TYPES_SQL) if declaration.sources.events.shape == "events" else None
-    rows = list(zip(found["event_type"], found["valued"])) if found is not None else []
-    catalogue = build_catalogue(declaration, *event_types_from(declaration, rows))
+    catalogue = build_catalogue(declaration, *event_types_in(warehouse, declaration))
     variables = {"warehouse_path": str(warehouse_path), **dbt_vars(declaration, catalogue, DEFAULT_START.isoformat())}
     subprocess.run(
         [

@@ -1,13 +1,19 @@
 """Data-layer benchmark: wall time and peak memory per stage, from generation to scoring_features.
 
-For each size (customers over 365 days) it runs, each stage in its own process so
-that its peak resident memory is its own:
+Both usage shapes are measured, each on its built-in business:
+
+  saas_b2b       usage as daily measures (one row per customer and active day)
+  consumer_app   usage as a raw event log (one row per event: time, type, value, user)
+
+For each business and size (customers over 365 days) it runs, each stage in its own
+process so that its peak resident memory is its own:
 
   generate        the seeded simulation, written as Parquet (usage streamed by month)
-  load_sources    what the four source assets do: read, apply the data contracts,
+  load_sources    what the source assets do: read, apply the data contracts,
                   write raw and quarantine tables into a DuckDB warehouse
   dbt_features    `dbt run` of every model (up to training_set and scoring_features, the feature
-                  catalogue and the business metrics) but the monitoring ones
+                  catalogue and the business metrics) but the monitoring ones, for the year's
+                  days as the platform builds its daily partitions
   dbt_tests       `dbt test` (the tests that run as Dagster asset checks)
   floor_query     one hand-written DuckDB query computing the same point-in-time
                   snapshot features straight from the raw Parquet files
@@ -17,14 +23,15 @@ views or intermediate tables; the report gives dbt_features as a multiple of it.
 At the smallest size the floor's output is compared with dbt's customer_features
 row for row, so the two compute the same thing.
 
-    python benchmarks/data_layer.py                       # 10k and 100k customers
-    python benchmarks/data_layer.py --sizes 10000 100000 1000000
+    python benchmarks/data_layer.py                       # both shapes, 10k and 100k customers
+    python benchmarks/data_layer.py --business saas_b2b --sizes 10000 100000 1000000
     python benchmarks/data_layer.py --sizes 1000000 --memory-limit 10GB
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import platform
@@ -39,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 DBT = str(Path(sys.executable).parent / "dbt")
 
-FEATURE_COLUMNS = (
+B2B_FEATURE_COLUMNS = (
     "plan, contract_type, region, segment, acquisition_channel, seats, tenure_days, mrr, sessions_7d, "
     "sessions_30d, sessions_90d, minutes_30d, feature_uses_30d, sessions_trend, days_since_last_activity, "
     "failed_payments_90d, late_payments_90d, tickets_90d, open_tickets, avg_satisfaction_90d, "
@@ -49,7 +56,7 @@ FEATURE_COLUMNS = (
 (dbt computes the rest as well, so its multiple of the floor is an upper bound)."""
 
 # The same features as dbt's customer_features, in one statement over the raw files.
-FLOOR_SQL = """
+B2B_FLOOR_SQL = """
 create or replace table floor_features as
 with usage as (select * from read_parquet('{src}/usage_events.parquet')),
 crm as (select * from read_parquet('{src}/crm_customers.parquet')),
@@ -144,30 +151,25 @@ left join c using (snapshot_date, customer_id)
 LOAD_SNIPPET = """
 import datetime as dt, sys
 from churn_platform.business.declaration import load_declaration
-from churn_platform.defs.partitions import PARTITIONED_SOURCE
 from churn_platform.defs.resources import SourceResource, DuckDBWarehouseResource
 from churn_platform.simulation.businesses import declaration_path
-from churn_platform.sources.contracts import PartitionSlice, contracts_for, load_with_contract
+from churn_platform.sources.contracts import PartitionSlice
+from churn_platform.warehouse.base import check_declared_sources
 from churn_platform.simulation.generator import DEFAULT_START
-declaration = load_declaration(declaration_path("saas_b2b"))
+declaration = load_declaration(declaration_path(sys.argv[4]))
 source = SourceResource(sources=sys.argv[1])
 warehouse = DuckDBWarehouseResource(path=sys.argv[2], memory_limit=sys.argv[3])
 # The usage is loaded as churn-platform run does it: every daily partition in one run.
 year = PartitionSlice(DEFAULT_START, DEFAULT_START + dt.timedelta(days=365), DEFAULT_START, DEFAULT_START + dt.timedelta(days=365))
-for role, contract in contracts_for(declaration).items():  # what each source asset does
-    with warehouse.connect() as con:
-        con.execute("create schema if not exists raw")
-        con.execute("create schema if not exists quarantine")
-        part = year if role == PARTITIONED_SOURCE else None
-        relation = source.register(con, declaration.source(role).location)
-        load_with_contract(con, contract, relation, f"raw.{role}", f"quarantine.{role}", partition=part)
+with warehouse.connect() as con:  # what the source assets do, one after the other
+    check_declared_sources(con, source, declaration, partition=year)
 """
 
 GENERATE_SNIPPET = """
 import sys
 from pathlib import Path
 from churn_platform.simulation.generator import GeneratorConfig, generate_to_dir
-generate_to_dir(GeneratorConfig(customers=int(sys.argv[1]), days=365, seed=7), Path(sys.argv[2]))
+generate_to_dir(GeneratorConfig(customers=int(sys.argv[1]), days=365, seed=7, business=sys.argv[3]), Path(sys.argv[2]))
 """
 
 FLOOR_SNIPPET = """
@@ -203,47 +205,195 @@ def dbt_environment(warehouse: Path, target: Path, memory_limit: str) -> dict[st
     }
 
 
-def business_vars() -> list[str]:
-    """``--vars`` with the B2B example's declaration, as the platform passes it to dbt."""
+def platform_modules():
+    """The platform's modules the parent process needs (imported late: the stages run as children)."""
     sys.path.insert(0, str(REPO))
-    from churn_platform.business.catalogue import build_catalogue, dbt_vars
-    from churn_platform.business.declaration import load_declaration
-    from churn_platform.simulation.businesses import declaration_path
+    from churn_platform.business import catalogue, declaration
+    from churn_platform.simulation import businesses, generator
 
-    declaration = load_declaration(declaration_path("saas_b2b"))
-    return ["--vars", json.dumps(dbt_vars(declaration, build_catalogue(declaration), "2025-01-01"))]
+    return catalogue, declaration, businesses, generator
 
 
-def bench_size(customers: int, work: Path, check_equal: bool, memory_limit: str) -> dict:
+def declared(business: str):
+    _, declaration, businesses, _ = platform_modules()
+    return declaration.load_declaration(businesses.declaration_path(business))
+
+
+def loaded_catalogue(business: str, warehouse: Path):
+    """The catalogue the platform derives for ``business`` from its loaded usage (event types included)."""
+    import duckdb
+
+    catalogue, _, _, _ = platform_modules()
+    decl = declared(business)
+    rows = []
+    if decl.sources.events.shape == "events":
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            rows = con.execute(catalogue.EVENT_TYPES_SQL).fetchall()
+    return catalogue.build_catalogue(decl, *catalogue.event_types_from(decl, rows))
+
+
+def dbt_arguments(business: str, warehouse: Path) -> list[str]:
+    """``--vars`` with the business's declaration and catalogue, as the platform passes them to dbt,
+    then the year's days, as the platform builds its daily partitions (``dbt run`` only)."""
+    catalogue, _, _, generator = platform_modules()
+    start = generator.DEFAULT_START
+    decl = declared(business)
+    variables = catalogue.dbt_vars(decl, loaded_catalogue(business, warehouse), start.isoformat())
+    return [
+        "--vars",
+        json.dumps(variables),
+        "--event-time-start",
+        start.isoformat(),
+        "--event-time-end",
+        (start + dt.timedelta(days=365)).isoformat(),
+    ]
+
+
+EVENT_AGGREGATES = {
+    # The floor's aggregate for each usage feature of the catalogue, over the events counted per
+    # customer, day and type (x: n events, v their value) or their distinct users per day and type
+    # (y): {f} is the filter of the feature's event type and window, {prior} the 30 days before it.
+    "type_count": "sum(x.n) filter (where {f})",
+    "total_count": "sum(x.n) filter (where {f})",
+    "type_value": "cast(sum(x.v) filter (where {f}) as double)",
+    "total_value": "cast(sum(x.v) filter (where {f}) as double)",
+    "type_active_days": "count(distinct x.d) filter (where {f})",
+    "total_active_days": "count(distinct x.d) filter (where {f})",
+    "type_users": "count(distinct y.usr) filter (where {f})",
+    "total_users": "count(distinct y.usr) filter (where {f})",
+    "type_trend": "cast(coalesce(sum(x.n) filter (where {f}), 0) + 1 as double) / (coalesce(sum(x.n) filter (where {prior}), 0) + 1)",
+    "total_trend": "cast(coalesce(sum(x.n) filter (where {f}), 0) + 1 as double) / (coalesce(sum(x.n) filter (where {prior}), 0) + 1)",
+    "type_recency": "max(x.d) filter (where {f})",
+    "recency": "max(x.d) filter (where {f})",
+}
+
+
+def event_floor(business: str, warehouse: Path) -> tuple[str, list[str]]:
+    """For a business whose usage is an event log: one statement over the raw files computing its
+    population, tenure, attributes and every usage feature (counts, value sums, active days, distinct
+    users, trends and recency, per event type and window, and over all types); and those columns."""
+    decl = declared(business)
+    s = decl.sources
+    ev, acc = s.events.columns, s.accounts.columns
+    catalogue = loaded_catalogue(business, warehouse)
+    usage = [f for f in catalogue.features if f.agg in EVENT_AGGREGATES]
+    trend = decl.features.trend_days
+    aggregates: dict[str, list[str]] = {"x": [], "y": []}
+    columns = []
+    for f in usage:
+        w = f.param("window")
+        alias = "y" if f.agg.endswith("users") else "x"
+        is_type = f"{alias}.t = '{f.param('event_type')}'" if f.agg.startswith("type_") else "true"
+        window = f"{alias}.d >= p.snapshot_date - {w}"
+        prior = f"{alias}.d >= p.snapshot_date - {2 * trend} and {alias}.d < p.snapshot_date - {trend}"
+        recency = "recency" in f.agg
+        expression = EVENT_AGGREGATES[f.agg].format(
+            f=is_type if recency else f"{is_type} and {window}", prior=f"{is_type} and {prior}"
+        )
+        aggregates[alias].append(f'{expression} as "{f.name}"')
+        if recency:
+            columns.append(f'coalesce(p.snapshot_date - {alias}."{f.name}", {w + 1}) as "{f.name}"')
+        else:
+            default = "1.0" if "trend" in f.agg else "0"
+            columns.append(f'coalesce({alias}."{f.name}", {default}) as "{f.name}"')
+    attributes = list(s.accounts.attributes)
+    churn_end = f"max(coalesce(s.\"{s.subscriptions.columns.end_time}\", timestamp '9999-12-31'))"
+    look_back = max(decl.features.longest, 2 * trend)
+    sep = "," + chr(10) + "        "
+
+    def per_snapshot(alias: str, relation: str) -> str:
+        return f"""{alias} as (
+    select p.snapshot_date, p.customer_id,
+        {sep.join(aggregates[alias])}
+    from pop as p join {relation} as {alias} on {alias}.customer_id = p.customer_id
+        and {alias}.d >= p.snapshot_date - {look_back} and {alias}.d < p.snapshot_date
+    group by p.snapshot_date, p.customer_id
+)"""
+
+    sql = f"""
+create or replace table floor_features as
+with events as (
+    select "{ev.customer_id}" as customer_id, cast("{ev.time}" as date) as d, coalesce("{ev.type}", '') as t,
+        "{ev.value}" as v, "{ev.user}" as usr
+    from read_parquet('{{src}}/{s.events.location}.parquet')
+),
+daily as (
+    select customer_id, d, t, count(*) as n, sum(cast(v as decimal(18, 4))) as v from events group by all
+),
+daily_users as (select distinct customer_id, d, t, usr from events where usr is not null),
+acc as (select * from read_parquet('{{src}}/{s.accounts.location}.parquet')),
+subs as (select * from read_parquet('{{src}}/{s.subscriptions.location}.parquet')),
+bounds as (select min(d) as data_start, max(d) as data_end from daily),
+snaps as (
+    select cast(m as date) as snapshot_date, cast(m as timestamp) as snapshot_at
+    from bounds, generate_series(
+        cast(date_trunc('month', data_start + {decl.snapshots.history_days - 1}) as timestamp) + interval '1 month',
+        cast(data_end + 1 as timestamp), interval '{decl.snapshots.every_months} month') as g(m)
+),
+churn as (
+    select a."{acc.customer_id}" as customer_id, {churn_end} as last_end
+    from (select distinct "{acc.customer_id}" from acc) as a
+    left join subs as s on s."{s.subscriptions.columns.customer_id}" = a."{acc.customer_id}"
+    group by 1
+),
+pop as (
+    select s.snapshot_date, s.snapshot_at, a."{acc.customer_id}" as customer_id,
+        {"".join(f'a."{name}", ' for name in attributes)}
+        s.snapshot_date - cast(a."{acc.signup_time}" as date) as tenure_days
+    from snaps as s
+    join acc as a on cast(a."{acc.signup_time}" as timestamp) < s.snapshot_at
+    join churn as c on c.customer_id = a."{acc.customer_id}"
+    where c.last_end = timestamp '9999-12-31' or c.last_end >= s.snapshot_at
+),
+{per_snapshot("x", "daily")},
+{per_snapshot("y", "daily_users")}
+select p.customer_id, p.snapshot_date, {"".join(f'p."{name}", ' for name in attributes)}p.tenure_days,
+    {("," + chr(10) + "    ").join(columns)}
+from pop as p
+left join x using (snapshot_date, customer_id)
+left join y using (snapshot_date, customer_id)
+"""
+    return sql, [*attributes, "tenure_days", *(f.name for f in usage)]
+
+
+def floor_of(business: str, warehouse: Path) -> tuple[str, list[str], set[str]]:
+    """The floor query of ``business``, the feature columns it computes, and those compared rounded
+    (sums of floats may differ in the last bits with the order of summation)."""
+    if declared(business).sources.events.shape == "daily":
+        return (
+            B2B_FLOOR_SQL,
+            B2B_FEATURE_COLUMNS.split(", "),
+            {"mrr", "minutes_30d", "sessions_trend", "avg_satisfaction_90d"},
+        )
+    sql, columns = event_floor(business, warehouse)
+    return sql, columns, {c for c in columns if "value" in c or "trend" in c}
+
+
+def bench_size(business: str, customers: int, work: Path, check_equal: bool, memory_limit: str) -> dict:
     src, wh = work / "sources", work / "warehouse.duckdb"
     target = work / "dbt_target"
     dbt_env = dbt_environment(wh, target, memory_limit)
     work.mkdir(parents=True, exist_ok=True)
-    floor_sql = work / "floor.sql"
-    floor_sql.write_text(FLOOR_SQL)
     stages = [
-        run_stage("generate", [PYTHON, "-c", GENERATE_SNIPPET, str(customers), str(src)]),
-        run_stage("load_sources", [PYTHON, "-c", LOAD_SNIPPET, str(src), str(wh), memory_limit]),
+        run_stage("generate", [PYTHON, "-c", GENERATE_SNIPPET, str(customers), str(src), business]),
+        run_stage("load_sources", [PYTHON, "-c", LOAD_SNIPPET, str(src), str(wh), memory_limit, business]),
+    ]
+    arguments = dbt_arguments(business, wh)
+    floor_sql_text, feature_columns, rounded = floor_of(business, wh)
+    floor_sql = work / "floor.sql"
+    floor_sql.write_text(floor_sql_text)
+    stages += [
         run_stage(
             "dbt_features",
-            [
-                DBT,
-                "run",
-                # Every model but the monitoring ones, which read what the Python assets write.
-                "--exclude",
-                "tag:monitoring",
-                "--target-path",
-                str(target),
-                "--quiet",
-                *business_vars(),
-            ],
+            # Every model but the monitoring ones, which read what the Python assets write.
+            [DBT, "run", "--exclude", "tag:monitoring", "--target-path", str(target), "--quiet", *arguments],
             env=dbt_env,
             cwd=REPO / "dbt_project",
         ),
         run_stage(
             "dbt_tests",
             # The monitoring models read what the Python assets write (scores, the prediction log): not built here.
-            [DBT, "test", "--exclude", "tag:monitoring", "--target-path", str(target), "--quiet", *business_vars()],
+            [DBT, "test", "--exclude", "tag:monitoring", "--target-path", str(target), "--quiet", *arguments[:2]],
             env=dbt_env,
             cwd=REPO / "dbt_project",
         ),
@@ -256,16 +406,13 @@ def bench_size(customers: int, work: Path, check_equal: bool, memory_limit: str)
 
     with duckdb.connect(str(wh), read_only=True) as con:
         rows = {
-            "usage_events": con.execute("select count(*) from raw.events").fetchone()[0],
+            "usage_rows": con.execute("select count(*) from raw.events").fetchone()[0],
             "customer_features": con.execute("select count(*) from marts.customer_features").fetchone()[0],
             "scoring_features": con.execute("select count(*) from marts.scoring_features").fetchone()[0],
+            "features": con.execute("select count(*) from marts.feature_catalogue").fetchone()[0],
         }
     same = None
-    # Sums of floats may differ in the last bits with the order of summation.
-    compared = ", ".join(
-        f"round({c}, 6)" if c in ("mrr", "minutes_30d", "sessions_trend", "avg_satisfaction_90d") else c
-        for c in FEATURE_COLUMNS.split(", ")
-    )
+    compared = ", ".join(f'round("{c}", 6)' if c in rounded else f'"{c}"' for c in feature_columns)
     if check_equal:
         with duckdb.connect(str(work / "floor.duckdb")) as con:
             con.execute(f"attach '{wh}' as wh (read_only)")
@@ -283,8 +430,11 @@ def bench_size(customers: int, work: Path, check_equal: bool, memory_limit: str)
     by = {s["stage"]: s for s in stages}
     pipeline = ("generate", "load_sources", "dbt_features")
     return {
+        "business": business,
+        "usage_shape": declared(business).sources.events.shape,
         "customers": customers,
         "rows": rows,
+        "floor_features": len(feature_columns),
         "stages": stages,
         "pipeline_seconds": round(sum(by[s]["seconds"] for s in pipeline), 1),
         "pipeline_peak_rss_mib": max(by[s]["peak_rss_mib"] for s in pipeline),
@@ -295,8 +445,8 @@ def bench_size(customers: int, work: Path, check_equal: bool, memory_limit: str)
 
 def markdown(results: list[dict]) -> str:
     lines = [
-        "| customers | usage rows | generate | load + contracts | dbt features | dbt tests | floor query | dbt / floor | generation → scoring_features | peak memory |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| business (usage shape) | customers | usage rows | features (floor) | generate | load + contracts | dbt features | dbt tests | floor query | dbt / floor | generation → scoring_features | peak memory |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         by = {s["stage"]: s for s in r["stages"]}
@@ -305,18 +455,39 @@ def markdown(results: list[dict]) -> str:
             return f"{by[s]['seconds']:.1f} s, {by[s]['peak_rss_mib'] / 1024:.1f} GiB"
 
         lines.append(
-            f"| {r['customers']:,} | {r['rows']['usage_events']:,} | {cell('generate')} | {cell('load_sources')} | "
+            f"| {r['business']} ({r['usage_shape']}) | {r['customers']:,} | {r['rows']['usage_rows']:,} | "
+            f"{r['rows']['features']} ({r['floor_features']}) | {cell('generate')} | {cell('load_sources')} | "
             f"{cell('dbt_features')} | {cell('dbt_tests')} | {cell('floor_query')} | {r['dbt_over_floor']:.2f}× | "
             f"{r['pipeline_seconds']:.0f} s | {r['pipeline_peak_rss_mib'] / 1024:.1f} GiB |"
         )
     return "\n".join(lines)
 
 
+def code_version() -> str:
+    """The commit measured (with ``+changes`` when the work tree differs from it)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown"
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--business", nargs="+", default=["saas_b2b", "consumer_app"], help="built-in businesses to measure"
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed afterwards)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "data_layer.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "benchmarks" / "results" / "data_layer.json",
+        help="results file; the runs are added to the earlier ones it holds",
+    )
     parser.add_argument(
         "--memory-limit",
         default=os.environ.get("CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT", "8GB"),
@@ -324,27 +495,38 @@ def main() -> None:
     )
     args = parser.parse_args()
     work_root = args.work or Path(tempfile.mkdtemp(prefix="churn-bench-"))
+    code = code_version()
     results = []
     try:
-        for i, n in enumerate(sorted(args.sizes)):
-            print(f"== {n:,} customers x 365 days", flush=True)
-            result = bench_size(n, work_root / f"n{n}", check_equal=(i == 0), memory_limit=args.memory_limit)
-            for s in result["stages"]:
-                print(f"  {s['stage']:<14} {s['seconds']:>8.1f} s   peak {s['peak_rss_mib']:>9.1f} MiB", flush=True)
-            print(f"  dbt features / floor: {result['dbt_over_floor']:.2f}x", flush=True)
-            results.append(result)
-            shutil.rmtree(work_root / f"n{n}", ignore_errors=True)
+        for business in args.business:
+            for i, n in enumerate(sorted(args.sizes)):
+                print(f"== {business}: {n:,} customers x 365 days", flush=True)
+                work = work_root / f"{business}-{n}"
+                result = bench_size(business, n, work, check_equal=(i == 0), memory_limit=args.memory_limit)
+                result.update(code=code, duckdb_memory_limit=args.memory_limit)
+                for s in result["stages"]:
+                    print(f"  {s['stage']:<14} {s['seconds']:>8.1f} s   peak {s['peak_rss_mib']:>9.1f} MiB", flush=True)
+                print(f"  dbt features / floor: {result['dbt_over_floor']:.2f}x", flush=True)
+                results.append(result)
+                shutil.rmtree(work, ignore_errors=True)
     finally:
         if args.work is None:
             shutil.rmtree(work_root, ignore_errors=True)
-    if len(results) > 1:
-        a, b = results[0], results[-1]
-        growth = (b["pipeline_seconds"] / a["pipeline_seconds"]) / (b["customers"] / a["customers"])
-        print(f"time growth {a['customers']:,} → {b['customers']:,}: {growth:.2f} of linear")
+    for business in args.business:
+        mine = [r for r in results if r["business"] == business]
+        if len(mine) > 1:
+            a, b = mine[0], mine[-1]
+            growth = (b["pipeline_seconds"] / a["pipeline_seconds"]) / (b["customers"] / a["customers"])
+            print(f"{business}: time growth {a['customers']:,} → {b['customers']:,}: {growth:.2f} of linear")
+    report = json.loads(args.out.read_text()) if args.out.exists() else {}
     report = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "duckdb_memory_limit": args.memory_limit,
-        "results": results,
+        "note": report.get(
+            "note",
+            "each row one run of benchmarks/data_layer.py; the memory limit applies to the load, dbt and floor "
+            "stages; 'code' says which version of the platform was measured",
+        ),
+        "runs": results + report.get("runs", []),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

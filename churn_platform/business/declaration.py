@@ -332,6 +332,9 @@ class Declaration(_Strict):
 
 
 SOURCE_ROLES: tuple[str, ...] = ("accounts", "events", "subscriptions", "invoices", "tickets")
+
+PARTITIONED_ROLE = "events"
+"""The source loaded day by day (usage); the other sources are small and reloaded whole."""
 """Every role a source can play; the Dagster asset and the raw table of each take its name."""
 
 

@@ -4,11 +4,11 @@ import datetime as dt
 
 import dagster as dg
 
-from churn_platform.business.declaration import Declaration
+from churn_platform.business.declaration import PARTITIONED_ROLE, Declaration
 from churn_platform.settings import OPEN_ENDED, Settings
 from churn_platform.sources.contracts import PartitionSlice, contracts_for
 
-PARTITIONED_SOURCE = "events"
+PARTITIONED_SOURCE = PARTITIONED_ROLE
 """The source loaded day by day (usage); the other sources are small and reloaded whole."""
 
 PARTITIONED_DBT_TAG = "daily_partitioned"

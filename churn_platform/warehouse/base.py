@@ -8,7 +8,8 @@ from typing import Protocol
 
 import pandas as pd
 
-from churn_platform.sources.contracts import ContractCounts, load_with_contract
+from churn_platform.business.declaration import PARTITIONED_ROLE, Declaration
+from churn_platform.sources.contracts import ContractCounts, contracts_for, load_with_contract
 
 
 class RegistersSource(Protocol):
@@ -36,6 +37,23 @@ def check_contract(con, source: RegistersSource, contract, location: str, partit
     con.execute("create schema if not exists raw")
     con.execute("create schema if not exists quarantine")
     return load_with_contract(con, contract, relation, f"raw.{name}", f"quarantine.{name}", partition=partition)
+
+
+def check_declared_sources(
+    con, source: RegistersSource, declaration: Declaration, partition=None
+) -> dict[str, ContractCounts]:
+    """Every source ``declaration`` declares, checked against its contract on ``con`` one after the
+    other, as the source assets do in a run; ``partition`` (the usage's days) applies to the events."""
+    return {
+        role: check_contract(
+            con,
+            source,
+            contract,
+            declaration.source(role).location,
+            partition=partition if role == PARTITIONED_ROLE else None,
+        )
+        for role, contract in contracts_for(declaration).items()
+    }
 
 
 class Warehouse(abc.ABC):

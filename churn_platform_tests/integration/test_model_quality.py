@@ -19,14 +19,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from churn_platform.defs.partitions import PARTITIONED_SOURCE
 from churn_platform.defs.resources import DuckDBWarehouseResource, SourceResource
 from churn_platform.ml.training import calibrate_best, features_frame, select_best, train_candidates
 from churn_platform.settings import DBT_PROJECT_DIR
 from churn_platform.simulation.generator import DEFAULT_START, GeneratorConfig, generate_to_dir
 from churn_platform.simulation.oracle import load_truth, oracle_metrics
-from churn_platform.sources.contracts import PartitionSlice, load_with_contract
-from churn_platform_tests.business import B2B, CATALOGUE, b2b_contracts, dbt_vars_json
+from churn_platform.sources.contracts import PartitionSlice
+from churn_platform.warehouse.base import check_declared_sources
+from churn_platform_tests.business import B2B, CATALOGUE, dbt_vars_json
 
 pytestmark = pytest.mark.slow
 
@@ -44,18 +44,8 @@ def trained(tmp_path_factory):
     year = PartitionSlice(
         DEFAULT_START, DEFAULT_START + dt.timedelta(days=365), DEFAULT_START, DEFAULT_START + dt.timedelta(days=365)
     )
-    for role, contract in b2b_contracts().items():
-        with warehouse.connect() as con:
-            con.execute("create schema if not exists raw")
-            con.execute("create schema if not exists quarantine")
-            load_with_contract(
-                con,
-                contract,
-                source.register(con, B2B.source(role).location),
-                f"raw.{role}",
-                f"quarantine.{role}",
-                partition=year if role == PARTITIONED_SOURCE else None,
-            )
+    with warehouse.connect() as con:
+        check_declared_sources(con, source, B2B, partition=year)
     dbt = Path(sys.executable).with_name("dbt")
     env = {**os.environ, "DBT_LOG_PATH": str(work / "dbt_logs")}
     variables = dbt_vars_json(B2B, warehouse_path, DEFAULT_START.isoformat())
