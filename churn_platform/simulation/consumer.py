@@ -48,10 +48,18 @@ def user_key(index: np.ndarray) -> np.ndarray:
     return np.array([f"usr_{v:08x}" for v in scrambled])
 
 
-def generate_consumer(config, progress: Callable[[int, int], None] | None = None) -> dict[str, pd.DataFrame]:
+def generate_consumer(
+    config,
+    progress: Callable[[int, int], None] | None = None,
+    events_sink: Callable[[pd.DataFrame], None] | None = None,
+) -> dict[str, pd.DataFrame]:
     """The app's four sources and its ground truth (``churn_truth``, ``churn_probability_truth``),
     deterministic for a given config (``customers``, ``days``, ``seed``, ``start_date``,
-    ``existing_share``, ``drift_scenario``)."""
+    ``existing_share``, ``drift_scenario``).
+
+    With ``events_sink``, the app's events (by far the largest source) are handed over in chunks of
+    about a month as they are simulated, in the order of the whole table, instead of being kept in
+    memory; the returned ``app_events`` is then empty."""
     rng = np.random.default_rng([config.seed, 20_26])
     n, days = config.customers, config.days
     start = np.datetime64(config.start_date, "D")
@@ -88,6 +96,34 @@ def generate_consumer(config, progress: Callable[[int, int], None] | None = None
     event_parts: list[tuple[np.ndarray, ...]] = []
     payment_parts: list[tuple[np.ndarray, ...]] = []
     truth_parts: list[tuple[np.ndarray, ...]] = []
+    start_us = start.astype("datetime64[us]")
+
+    def events_frame(parts: list[tuple[np.ndarray, ...]]) -> pd.DataFrame:
+        """The events of ``parts`` (whole days), in time order (then by user)."""
+
+        def cat(i: int, dtype) -> np.ndarray:
+            return (
+                np.concatenate([p[i] for p in parts]).astype(dtype, copy=False) if parts else np.array([], dtype=dtype)
+            )
+
+        who = cat(0, np.int64)
+        return (
+            pd.DataFrame(
+                {
+                    "user_key": keys[who],
+                    "event_ts": pd.to_datetime(
+                        start_us
+                        + cat(1, np.int64).astype("timedelta64[D]")
+                        + cat(2, np.int64).astype("timedelta64[ms]")
+                    ).astype("datetime64[us]"),
+                    "event_name": EVENT_TYPES[cat(3, np.int64)],
+                    "seconds_listened": cat(4, np.float64),
+                    "profile_id": np.char.add("p", cat(5, np.int64).astype(str)).astype(object),
+                }
+            )
+            .sort_values(["event_ts", "user_key"], kind="stable")
+            .reset_index(drop=True)
+        )
 
     def monthly_price(users: np.ndarray, on_day: int) -> np.ndarray:
         price = PLAN_PRICE[plan[users]] * np.where(annual[users], 1 - ANNUAL_DISCOUNT, 1.0)
@@ -194,6 +230,9 @@ def generate_consumer(config, progress: Callable[[int, int], None] | None = None
             l_idx = idx[leaving]
             churned[l_idx] = True
             churn_day[l_idx] = t
+        if events_sink is not None and (t % 30 == 29 or t == days - 1) and event_parts:
+            events_sink(events_frame(event_parts))
+            event_parts.clear()
         if progress:
             progress(t + 1, days)
 
@@ -204,7 +243,6 @@ def generate_consumer(config, progress: Callable[[int, int], None] | None = None
         sub_rows.append((u, sub_number[u], sub_start[u], end, plan[u], annual[u], intro[u]))
     subs = pd.DataFrame(sub_rows, columns=["u", "number", "start", "end", "plan", "annual", "intro"])
     subs = subs.sort_values(["u", "number"], kind="stable").reset_index(drop=True)
-    start_us = start.astype("datetime64[us]")
 
     def at(day_offsets: np.ndarray, seconds: np.ndarray) -> np.ndarray:
         return start_us + day_offsets.astype("timedelta64[D]") + seconds.astype("timedelta64[s]")
@@ -250,24 +288,7 @@ def generate_consumer(config, progress: Callable[[int, int], None] | None = None
     def cat(parts, i, dtype):
         return np.concatenate([p[i] for p in parts]).astype(dtype, copy=False) if parts else np.array([], dtype=dtype)
 
-    who = cat(event_parts, 0, np.int64)
-    events = (
-        pd.DataFrame(
-            {
-                "user_key": keys[who],
-                "event_ts": pd.to_datetime(
-                    start_us
-                    + cat(event_parts, 1, np.int64).astype("timedelta64[D]")
-                    + cat(event_parts, 2, np.int64).astype("timedelta64[ms]")
-                ).astype("datetime64[us]"),
-                "event_name": EVENT_TYPES[cat(event_parts, 3, np.int64)],
-                "seconds_listened": cat(event_parts, 4, np.float64),
-                "profile_id": [f"p{p}" for p in cat(event_parts, 5, np.int64)],
-            }
-        )
-        .sort_values(["event_ts", "user_key"], kind="stable")
-        .reset_index(drop=True)
-    )
+    events = events_frame(event_parts)
 
     payer = cat(payment_parts, 0, np.int64)
     payments = pd.DataFrame(

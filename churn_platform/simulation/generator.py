@@ -37,6 +37,8 @@ SOURCES_OF: dict[str, tuple[str, ...]] = {
     "consumer_app": ("users", "subscriptions", "app_events", "payments"),
 }
 """Each built-in business's source files (``<name>.parquet``), as its declaration locates them."""
+USAGE_SOURCE_OF = {"saas_b2b": "usage_events", "consumer_app": "app_events"}
+"""Each built-in business's usage file, by far its largest: streamed to Parquet as it is simulated."""
 
 PLANS = np.array(["basic", "pro", "enterprise"])
 PLAN_SHARE = np.array([0.55, 0.35, 0.10])
@@ -166,11 +168,11 @@ def generate(
 ) -> GeneratedData:
     """Simulate ``config.business``. Deterministic for a given config."""
     if config.business == "consumer_app":
-        if usage_sink is not None:
-            raise ValueError("the consumer app is generated whole: no usage sink")
+        if usage_sink is not None and config.fault_rate > 0:
+            raise ValueError("fault injection needs the whole usage table: generate without a usage sink")
         from churn_platform.simulation.consumer import generate_consumer
 
-        made = generate_consumer(config, progress=progress)
+        made = generate_consumer(config, progress=progress, events_sink=usage_sink)
         truth, probability = made.pop("churn_truth"), made.pop("churn_probability_truth")
         data = GeneratedData(made, truth, probability, business=config.business)
         return inject_faults(data, config.fault_rate, seed=config.seed) if config.fault_rate > 0 else data
@@ -644,7 +646,7 @@ def generate_to_dir(
 ) -> tuple[GeneratedData, dict[str, int]]:
     """Generate and write the sources; usage is streamed to Parquet in monthly chunks, so
     memory stays proportional to the number of customers, not customers × days."""
-    if fmt != "parquet" or config.fault_rate > 0 or config.business != "saas_b2b":
+    if fmt != "parquet" or config.fault_rate > 0:
         data = generate(config, progress=progress)
         return data, write_sources(data, out, fmt=fmt)
     import pyarrow as pa
@@ -653,7 +655,8 @@ def generate_to_dir(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state: dict[str, object] = {"writer": None, "rows": 0}
-    path = out / "usage_events.parquet"
+    usage = USAGE_SOURCE_OF[config.business]
+    path = out / f"{usage}.parquet"
 
     def sink(chunk: pd.DataFrame) -> None:
         table = pa.Table.from_pandas(chunk, preserve_index=False)
@@ -668,10 +671,10 @@ def generate_to_dir(
         if state["writer"] is not None:
             state["writer"].close()  # type: ignore[union-attr]
     if state["writer"] is None:
-        data.usage_events.to_parquet(path, index=False)
-    counts = write_sources(data, out, fmt=fmt, skip=("usage_events",))
-    counts["usage_events"] = int(state["rows"])  # type: ignore[arg-type]
-    return data, {name: counts[name] for name in SOURCE_NAMES}
+        data.tables[usage].to_parquet(path, index=False)
+    counts = write_sources(data, out, fmt=fmt, skip=(usage,))
+    counts[usage] = int(state["rows"])  # type: ignore[arg-type]
+    return data, {name: counts[name] for name in SOURCES_OF[config.business]}
 
 
 def write_sources(data: GeneratedData, out: Path, fmt: str = "parquet", skip: tuple[str, ...] = ()) -> dict[str, int]:
