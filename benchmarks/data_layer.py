@@ -257,11 +257,12 @@ EVENT_AGGREGATES = {
     "total_count": "sum(x.n) filter (where {f})",
     "type_value": "cast(sum(x.v) filter (where {f}) as double)",
     "total_value": "cast(sum(x.v) filter (where {f}) as double)",
-    # (A distinct count with a FILTER clause holds far more memory in DuckDB than one over a CASE.)
-    "type_active_days": "count(distinct case when {f} then x.d end)",
+    # One row per customer, day and type: its rows are the type's active days.
+    "type_active_days": "count(case when {f} then 1 end)",
     "total_active_days": "count(distinct case when {f} then x.d end)",
-    "type_users": "count(distinct case when {f} then y.usr end)",
-    "total_users": "count(distinct case when {f} then y.usr end)",
+    # y: each user's last day per type and over all types; a user counts when it is in the window.
+    "type_users": "count(case when {f} then 1 end)",
+    "total_users": "count(case when {f} then 1 end)",
     "type_trend": "cast(coalesce(sum(x.n) filter (where {f}), 0) + 1 as double) / (coalesce(sum(x.n) filter (where {prior}), 0) + 1)",
     "total_trend": "cast(coalesce(sum(x.n) filter (where {f}), 0) + 1 as double) / (coalesce(sum(x.n) filter (where {prior}), 0) + 1)",
     "type_recency": "max(x.d) filter (where {f})",
@@ -285,7 +286,9 @@ def event_floor(business: str, warehouse: Path) -> tuple[str, list[str]]:
         w = f.param("window")
         alias = "y" if f.agg.endswith("users") else "x"
         is_type = f"{alias}.t = '{f.param('event_type')}'" if f.agg.startswith("type_") else "true"
-        window = f"{alias}.d >= p.snapshot_date - {w}"
+        if alias == "y":
+            is_type = f"y.all_types = 0 and {is_type}" if f.agg.startswith("type_") else "y.all_types = 1"
+        window = f"{alias}.d >= {'y' if alias == 'y' else 'p'}.snapshot_date - {w}"
         prior = f"{alias}.d >= p.snapshot_date - {2 * trend} and {alias}.d < p.snapshot_date - {trend}"
         recency = "recency" in f.agg
         expression = EVENT_AGGREGATES[f.agg].format(
@@ -347,7 +350,18 @@ pop as (
     where c.last_end = timestamp '9999-12-31' or c.last_end >= s.snapshot_at
 ),
 {per_snapshot("x", "daily")},
-{per_snapshot("y", "daily_users")}
+user_last as (
+    select p.snapshot_date, p.customer_id, u.t, u.usr, grouping(u.t) as all_types, max(u.d) as d
+    from pop as p join daily_users as u on u.customer_id = p.customer_id
+        and u.d >= p.snapshot_date - {look_back} and u.d < p.snapshot_date
+    group by grouping sets ((p.snapshot_date, p.customer_id, u.t, u.usr), (p.snapshot_date, p.customer_id, u.usr))
+),
+y as (
+    select y.snapshot_date, y.customer_id,
+        {sep.join(aggregates["y"])}
+    from user_last as y
+    group by y.snapshot_date, y.customer_id
+)
 select p.customer_id, p.snapshot_date, {"".join(f'p."{name}", ' for name in attributes)}p.tenure_days,
     {("," + chr(10) + "    ").join(columns)}
 from pop as p

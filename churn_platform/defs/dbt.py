@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -131,6 +132,10 @@ def business_vars(warehouse: Warehouse, declaration: Declaration, usage_begin: s
     return dbt_vars(declaration, catalogue, usage_begin)
 
 
+PARSE_STATE = "partial_parse.msgpack"
+"""dbt's saved parse of the project, which a later invocation reuses when nothing it depends on changed."""
+
+
 def _dbt_build(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
@@ -142,10 +147,25 @@ def _dbt_build(
     """``dbt build`` (plus ``extra`` arguments) with the warehouse's location as the profile's
     variables (the warehouse resource is the one place that decides it) and the declared business;
     its artifacts and logs stay with the run's other state. A DuckDB file is held by the dbt
-    process while it builds, so row counts are not fetched from a second connection."""
+    process while it builds, so row counts are not fetched from a second connection.
+
+    dbt parses the whole project again whenever its variables change or its target folder holds no
+    saved parse, and each invocation has a target folder of its own. So the parse is kept per set
+    of variables under the home (``reports/dbt/parse/<digest>``), given to every invocation with the
+    same variables (the same business, event types and warehouse) and updated after it: only the
+    first invocation of a home parses the project; dbt itself re-parses what changed in the files."""
+    variables = json.dumps({**warehouse.dbt_vars(), **business}, sort_keys=True)
     artifacts = reports.path_for(f"dbt/{context.run_id}/{context.op_def.name}")
-    args = ["build", "--vars", json.dumps({**warehouse.dbt_vars(), **business}), *extra]
-    yield from dbt.cli(args, context=context, target_path=artifacts).stream()
+    saved = reports.path_for(f"dbt/parse/{hashlib.sha256(variables.encode()).hexdigest()[:16]}/{PARSE_STATE}")
+    if saved.exists():
+        artifacts.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(saved, artifacts / PARSE_STATE)
+    yield from dbt.cli(["build", "--vars", variables, *extra], context=context, target_path=artifacts).stream()
+    parsed = artifacts / PARSE_STATE
+    if parsed.exists():
+        staged = saved.with_suffix(".tmp")
+        shutil.copyfile(parsed, staged)
+        staged.replace(saved)
 
 
 MONITORING_DBT_TAG = "monitoring"

@@ -37,7 +37,8 @@
     {%- elif a == 'type_value' %}
         {%- do out.append(exact_sum(is_type ~ " and " ~ in_window, "u.value") ~ " as " ~ q(name)) %}
     {%- elif a == 'type_active_days' %}
-        {%- do out.append("count(distinct case when " ~ is_type ~ " and " ~ in_window ~ " then u.event_date end) as " ~ q(name)) %}
+        {#- int_daily_usage has one row per customer, day and event type: a count of rows is the count of days. #}
+        {%- do out.append("count(case when " ~ is_type ~ " and " ~ in_window ~ " then 1 end) as " ~ q(name)) %}
     {%- elif a == 'type_trend' %}
         {%- do out.append("sum(case when " ~ is_type ~ " and " ~ in_window ~ " then u.events else 0 end) as " ~ q('__recent_' ~ name)) %}
         {%- do out.append("sum(case when " ~ is_type ~ " and " ~ prior ~ " then u.events else 0 end) as " ~ q('__prior_' ~ name)) %}
@@ -51,9 +52,10 @@
         {%- do out.append("sum(case when " ~ in_window ~ " then u.events else 0 end) as " ~ q('__recent_' ~ name)) %}
         {%- do out.append("sum(case when " ~ prior ~ " then u.events else 0 end) as " ~ q('__prior_' ~ name)) %}
     {%- elif a == 'type_users' %}
-        {%- do out.append("count(distinct case when " ~ is_type ~ " and " ~ in_window ~ " then u.user_id end) as " ~ q(name)) %}
+        {#- Over customer_features' user_last: one row per user and type (and over all types) with their last day. #}
+        {%- do out.append("count(case when l.all_types = 0 and l.event_type = " ~ lit(f.get('event_type', '')) ~ " and l.last_date >= l.snapshot_date - " ~ w ~ " then 1 end) as " ~ q(name)) %}
     {%- elif a == 'total_users' %}
-        {%- do out.append("count(distinct case when " ~ in_window ~ " then u.user_id end) as " ~ q(name)) %}
+        {%- do out.append("count(case when l.all_types = 1 and l.last_date >= l.snapshot_date - " ~ w ~ " then 1 end) as " ~ q(name)) %}
     {%- elif a == 'invoice_count' %}
         {%- do out.append("sum(case when i.invoice_date >= p.snapshot_date - " ~ w ~ " then 1 else 0 end) as " ~ q(name)) %}
     {%- elif a == 'invoice_failed' %}

@@ -108,22 +108,40 @@ usage as (
 )
 {%- if user_features %},
 
-users as (
+user_last as (
+    -- Each user's last active day in the look-back window, per event type and over all types
+    -- (all_types = 1): a user counts in a window when that day falls in it, which costs far
+    -- less than a distinct count per type and window.
     select
         p.snapshot_date,
-        p.customer_id
-        {%- for f in user_features %}
-        {%- for line in feature_aggregates(f) %},
-        {{ line }}
-        {%- endfor %}
-        {%- endfor %}
+        p.customer_id,
+        u.event_type,
+        u.user_id,
+        grouping(u.event_type) as all_types,
+        max(u.event_date) as last_date
     from population as p
     inner join {{ ref('int_daily_users') }} as u
         on
             u.customer_id = p.customer_id
             and u.event_date >= p.snapshot_date - {{ look_back }}
             and u.event_date < p.snapshot_date
-    group by p.snapshot_date, p.customer_id
+    group by grouping sets (
+        (p.snapshot_date, p.customer_id, u.event_type, u.user_id),
+        (p.snapshot_date, p.customer_id, u.user_id)
+    )
+),
+
+users as (
+    select
+        l.snapshot_date,
+        l.customer_id
+        {%- for f in user_features %}
+        {%- for line in feature_aggregates(f) %},
+        {{ line }}
+        {%- endfor %}
+        {%- endfor %}
+    from user_last as l
+    group by l.snapshot_date, l.customer_id
 )
 {%- endif %}
 {%- if has_source('invoices') %}
