@@ -187,7 +187,7 @@ def dbt_counts(home: Path, run_id: str) -> dict:
     parses = 0
     for log in artifacts.rglob("dbt.log*"):
         text = log.read_text(errors="replace")
-        parses += text.count("Starting full parse")
+        parses += sum("Starting full parse" in line for line in text.splitlines())
     return {"invocations": len(invocations), "full_parses": parses, "build_seconds": sql}
 
 

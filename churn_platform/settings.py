@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -356,5 +357,18 @@ class Settings:
             d.mkdir(parents=True, exist_ok=True)
         instance_yaml = self.dagster_home / "dagster.yaml"
         if not instance_yaml.exists() and not self.is_production:
-            # SQLite storage under the home (Dagster's default); no usage statistics leave the machine.
-            instance_yaml.write_text("telemetry:\n  enabled: false\n")
+            write_local_instance_yaml(self.dagster_home)
+
+
+def write_local_instance_yaml(dagster_home: Path) -> None:
+    """The local Dagster instance's ``dagster.yaml``: SQLite storage under ``dagster_home``, where
+    Dagster keeps it by default, with an event log whose writes cost less
+    (``churn_platform/defs/event_log.py``); no usage statistics leave the machine."""
+    (dagster_home / "dagster.yaml").write_text(
+        "telemetry:\n  enabled: false\n"
+        "event_log_storage:\n"
+        "  module: churn_platform.defs.event_log\n"
+        "  class: LocalEventLogStorage\n"
+        "  config:\n"
+        f"    base_dir: {json.dumps(str(dagster_home / 'history' / 'runs'))}\n"
+    )

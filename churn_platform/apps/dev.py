@@ -64,9 +64,10 @@ def run(home: Path, workspace: Path, dagster_port: int = 3000, mlflow_port: int 
     (home / "dagster").mkdir(parents=True, exist_ok=True)
     (home / "mlflow").mkdir(parents=True, exist_ok=True)
     instance_yaml = home / "dagster" / "dagster.yaml"
+    from churn_platform.settings import PLANNED_EVENTS_ENV, SETTLE_ENV, write_local_instance_yaml
+
     if not instance_yaml.exists():
-        instance_yaml.write_text("telemetry:\n  enabled: false\n")
-    from churn_platform.settings import PLANNED_EVENTS_ENV, SETTLE_ENV
+        write_local_instance_yaml(home / "dagster")
 
     env = {**os.environ, "CHURN_PLATFORM_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
     env.setdefault(PLANNED_EVENTS_ENV, "true")

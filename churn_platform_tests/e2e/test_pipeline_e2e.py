@@ -145,6 +145,39 @@ def test_every_asset_was_materialized_in_the_instance(e2e):
     assert run is not None and run.status == dg.DagsterRunStatus.SUCCESS
 
 
+DBT_INVOCATIONS_PER_RUN = 3
+"""The daily usage models, the other models, the monitoring models: one ``dbt build`` each."""
+FULL_PARSES_PER_NEW_HOME = 1
+"""Only a home's first dbt invocation parses the project; the others reuse its saved parse."""
+EVENTS_PER_PARTITION = 3
+"""A materialization per usage partition of the events source and of the two daily dbt models."""
+EVENTS_BESIDES_PARTITIONS = 400
+"""Everything else a run writes: planned events, steps, outputs, checks, the other assets, logs."""
+
+
+def test_a_run_stays_within_its_dbt_parse_and_event_budget(e2e):
+    """The counts benchmarks/overhead.py reports (and the README's overhead table documents), held
+    as a budget: a change that adds a dbt parse or a per-partition event fails here, whatever the
+    machine's speed."""
+    run_id = e2e.report["dagster_run_id"]
+    artifacts = e2e.home / "reports" / "dbt" / run_id
+    invocations = list(artifacts.rglob("run_results.json"))
+    full_parses = sum(
+        "Starting full parse" in line
+        for log in artifacts.rglob("dbt.log*")
+        for line in log.read_text(errors="replace").splitlines()
+    )
+    assert len(invocations) == DBT_INVOCATIONS_PER_RUN
+    assert full_parses <= FULL_PARSES_PER_NEW_HOME, f"{full_parses} full dbt parses in one run"
+    with dg.DagsterInstance.from_config(str(e2e.settings.dagster_home)) as instance:
+        assert type(instance.event_log_storage).__name__ == "LocalEventLogStorage"
+        written = len(instance.all_logs(run_id))
+        partitions = len(instance.get_materialized_partitions(dg.AssetKey("events")))
+    budget = EVENTS_PER_PARTITION * partitions + EVENTS_BESIDES_PARTITIONS
+    assert partitions >= 300
+    assert written <= budget, f"the run wrote {written} events, over its budget of {budget}"
+
+
 def test_dbt_docs_generate_and_every_model_and_column_is_described(e2e, tmp_path):
     """`dbt docs generate` (what `make docs` serves) works on the warehouse the run built, and
     every model, source and column that exists in the warehouse (from the catalog) is described."""
