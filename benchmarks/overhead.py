@@ -287,6 +287,11 @@ def main() -> None:
     parser.add_argument("--business", default="saas_b2b", choices=["saas_b2b", "consumer_app"])
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed afterwards)")
     parser.add_argument(
+        "--code",
+        help="what the results are recorded as measuring (default: this checkout's commit); the platform "
+        "measured is the one this Python runs, so another commit's environment measures that commit",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=REPO / "benchmarks" / "results" / "overhead.json",
@@ -294,7 +299,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     work_root = args.work or Path(tempfile.mkdtemp(prefix="churn-overhead-"))
-    code = code_version()
+    code = args.code or code_version()
     results = []
     try:
         for n in sorted(args.sizes):
