@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -361,14 +360,6 @@ class Settings:
 
 
 def write_local_instance_yaml(dagster_home: Path) -> None:
-    """The local Dagster instance's ``dagster.yaml``: SQLite storage under ``dagster_home``, where
-    Dagster keeps it by default, with an event log whose writes cost less
-    (``churn_platform/defs/event_log.py``); no usage statistics leave the machine."""
-    (dagster_home / "dagster.yaml").write_text(
-        "telemetry:\n  enabled: false\n"
-        "event_log_storage:\n"
-        "  module: churn_platform.defs.event_log\n"
-        "  class: LocalEventLogStorage\n"
-        "  config:\n"
-        f"    base_dir: {json.dumps(str(dagster_home / 'history' / 'runs'))}\n"
-    )
+    """The local Dagster instance's ``dagster.yaml``: Dagster's SQLite storage under ``dagster_home``;
+    no usage statistics leave the machine."""
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")

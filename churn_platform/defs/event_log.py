@@ -7,9 +7,13 @@ model, so those per-event costs add up to seconds on every run. This storage kee
 small pool of open connections) for the index database and the few most recent run databases,
 and syncs WAL commits at checkpoints only (``synchronous=NORMAL``: an application crash loses
 nothing; a power loss may lose the last transactions of a local, development instance). The
-tables, their files and everything Dagster reads stay Dagster's own. The local profile's
-``dagster.yaml`` names it (``settings.Settings.ensure_dirs``); the production profile keeps its
-event log on PostgreSQL.
+tables, their files and everything Dagster reads stay Dagster's own.
+
+Not enabled by default: with it, declarative automation evaluated while a run is in progress
+(``churn_platform_tests/integration/test_automation.py``, on a loaded machine) requested daily
+partitions that the run itself was about to build. A ``dagster.yaml`` can name it
+(``event_log_storage: {module: churn_platform.defs.event_log, class: LocalEventLogStorage,
+config: {base_dir: ...}}``) where automation does not run.
 """
 
 from __future__ import annotations

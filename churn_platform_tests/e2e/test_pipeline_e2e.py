@@ -170,7 +170,6 @@ def test_a_run_stays_within_its_dbt_parse_and_event_budget(e2e):
     assert len(invocations) == DBT_INVOCATIONS_PER_RUN
     assert full_parses <= FULL_PARSES_PER_NEW_HOME, f"{full_parses} full dbt parses in one run"
     with dg.DagsterInstance.from_config(str(e2e.settings.dagster_home)) as instance:
-        assert type(instance.event_log_storage).__name__ == "LocalEventLogStorage"
         written = len(instance.all_logs(run_id))
         partitions = len(instance.get_materialized_partitions(dg.AssetKey("events")))
     budget = EVENTS_PER_PARTITION * partitions + EVENTS_BESIDES_PARTITIONS
