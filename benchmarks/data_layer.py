@@ -34,13 +34,14 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_results import add_runs, code_version
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -478,18 +479,6 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def code_version() -> str:
-    """The commit measured (with ``+changes`` when the work tree differs from it)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
-        )
-    except OSError:
-        return "unknown"
-    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -533,18 +522,12 @@ def main() -> None:
             a, b = mine[0], mine[-1]
             growth = (b["pipeline_seconds"] / a["pipeline_seconds"]) / (b["customers"] / a["customers"])
             print(f"{business}: time growth {a['customers']:,} → {b['customers']:,}: {growth:.2f} of linear")
-    report = json.loads(args.out.read_text()) if args.out.exists() else {}
-    report = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "note": report.get(
-            "note",
-            "each row one run of benchmarks/data_layer.py; the memory limit applies to the load, dbt and floor "
-            "stages; 'code' says which version of the platform was measured",
-        ),
-        "runs": results + report.get("runs", []),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    add_runs(
+        args.out,
+        results,
+        "each row one run of benchmarks/data_layer.py; the memory limit applies to the load, dbt and floor "
+        "stages; 'code' says which version of the platform was measured",
+    )
     print("\n" + markdown(results))
     print(f"\nwritten to {args.out}")
 

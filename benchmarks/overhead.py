@@ -43,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_results import add_runs, code_version
+
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
@@ -270,14 +272,6 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def code_version() -> str:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
-    )
-    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
-
-
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--profile-child":
         profile_run(Path(sys.argv[2]), sys.argv[3:])
@@ -315,14 +309,11 @@ def main() -> None:
     finally:
         if args.work is None:
             shutil.rmtree(work_root, ignore_errors=True)
-    report = json.loads(args.out.read_text()) if args.out.exists() else {}
-    report = {
-        "machine": {"cpus": os.cpu_count()},
-        "note": "each row one run of benchmarks/overhead.py; 'code' says which version of the platform was measured",
-        "runs": results + report.get("runs", []),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    add_runs(
+        args.out,
+        results,
+        "each row one run of benchmarks/overhead.py; 'code' says which version of the platform was measured",
+    )
     print("\n" + markdown(results))
     print(f"\nwritten to {args.out}")
 
