@@ -63,8 +63,9 @@ browser:
 	       "or set CHURN_PLATFORM_CHROMIUM and CHURN_PLATFORM_CHROMEDRIVER"; \
 	fi
 
+# Two workers (pytest-xdist): a file's tests, and the tests of the shared e2e home, stay on one worker.
 test: lint prepare browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # Static checks: Python lint and format, SQL lint of the dbt project, the layers between packages
 # (import-linter contracts in pyproject.toml) and every imported package declared (deptry).

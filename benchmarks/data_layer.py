@@ -197,8 +197,10 @@ def run_stage(name: str, argv: list[str], env: dict[str, str] | None = None, cwd
 
 
 def dbt_environment(warehouse: Path, target: Path, memory_limit: str) -> dict[str, str]:
-    """What dbt's profile reads to build on a benchmark's warehouse."""
+    """What dbt's profile reads to build on a benchmark's warehouse, and the usage's batches a run over
+    the year's partitions builds (months)."""
     return {
+        "CHURN_PLATFORM_USAGE_BATCH_SIZE": "month",
         "CHURN_PLATFORM_WAREHOUSE": str(warehouse),
         "CHURN_PLATFORM_DUCKDB_MEMORY_LIMIT": memory_limit,
         "DBT_LOG_PATH": str(target),

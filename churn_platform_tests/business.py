@@ -36,15 +36,16 @@ def load_and_build(
     declaration, frames: dict, path, tmp_path, select: str = "+customer_features", event_types=(), valued_types=None
 ):
     """Check ``frames`` (by the generator's source name or by role) against ``declaration``'s contracts,
-    write the accepted rows as the raw tables and build ``select`` with dbt; returns the
-    ``customer_features`` rows (by snapshot and customer)."""
+    write the accepted rows as the raw tables and build ``select`` with dbt (the usage from its first
+    day up to today, in month batches, as a long run builds it); returns the ``customer_features``
+    rows (by snapshot and customer)."""
     import datetime as dt
     import os
     import subprocess
 
     import duckdb
 
-    from churn_platform.defs.dbt import dbt_executable
+    from churn_platform.defs.dbt import USAGE_BATCH_SIZE_ENV, dbt_executable
     from churn_platform.defs.resources import DuckDBWarehouseResource
     from churn_platform.settings import DBT_PROJECT_DIR
     from churn_platform.sources.contracts import apply_contract, contracts_for
@@ -71,7 +72,7 @@ def load_and_build(
             dbt_vars_json(declaration, path, str(first_day)[:10], event_types, valued_types),
         ],
         cwd=DBT_PROJECT_DIR,
-        env={**os.environ, "DBT_LOG_PATH": str(target)},
+        env={**os.environ, "DBT_LOG_PATH": str(target), USAGE_BATCH_SIZE_ENV: "month"},
         capture_output=True,
         text=True,
         timeout=600,

@@ -24,11 +24,19 @@ TIERS = ("unit", "integration", "e2e", "production")
 """The test folders, each its marker: ``pytest -m unit`` is the fast lane of ``make check``."""
 
 
+E2E_GROUP = "e2e-home"
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         tier = next((t for t in TIERS if f"/churn_platform_tests/{t}/" in str(item.path)), None)
         if tier is not None:
             item.add_marker(getattr(pytest.mark, tier))
+        # With pytest-xdist (`make test` runs two workers, `--dist loadgroup`): the tests of one
+        # file stay together, so that its module fixtures are built once, and every test of the
+        # session's e2e home runs on the worker that built it.
+        group = E2E_GROUP if "e2e" in getattr(item, "fixturenames", ()) else str(item.path)
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _postgres_reachable() -> bool:

@@ -2,9 +2,11 @@
 
 import hashlib
 import json
+import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +134,34 @@ def business_vars(warehouse: Warehouse, declaration: Declaration, usage_begin: s
     return dbt_vars(declaration, catalogue, usage_begin)
 
 
+USAGE_BATCH_SIZE_ENV = "CHURN_PLATFORM_USAGE_BATCH_SIZE"
+"""Read by ``int_daily_usage``'s config: the length of its microbatches (``day`` unless set)."""
+MONTH_BATCHES_FROM_DAYS = 32
+"""A run of at least this many daily partitions builds the usage in month batches: dbt's cost per
+batch (about 50 ms of compiling, logging and a statement) outweighs a small day's SQL, and a year
+built day by day is 365 batches. Shorter runs (the daily one) build day by day."""
+
+
+def usage_batch_size(days: int) -> str:
+    return "month" if days >= MONTH_BATCHES_FROM_DAYS else "day"
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in the process environment while the block runs (dagster-dbt gives dbt a copy of
+    it); what was there before is restored."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 PARSE_STATE = "partial_parse.msgpack"
 """dbt's saved parse of the project, which a later invocation reuses when nothing it depends on changed."""
 
@@ -143,6 +173,7 @@ def _dbt_build(
     reports: ReportStore,
     business: dict[str, Any],
     *extra: str,
+    env: Mapping[str, str] | None = None,
 ):
     """``dbt build`` (plus ``extra`` arguments) with the warehouse's location as the profile's
     variables (the warehouse resource is the one place that decides it) and the declared business;
@@ -153,14 +184,17 @@ def _dbt_build(
     saved parse, and each invocation has a target folder of its own. So the parse is kept per set
     of variables under the home (``reports/dbt/parse/<digest>``), given to every invocation with the
     same variables (the same business, event types and warehouse) and updated after it: only the
-    first invocation of a home parses the project; dbt itself re-parses what changed in the files."""
+    first invocation of a home parses the project; dbt itself re-parses what changed in the files
+    (and the files that read an environment variable of ``env`` whose value changed)."""
     variables = json.dumps({**warehouse.dbt_vars(), **business}, sort_keys=True)
     artifacts = reports.path_for(f"dbt/{context.run_id}/{context.op_def.name}")
     saved = reports.path_for(f"dbt/parse/{hashlib.sha256(variables.encode()).hexdigest()[:16]}/{PARSE_STATE}")
     if saved.exists():
         artifacts.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(saved, artifacts / PARSE_STATE)
-    yield from dbt.cli(["build", "--vars", variables, *extra], context=context, target_path=artifacts).stream()
+    with _environment(env or {}):
+        invocation = dbt.cli(["build", "--vars", variables, *extra], context=context, target_path=artifacts)
+    yield from invocation.stream()
     parsed = artifacts / PARSE_STATE
     if parsed.exists():
         staged = saved.with_suffix(".tmp")
@@ -213,10 +247,20 @@ def build_dbt_assets(
     ):
         window = context.partition_time_window
         start, end = window.start.strftime("%Y-%m-%d"), window.end.strftime("%Y-%m-%d")
-        context.log.info(f"building the daily usage models for {start} up to {end} (one microbatch a day)")
+        batch = usage_batch_size((window.end - window.start).days)
+        context.log.info(f"building the daily usage models for {start} up to {end} (one microbatch a {batch})")
         business = business_vars(warehouse, declaration, usage_begin)
         yield from _dbt_build(
-            context, dbt, warehouse, reports, business, "--event-time-start", start, "--event-time-end", end
+            context,
+            dbt,
+            warehouse,
+            reports,
+            business,
+            "--event-time-start",
+            start,
+            "--event-time-end",
+            end,
+            env={USAGE_BATCH_SIZE_ENV: batch},
         )
 
     @dbt_assets(

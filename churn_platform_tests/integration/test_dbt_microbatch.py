@@ -1,9 +1,11 @@
-"""int_daily_usage's microbatches replace their day on both warehouses: a day built again after a
-row left the source no longer holds that row (a merge on a key would keep it)."""
+"""int_daily_usage's microbatches replace their days on both warehouses: a day built again after a
+row left the source no longer holds that row (a merge on a key would keep it), whether the batches
+are days or months (CHURN_PLATFORM_USAGE_BATCH_SIZE, set by a long run)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 
@@ -11,20 +13,22 @@ import duckdb
 import pytest
 
 from churn_platform.business.catalogue import build_catalogue, dbt_vars
-from churn_platform.defs.dbt import dbt_executable
+from churn_platform.defs.dbt import USAGE_BATCH_SIZE_ENV, dbt_executable, usage_batch_size
 from churn_platform.settings import DBT_PROJECT_DIR
 from churn_platform_tests.business import B2B
 
-ROWS = [(1, "2025-01-01", 1), (1, "2025-01-02", 2), (2, "2025-01-02", 3)]
+ROWS = [(1, "2025-01-01", 1), (1, "2025-01-02", 2), (2, "2025-01-02", 3), (2, "2025-02-01", 4)]
 
 
-def _build(target: str, variables: dict, start: str, end: str, tmp_path) -> None:
+def _build(target: str, variables: dict, start: str, end: str, tmp_path, batch: str = "day") -> str:
     args = [dbt_executable(), "run", "--select", "tag:daily_partitioned", "--target", target]
     business = dbt_vars(B2B, build_catalogue(B2B), usage_begin="2025-01-01")
     args += ["--vars", json.dumps({**variables, **business}), "--event-time-start", start, "--event-time-end", end]
     args += ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")]
-    result = subprocess.run(args, cwd=DBT_PROJECT_DIR, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, USAGE_BATCH_SIZE_ENV: batch}
+    result = subprocess.run(args, cwd=DBT_PROJECT_DIR, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout[-3000:]
+    return result.stdout
 
 
 def _duckdb(tmp_path):
@@ -63,10 +67,16 @@ def _postgres(tmp_path):
     return "postgres", {"pg_database": name}, sql, drop
 
 
+def test_long_runs_build_months_and_short_ones_days():
+    assert usage_batch_size(1) == usage_batch_size(31) == "day"
+    assert usage_batch_size(32) == usage_batch_size(365) == "month"
+
+
+@pytest.mark.parametrize("batch", ["day", "month"])
 @pytest.mark.parametrize(
     "warehouse", [_duckdb, pytest.param(_postgres, marks=pytest.mark.postgres)], ids=["duckdb", "postgres"]
 )
-def test_a_day_built_again_is_replaced_not_merged(warehouse, tmp_path):
+def test_a_day_built_again_is_replaced_not_merged(warehouse, batch, tmp_path):
     target, variables, sql, drop = warehouse(tmp_path)
     try:
         sql("create schema raw")
@@ -76,16 +86,18 @@ def test_a_day_built_again_is_replaced_not_merged(warehouse, tmp_path):
         )
         values = ", ".join(f"({c}, date '{d}', {s}, {s}.0, {s})" for c, d, s in ROWS)
         sql(f"insert into raw.events values {values}")
-        _build(target, variables, "2025-01-01", "2025-01-03", tmp_path)
+        log = _build(target, variables, "2025-01-01", "2025-02-02", tmp_path, batch)
+        batches = {"day": 32, "month": 2}[batch]
+        assert f"Batch {batches} of {batches} OK" in log and f"of {batches + 1}" not in log, log[-2000:]
         query = (
             "select customer_id, cast(event_date as varchar), cast(sessions as integer) from intermediate.int_daily_usage "
             "order by 1, 2"
         )
-        assert sql(query) == [(1, "2025-01-01", 1), (1, "2025-01-02", 2), (2, "2025-01-02", 3)]
+        assert sql(query) == [(1, "2025-01-01", 1), (1, "2025-01-02", 2), (2, "2025-01-02", 3), (2, "2025-02-01", 4)]
         # Customer 2's row of the second day leaves the source; that day is built again.
-        sql("delete from raw.events where customer_id = 2")
+        sql("delete from raw.events where customer_id = 2 and event_date = date '2025-01-02'")
         sql("update raw.events set sessions = 5 where event_date = date '2025-01-02'")
-        _build(target, variables, "2025-01-02", "2025-01-03", tmp_path)
-        assert sql(query) == [(1, "2025-01-01", 1), (1, "2025-01-02", 5)]
+        _build(target, variables, "2025-01-02", "2025-01-03", tmp_path, batch)
+        assert sql(query) == [(1, "2025-01-01", 1), (1, "2025-01-02", 5), (2, "2025-02-01", 4)]
     finally:
         drop()
