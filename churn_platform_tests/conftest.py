@@ -33,9 +33,11 @@ def pytest_collection_modifyitems(config, items):
         if tier is not None:
             item.add_marker(getattr(pytest.mark, tier))
         # With pytest-xdist (`make test` runs two workers, `--dist loadgroup`): the tests of one
-        # file stay together, so that its module fixtures are built once, and every test of the
-        # session's e2e home runs on the worker that built it.
-        group = E2E_GROUP if "e2e" in getattr(item, "fixturenames", ()) else str(item.path)
+        # file stay together, so that its module fixtures are built once; every test of the
+        # session's e2e home runs on the worker that built it, and so does every test that starts
+        # Ray (Ray Serve's proxy listens on fixed ports: two at once would collide).
+        shared = "e2e" in getattr(item, "fixturenames", ()) or item.get_closest_marker("ray") is not None
+        group = E2E_GROUP if shared else str(item.path)
         item.add_marker(pytest.mark.xdist_group(group))
 
 

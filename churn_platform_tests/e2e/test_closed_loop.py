@@ -18,7 +18,7 @@ from churn_platform.settings import Settings
 from churn_platform.simulation.generator import GeneratorConfig, generate_to_dir
 from churn_platform_tests.conftest import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
 def test_drift_triggers_one_retraining_whose_promoted_version_is_served(tmp_path, monkeypatch):

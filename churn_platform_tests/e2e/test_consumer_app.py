@@ -15,7 +15,7 @@ import pytest
 from churn_platform_tests.business import CONSUMER, CONSUMER_NAME
 from churn_platform_tests.conftest import free_port, run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
 @pytest.fixture(scope="module")

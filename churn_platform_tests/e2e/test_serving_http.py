@@ -28,7 +28,7 @@ from churn_platform.settings import CHAMPION_ALIAS, EXPERIMENT_NAME, REGISTERED_
 from churn_platform_tests.business import CATALOGUE
 from churn_platform_tests.conftest import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 ADMIN_TOKEN = "admin-secret-for-tests"
 MAX_RECORDS = 200

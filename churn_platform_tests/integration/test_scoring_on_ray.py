@@ -10,6 +10,8 @@ from churn_platform.ml.training import features_frame
 from churn_platform_tests.business import CATALOGUE
 from churn_platform_tests.unit.test_scoring import trained_logistic_regression
 
+pytestmark = pytest.mark.ray
+
 
 @pytest.fixture(scope="module")
 def trained():
