@@ -43,7 +43,30 @@ def ray_environment(proxy: str | None = None) -> dict[str, str]:
         env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = os.environ.get(
             "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S", "2"
         )
+        # HAProxy's own metrics and stats pages listen on fixed ports by default (9101 and 8404, on
+        # every interface): a second local Serve, or one started while the last one's HAProxy
+        # is still stopping, would fail to bind them. Each gets free ones unless they are set.
+        free = _free_ports(len(HAPROXY_PORT_ENVS))
+        for name, port in zip(HAPROXY_PORT_ENVS, free, strict=True):
+            env[name] = os.environ.get(name) or str(port)
     return env
+
+
+HAPROXY_PORT_ENVS = ("RAY_SERVE_HAPROXY_METRICS_PORT", "RAY_SERVE_HAPROXY_STATS_PORT")
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free now (held together while they are chosen)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def start(

@@ -142,7 +142,16 @@ batch (about 50 ms of compiling, logging and a statement) outweighs a small day'
 built day by day is 365 batches. Shorter runs (the daily one) build day by day."""
 
 
-def usage_batch_size(days: int) -> str:
+USAGE_BATCH_SIZES = ("day", "month")
+
+
+def usage_batch_size(days: int, setting: str | None = None) -> str:
+    """The microbatch of a run over ``days`` daily partitions: ``setting`` (the environment's
+    ``CHURN_PLATFORM_USAGE_BATCH_SIZE``, to force one) or else by the run's length."""
+    if setting:
+        if setting not in USAGE_BATCH_SIZES:
+            raise ValueError(f"{USAGE_BATCH_SIZE_ENV}={setting!r}: choose one of {', '.join(USAGE_BATCH_SIZES)}")
+        return setting
     return "month" if days >= MONTH_BATCHES_FROM_DAYS else "day"
 
 
@@ -247,7 +256,7 @@ def build_dbt_assets(
     ):
         window = context.partition_time_window
         start, end = window.start.strftime("%Y-%m-%d"), window.end.strftime("%Y-%m-%d")
-        batch = usage_batch_size((window.end - window.start).days)
+        batch = usage_batch_size((window.end - window.start).days, os.environ.get(USAGE_BATCH_SIZE_ENV))
         context.log.info(f"building the daily usage models for {start} up to {end} (one microbatch a {batch})")
         business = business_vars(warehouse, declaration, usage_begin)
         yield from _dbt_build(

@@ -70,6 +70,9 @@ def _postgres(tmp_path):
 def test_long_runs_build_months_and_short_ones_days():
     assert usage_batch_size(1) == usage_batch_size(31) == "day"
     assert usage_batch_size(32) == usage_batch_size(365) == "month"
+    assert usage_batch_size(365, "day") == "day" and usage_batch_size(1, "month") == "month"
+    with pytest.raises(ValueError, match="CHURN_PLATFORM_USAGE_BATCH_SIZE='week': choose one of day, month"):
+        usage_batch_size(10, "week")
 
 
 @pytest.mark.parametrize("batch", ["day", "month"])
