@@ -63,9 +63,11 @@ browser:
 	       "or set CHURN_PLATFORM_CHROMIUM and CHURN_PLATFORM_CHROMEDRIVER"; \
 	fi
 
-# Two workers (pytest-xdist): a file's tests, and the tests of the shared e2e home, stay on one worker.
+# One process: `pytest -n 2 --dist loadgroup` (pytest-xdist; conftest.py keeps a file's tests, and
+# the e2e home's and Ray's, on one worker) takes about 60% of the time, but with both cores busy
+# a local Ray node can miss its fixed 30 s start-up limit.
 test: lint prepare browser
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest
 
 # Static checks: Python lint and format, SQL lint of the dbt project, the layers between packages
 # (import-linter contracts in pyproject.toml) and every imported package declared (deptry).

@@ -32,7 +32,7 @@ def pytest_collection_modifyitems(config, items):
         tier = next((t for t in TIERS if f"/churn_platform_tests/{t}/" in str(item.path)), None)
         if tier is not None:
             item.add_marker(getattr(pytest.mark, tier))
-        # With pytest-xdist (`make test` runs two workers, `--dist loadgroup`): the tests of one
+        # With pytest-xdist (`pytest -n 2 --dist loadgroup`): the tests of one
         # file stay together, so that its module fixtures are built once; every test of the
         # session's e2e home runs on the worker that built it, and so does every test that starts
         # Ray (Ray Serve's proxy listens on fixed ports: two at once would collide).

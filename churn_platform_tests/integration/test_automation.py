@@ -156,7 +156,10 @@ def test_the_automation_sensor_runs_by_default(home):
 
 def test_a_new_day_of_usage_is_followed_once_and_nothing_else_starts(home):
     with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
-        auto = Automation(home, instance)
+        # Evaluated from just after the next hour's start: the prediction log's hourly reload is
+        # not due again while this test runs (a real hour boundary in between would ask for it).
+        start = dt.datetime.now(dt.UTC).replace(minute=5, second=0, microsecond=0) + dt.timedelta(hours=1)
+        auto = Automation(home, instance, Clock(start))
         graph = auto.defs.resolve_asset_graph()
         assert auto.evaluate() == {}, "the first evaluation of a built home requests nothing"
         assert auto.evaluate() == {}, "nor does a second one, with no new data"
