@@ -64,7 +64,7 @@ browser:
 	fi
 
 # One process: `pytest -n 2 --dist loadgroup` (pytest-xdist; conftest.py keeps a file's tests, and
-# the e2e home's and Ray's, on one worker) takes about 60% of the time, but with both cores busy
+# the e2e home's and Ray's, on one worker) took about 80% of the time, but with both cores busy
 # a local Ray node can miss its fixed 30 s start-up limit.
 test: lint prepare browser
 	$(BIN)/python -m pytest
