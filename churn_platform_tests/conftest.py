@@ -65,9 +65,9 @@ def _offline_env(monkeypatch):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from churn_platform.apps.serve_local import free_ports
+
+    return free_ports()[0]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 900) -> subprocess.CompletedProcess:

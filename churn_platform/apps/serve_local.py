@@ -46,7 +46,7 @@ def ray_environment(proxy: str | None = None) -> dict[str, str]:
         # HAProxy's own metrics and stats pages listen on fixed ports by default (9101 and 8404, on
         # every interface): a second local Serve, or one started while the last one's HAProxy
         # is still stopping, would fail to bind them. Each gets free ones unless they are set.
-        free = _free_ports(len(HAPROXY_PORT_ENVS))
+        free = free_ports(len(HAPROXY_PORT_ENVS))
         for name, port in zip(HAPROXY_PORT_ENVS, free, strict=True):
             env[name] = os.environ.get(name) or str(port)
     return env
@@ -55,7 +55,7 @@ def ray_environment(proxy: str | None = None) -> dict[str, str]:
 HAPROXY_PORT_ENVS = ("RAY_SERVE_HAPROXY_METRICS_PORT", "RAY_SERVE_HAPROXY_STATS_PORT")
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int = 1) -> list[int]:
     """``count`` distinct ports free now (held together while they are chosen)."""
     import socket
 
