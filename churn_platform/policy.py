@@ -17,6 +17,13 @@ DRIFT_THRESHOLD = 0.3
 """The share of drifted features above which the drift check warns and the sensor retrains
 (``CHURN_PLATFORM_DRIFT_THRESHOLD`` overrides it)."""
 
+DRIFT_SAMPLE_ROWS = 100_000
+"""The most rows of each side (the training set, the latest features) the drift report compares: a
+larger side is compared through a seeded random sample of this many rows. Evidently's cost grows
+with the rows (about 77 s for 1.2 million reference rows against 100,000 current ones on 2 cores),
+while its tests above 1,000 rows are distances (Wasserstein, Jensen-Shannon) that a sample of this
+size estimates to well within their 0.1 threshold."""
+
 MAX_QUARANTINE_SHARE = 0.05
 """The share of a source's received rows that may be quarantined before its blocking check fails."""
 

@@ -93,6 +93,7 @@ class Environment(BaseSettings):
     s3_endpoint_url: str | None = None
     days: int = Field(365, gt=0)
     drift_threshold: float = Field(policy.DRIFT_THRESHOLD, ge=0, le=1)
+    drift_sample_rows: int = Field(policy.DRIFT_SAMPLE_ROWS, gt=0)
     target: str | None = None
     duckdb_memory_limit: str = "8GB"
     profile: str = "local"
@@ -182,6 +183,8 @@ class Settings:
     days: int = 365
     """How many days the built-in simulation runs."""
     drift_threshold: float = policy.DRIFT_THRESHOLD
+    drift_sample_rows: int = policy.DRIFT_SAMPLE_ROWS
+    """The most rows of each side the feature drift report compares."""
     dbt_target: str = "duckdb"
     duckdb_memory_limit: str = "8GB"
     partitions_start: dt.date | None = None
@@ -265,6 +268,7 @@ class Settings:
             s3_endpoint_url=env.s3_endpoint_url,
             days=env.days,
             drift_threshold=env.drift_threshold,
+            drift_sample_rows=env.drift_sample_rows,
             dbt_target=env.target or ("postgres" if profile == PRODUCTION else cls.dbt_target),
             duckdb_memory_limit=env.duckdb_memory_limit,
             partitions_start=env.partitions_start,
@@ -293,6 +297,7 @@ class Settings:
             os.environ.pop("CHURN_PLATFORM_SOURCES", None)
         os.environ["CHURN_PLATFORM_DAYS"] = str(self.days)
         os.environ["CHURN_PLATFORM_DRIFT_THRESHOLD"] = str(self.drift_threshold)
+        os.environ["CHURN_PLATFORM_DRIFT_SAMPLE_ROWS"] = str(self.drift_sample_rows)
         start, end = self.partitions_start, self.partitions_end_setting
         os.environ["CHURN_PLATFORM_PARTITIONS_START"] = "" if start is None else start.isoformat()
         os.environ["CHURN_PLATFORM_PARTITIONS_END"] = "" if end is None else str(end)

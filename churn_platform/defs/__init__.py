@@ -106,6 +106,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
             ),
             "policy": MonitoringPolicy(
                 drift_threshold=settings.drift_threshold,
+                drift_sample_rows=settings.drift_sample_rows,
                 roc_auc_floor=settings.roc_auc_floor or declaration.policy.roc_auc_floor,
                 gate_tolerance=(
                     settings.gate_tolerance

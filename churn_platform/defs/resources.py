@@ -281,6 +281,9 @@ class MonitoringPolicy(dg.ConfigurableResource):
 
     drift_threshold: float = policy.DRIFT_THRESHOLD
     """A feature drift share above this warns (CHURN_PLATFORM_DRIFT_THRESHOLD)."""
+    drift_sample_rows: int = policy.DRIFT_SAMPLE_ROWS
+    """The most rows of each side the feature drift report compares; a larger side is sampled, seeded
+    (CHURN_PLATFORM_DRIFT_SAMPLE_ROWS)."""
     roc_auc_floor: float = policy.ROC_AUC_FLOOR
     """The lowest holdout ROC-AUC a model may be promoted with."""
     gate_tolerance: float = policy.GATE_TOLERANCE

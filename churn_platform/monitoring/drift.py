@@ -21,6 +21,22 @@ class DriftResult:
     reference_rows: int
     current_rows: int
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)  # column -> why it was not compared
+    reference_rows_compared: int | None = None  # the sample's size when the side was sampled
+    current_rows_compared: int | None = None
+
+    @property
+    def sampled(self) -> bool:
+        return (self.reference_rows_compared, self.current_rows_compared) != (self.reference_rows, self.current_rows)
+
+
+def sample_rows(frame: pd.DataFrame, rows: int | None, seed: int = 0) -> pd.DataFrame:
+    """``frame`` itself when it has at most ``rows`` rows (or ``rows`` is None), else a seeded random
+    sample of ``rows`` of them, in their original order."""
+    if rows is None or len(frame) <= rows:
+        return frame
+    if rows < 1:
+        raise ValueError(f"a drift sample needs at least 1 row, not {rows}")
+    return frame.sample(n=rows, random_state=seed).sort_index()
 
 
 def drift_columns(
@@ -43,14 +59,25 @@ def drift_columns(
     return keep, skipped
 
 
-def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, catalogue: Catalogue, html_path: Path) -> DriftResult:
+def feature_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    catalogue: Catalogue,
+    html_path: Path,
+    sample: int | None = None,
+    seed: int = 0,
+) -> DriftResult:
     """Run Evidently's data-drift and data-summary presets on the catalogue's features (current against
-    reference); empty and constant columns are skipped and listed."""
+    reference); empty and constant columns are skipped and listed. A side with more than ``sample``
+    rows is compared through a seeded random sample of that many (``policy.DRIFT_SAMPLE_ROWS``); the
+    result gives both counts."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset, DataSummaryPreset
 
     if reference.empty or current.empty:
         raise ValueError(f"drift needs rows on both sides: reference has {len(reference)}, current has {len(current)}")
+    reference_rows, current_rows = len(reference), len(current)
+    reference, current = sample_rows(reference, sample, seed), sample_rows(current, sample, seed)
     columns, skipped = drift_columns(reference, current, catalogue)
     if not columns:
         raise ValueError(f"no feature can be compared for drift: {skipped}")
@@ -83,9 +110,11 @@ def feature_drift(reference: pd.DataFrame, current: pd.DataFrame, catalogue: Cat
         column_scores=scores,
         column_methods=methods,
         html_path=html_path,
-        reference_rows=len(reference),
-        current_rows=len(current),
+        reference_rows=reference_rows,
+        current_rows=current_rows,
         skipped=skipped,
+        reference_rows_compared=len(reference),
+        current_rows_compared=len(current),
     )
 
 

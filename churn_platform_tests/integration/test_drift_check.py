@@ -12,7 +12,8 @@ from churn_platform_tests.business import CATALOGUE, business_resource, write_ca
 from churn_platform_tests.unit.test_training import make_training_set
 
 
-def run(tmp_path, current, threshold: float) -> dg.AssetCheckEvaluation:
+def run(tmp_path, current, threshold: float, sample_rows: int = MonitoringPolicy().drift_sample_rows):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
     reference = make_training_set(rows_per_snapshot=400, seed=5)
     warehouse.write_table("marts", "training_set", reference)
@@ -23,7 +24,7 @@ def run(tmp_path, current, threshold: float) -> dg.AssetCheckEvaluation:
         resources={
             "warehouse": warehouse,
             "reports": ReportStore(reports_dir=str(tmp_path)),
-            "policy": MonitoringPolicy(drift_threshold=threshold),
+            "policy": MonitoringPolicy(drift_threshold=threshold, drift_sample_rows=sample_rows),
             "business": business_resource(),
         },
         instance=dg.DagsterInstance.ephemeral(),
@@ -49,6 +50,22 @@ def test_drift_over_the_threshold_warns(tmp_path, current, passed):
     assert check.passed is passed and check.severity == dg.AssetCheckSeverity.WARN
     assert ("within" if passed else "over") in check.description
     assert (tmp_path / "feature_drift_report.html").exists()
+
+
+def test_a_side_over_the_sample_size_is_compared_through_a_seeded_sample(tmp_path):
+    """The training set (many snapshots) is sampled down; the latest snapshot (fewer rows than the
+    sample) is compared whole; the verdict still tells a shift from none, and a second run compares
+    the same rows (the same scores)."""
+    reference_rows = len(make_training_set(rows_per_snapshot=400, seed=5))
+    check, meta = run(tmp_path / "a", latest, threshold=0.3, sample_rows=1_000)
+    assert check.passed
+    assert meta["reference_rows"].value == reference_rows > 1_000
+    assert meta["reference_rows_compared"].value == 1_000
+    assert meta["current_rows_compared"].value == meta["current_rows"].value == 400
+    _, meta_again = run(tmp_path / "b", latest, threshold=0.3, sample_rows=1_000)
+    assert meta_again["column_drift"].value == meta["column_drift"].value
+    shifted_check, _ = run(tmp_path / "c", shifted, threshold=0.3, sample_rows=1_000)
+    assert not shifted_check.passed
 
 
 def test_empty_and_constant_columns_are_skipped_and_listed(tmp_path):
