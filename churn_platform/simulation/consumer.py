@@ -22,6 +22,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from churn_platform.simulation import retention
+
 COUNTRIES = np.array(["de", "fr", "gb", "es", "it", "br", "us", "in"])
 COUNTRY_SHARE = np.array([0.2, 0.14, 0.14, 0.1, 0.08, 0.12, 0.14, 0.08])
 PLATFORMS = np.array(["ios", "android", "web"])
@@ -52,6 +54,7 @@ def generate_consumer(
     config,
     progress: Callable[[int, int], None] | None = None,
     events_sink: Callable[[pd.DataFrame], None] | None = None,
+    actions: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The app's four sources and its ground truth (``churn_truth``, ``churn_probability_truth``),
     deterministic for a given config (``customers``, ``days``, ``seed``, ``start_date``,
@@ -59,7 +62,9 @@ def generate_consumer(
 
     With ``events_sink``, the app's events (by far the largest source) are handed over in chunks of
     about a month as they are simulated, in the order of the whole table, instead of being kept in
-    memory; the returned ``app_events`` is then empty."""
+    memory; the returned ``app_events`` is then empty. ``actions``: retention contacts (the app's
+    ``offer_sends``), as for ``generator.generate``; ``retention_effect`` gives each user's true
+    response to an offer."""
     rng = np.random.default_rng([config.seed, 20_26])
     n, days = config.customers, config.days
     start = np.datetime64(config.start_date, "D")
@@ -91,6 +96,23 @@ def generate_consumer(
     sub_number = np.ones(n, dtype=np.int64)
     churned = np.zeros(n, dtype=bool)
     churn_day = np.full(n, -1, dtype=np.int64)
+
+    # ---- retention offers: each user's true response (its own random stream) ------------
+    # Users on an introductory discount, students and users won by social ads are persuadable by a
+    # cheaper price; annual subscribers who barely listen are the sleeping dogs.
+    offer_segment, offer_ratio = retention.draw_effects(
+        config.seed,
+        persuadable_logit=-1.2 + 1.0 * intro + 0.8 * (plan == 3) + 0.6 * (source == 2) + 0.5 * (~annual),
+        sleeping_dog_logit=-3.0 + 1.6 * annual - 0.9 * retention.standardised(np.log(base_play)),
+    )
+
+    def index_of(wanted: np.ndarray) -> np.ndarray:
+        position = {k: i for i, k in enumerate(keys)}
+        return np.array([position.get(k, -1) for k in wanted], dtype=np.int64)
+
+    treatments = (
+        None if actions is None else retention.Treatments(config.business, actions, index_of, start, offer_ratio)
+    )
 
     sub_rows: list[tuple] = []  # (user, number, start_day, end_day or -1, plan, annual, intro)
     event_parts: list[tuple[np.ndarray, ...]] = []
@@ -131,12 +153,13 @@ def generate_consumer(
         return np.round(price * np.where(in_intro, 1 - INTRO_DISCOUNT, 1.0), 2)
 
     start_day_num = int(start.astype("int64"))
-    for t in range(days):
+    last = config.simulated_days
+    for t in range(last):
         active = (signup_offset <= t) & ~churned
         idx = np.flatnonzero(active)
         if idx.size == 0:
             if progress:
-                progress(t + 1, days)
+                progress(t + 1, last)
             continue
         m = idx.size
         e = engagement[idx]
@@ -221,23 +244,33 @@ def generate_consumer(
             + price_up
         )
         hazard = _sigmoid(logit)
+        actual = hazard if treatments is None else np.minimum(hazard * treatments.multiplier(idx, t), 0.999)
         day = start + np.timedelta64(t, "D")
         if str(day)[8:10] == "01":
-            truth_parts.append((idx, np.full(m, t, dtype=np.int32), 1.0 - np.power(1.0 - hazard, 30)))
-        leaving = rng.random(m) < hazard
+            truth_parts.append(
+                (
+                    idx,
+                    np.full(m, t, dtype=np.int32),
+                    1.0 - np.power(1.0 - actual, 30),
+                    retention.thirty_day(hazard).astype(np.float32),
+                    retention.thirty_day(hazard * offer_ratio[idx]).astype(np.float32),
+                    monthly_price(idx, t).astype(np.float32),
+                )
+            )
+        leaving = rng.random(m) < actual
         engagement[idx] = e
         if leaving.any():
             l_idx = idx[leaving]
             churned[l_idx] = True
             churn_day[l_idx] = t
-        if events_sink is not None and (t % 30 == 29 or t == days - 1) and event_parts:
+        if events_sink is not None and (t % 30 == 29 or t == last - 1) and event_parts:
             events_sink(events_frame(event_parts))
             event_parts.clear()
         if progress:
-            progress(t + 1, days)
+            progress(t + 1, last)
 
     # ---- assemble --------------------------------------------------------------------
-    seen = signup_offset < days
+    seen = signup_offset < last
     for u in np.flatnonzero(seen):
         end = churn_day[u] if churned[u] else -1
         sub_rows.append((u, sub_number[u], sub_start[u], end, plan[u], annual[u], intro[u]))
@@ -320,6 +353,7 @@ def generate_consumer(
             "customer_id": keys[t_who],
             "snapshot_date": (start + cat(truth_parts, 1, np.int64).astype("timedelta64[D]")).astype("datetime64[us]"),
             "churn_probability_30d": cat(truth_parts, 2, np.float64),
+            **retention.truth_columns(truth_parts),
         }
     )
     return {
@@ -327,6 +361,8 @@ def generate_consumer(
         "subscriptions": subscriptions,
         "app_events": events,
         "payments": payments,
+        "offer_sends": retention.actions_table(config.business, actions, np.datetime64(config.known_until, "D")),
         "churn_truth": churn_truth,
         "churn_probability_truth": probability_truth,
+        "retention_effect": retention.effect_truth(keys[seen], offer_segment[seen], offer_ratio[seen]),
     }

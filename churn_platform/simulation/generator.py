@@ -28,13 +28,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from churn_platform.simulation import retention
 from churn_platform.simulation.businesses import BUSINESSES, declaration_path
 
 SOURCE_NAMES = ("crm_customers", "usage_events", "billing_invoices", "support_tickets")
-"""The B2B example's source files."""
+"""The B2B example's source files of its business's state (its retention contacts aside)."""
 SOURCES_OF: dict[str, tuple[str, ...]] = {
-    "saas_b2b": SOURCE_NAMES,
-    "consumer_app": ("users", "subscriptions", "app_events", "payments"),
+    "saas_b2b": (*SOURCE_NAMES, "retention_actions"),
+    "consumer_app": ("users", "subscriptions", "app_events", "payments", "offer_sends"),
 }
 """Each built-in business's source files (``<name>.parquet``), as its declaration locates them."""
 USAGE_SOURCE_OF = {"saas_b2b": "usage_events", "consumer_app": "app_events"}
@@ -75,6 +76,10 @@ class GeneratorConfig:
     fault_rate: float = 0.0
     # Which built-in business (see churn_platform/simulation/businesses): its sources' shape.
     business: str = "saas_b2b"
+    # Simulate only the window's first until_day days: the business as known at the end of that
+    # day (None: the whole window). The population, signups and drift are the whole window's, so
+    # the sources up to that day are the same as the whole window's up to it.
+    until_day: int | None = None
 
     def __post_init__(self) -> None:
         if self.business not in BUSINESSES:
@@ -87,6 +92,8 @@ class GeneratorConfig:
             raise ValueError(f"fault_rate must be in [0, 0.5), got {self.fault_rate}")
         if self.customers < 1:
             raise ValueError(f"customers must be at least 1, got {self.customers}")
+        if self.until_day is not None and not 1 <= self.until_day <= self.days:
+            raise ValueError(f"until_day must lie in the window (1..{self.days}), got {self.until_day}")
         if self.days < 60:
             raise ValueError(
                 f"days must be at least 60 (features look back 30 days and labels 30 ahead), got {self.days}"
@@ -98,8 +105,18 @@ class GeneratorConfig:
 
     @property
     def end_date(self) -> dt.date:
-        """The last simulated day (inclusive)."""
+        """The window's last day (inclusive)."""
         return self.start_date + dt.timedelta(days=self.days - 1)
+
+    @property
+    def simulated_days(self) -> int:
+        """How many days are simulated: ``until_day``, else the whole window."""
+        return self.days if self.until_day is None else self.until_day
+
+    @property
+    def known_until(self) -> dt.date:
+        """The last simulated day (inclusive): the sources know nothing after it."""
+        return self.start_date + dt.timedelta(days=self.simulated_days - 1)
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -117,6 +134,8 @@ class GeneratedData:
     churn_probability_truth: pd.DataFrame
     faults: pd.DataFrame = dataclasses.field(default_factory=lambda: pd.DataFrame(columns=["source", "row", "fault"]))
     business: str = "saas_b2b"
+    retention_effect: pd.DataFrame | None = None
+    """Each customer's true response to a retention offer (``retention.effect_truth``)."""
 
     def __getattr__(self, name: str) -> pd.DataFrame:
         tables = self.__dict__.get("tables", {})
@@ -165,24 +184,29 @@ def generate(
     config: GeneratorConfig,
     progress: Callable[[int, int], None] | None = None,
     usage_sink: Callable[[pd.DataFrame], None] | None = None,
+    actions: pd.DataFrame | None = None,
 ) -> GeneratedData:
-    """Simulate ``config.business``. Deterministic for a given config."""
+    """Simulate ``config.business``. Deterministic for a given config and ``actions``: retention
+    contacts (the business's contacts source, see ``retention.ACTIONS_SOURCE``), whose treated
+    customers' hazards change from the contact on (see ``retention``)."""
     if config.business == "consumer_app":
         if usage_sink is not None and config.fault_rate > 0:
             raise ValueError("fault injection needs the whole usage table: generate without a usage sink")
         from churn_platform.simulation.consumer import generate_consumer
 
-        made = generate_consumer(config, progress=progress, events_sink=usage_sink)
+        made = generate_consumer(config, progress=progress, events_sink=usage_sink, actions=actions)
         truth, probability = made.pop("churn_truth"), made.pop("churn_probability_truth")
-        data = GeneratedData(made, truth, probability, business=config.business)
+        effect = made.pop("retention_effect")
+        data = GeneratedData(made, truth, probability, business=config.business, retention_effect=effect)
         return inject_faults(data, config.fault_rate, seed=config.seed) if config.fault_rate > 0 else data
-    return _generate_b2b(config, progress, usage_sink)
+    return _generate_b2b(config, progress, usage_sink, actions)
 
 
 def _generate_b2b(
     config: GeneratorConfig,
     progress: Callable[[int, int], None] | None = None,
     usage_sink: Callable[[pd.DataFrame], None] | None = None,
+    actions: pd.DataFrame | None = None,
 ) -> GeneratedData:
     """Simulate the B2B business. Deterministic for a given config.
 
@@ -238,19 +262,40 @@ def _generate_b2b(
     churned = np.zeros(n, dtype=bool)
     churn_day = np.full(n, -1, dtype=np.int64)
 
+    # ---- retention offers: each customer's true response (its own random stream) --------
+    # Monthly contracts, a high price per seat and payment trouble make a customer persuadable;
+    # annual customers who barely use the product are the sleeping dogs.
+    offer_segment, offer_ratio = retention.draw_effects(
+        config.seed,
+        persuadable_logit=-1.2
+        + 0.9 * (contract_idx == 0)
+        + 0.7 * retention.standardised(price_index)
+        + 0.6 * retention.standardised(np.log(payment_risk)),
+        sleeping_dog_logit=-3.0 + 1.4 * (contract_idx == 1) - 1.0 * retention.standardised(np.log(base_usage)),
+    )
+
+    def index_of(keys: np.ndarray) -> np.ndarray:
+        keys = np.asarray(keys, dtype=np.int64)
+        return np.where((keys >= 1) & (keys <= n), keys - 1, -1)
+
+    treatments = (
+        None if actions is None else retention.Treatments(config.business, actions, index_of, start, offer_ratio)
+    )
+
     usage_parts: list[tuple[np.ndarray, ...]] = []
     invoice_parts: list[tuple[np.ndarray, ...]] = []
     ticket_parts: list[tuple[np.ndarray, ...]] = []
     truth_parts: list[tuple[np.ndarray, ...]] = []
 
     start_day_num = int(start.astype("int64"))
-    for t in range(days):
+    last = config.simulated_days
+    for t in range(last):
         day = start + np.timedelta64(t, "D")
         active = (signup_offset <= t) & ~churned
         idx = np.flatnonzero(active)
         if idx.size == 0:
             if progress:
-                progress(t + 1, days)
+                progress(t + 1, last)
             continue
         m = idx.size
         s = satisfaction[idx]
@@ -370,18 +415,28 @@ def _generate_b2b(
             + 0.35 * (price_index[idx] + np.log(price_factor))
         )
         hazard = _sigmoid(logit)
+        actual = hazard if treatments is None else np.minimum(hazard * treatments.multiplier(idx, t), 0.999)
         if str(day)[8:10] == "01":
-            truth_parts.append((customer_id[idx], np.full(m, t, dtype=np.int32), 1.0 - np.power(1.0 - hazard, 30)))
-        leaving = rng.random(m) < hazard
+            truth_parts.append(
+                (
+                    customer_id[idx],
+                    np.full(m, t, dtype=np.int32),
+                    1.0 - np.power(1.0 - actual, 30),
+                    retention.thirty_day(hazard).astype(np.float32),
+                    retention.thirty_day(hazard * offer_ratio[idx]).astype(np.float32),
+                    (price_per_seat[idx] * price_factor * seats[idx]).astype(np.float32),
+                )
+            )
+        leaving = rng.random(m) < actual
         if leaving.any():
             l_idx = idx[leaving]
             churned[l_idx] = True
             churn_day[l_idx] = t
-        if usage_sink is not None and (t % 30 == 29 or t == days - 1) and usage_parts:
+        if usage_sink is not None and (t % 30 == 29 or t == last - 1) and usage_parts:
             usage_sink(_usage_frame(usage_parts, start))
             usage_parts.clear()
         if progress:
-            progress(t + 1, days)
+            progress(t + 1, last)
 
     # ---- assemble tables --------------------------------------------------------------
     def cat(parts: list[tuple[np.ndarray, ...]], i: int, dtype) -> np.ndarray:
@@ -390,9 +445,9 @@ def _generate_b2b(
         return np.concatenate([p[i] for p in parts]).astype(dtype, copy=False)
 
     churn_date = np.where(churn_day >= 0, start + churn_day.astype("timedelta64[D]"), np.datetime64("NaT"))
-    window_end = np.datetime64(config.end_date, "D")
+    window_end = np.datetime64(config.known_until, "D")
     # Customers who signed up after the window are never seen.
-    seen = signup_offset < days
+    seen = signup_offset < last
     # CRM versions: the state at signup (or at the window start), every change, and the cancellation.
     first_seen = np.maximum(signup_date, start).astype("datetime64[us]")
     static = {
@@ -419,7 +474,7 @@ def _generate_b2b(
             }
         )
 
-    seen_rows = np.flatnonzero(signup_offset < days)
+    seen_rows = np.flatnonzero(signup_offset < last)
     versions = [
         crm_versions(
             seen_rows,
@@ -513,10 +568,18 @@ def _generate_b2b(
             "customer_id": cat(truth_parts, 0, np.int64),
             "snapshot_date": (start + p_day.astype("timedelta64[D]")).astype("datetime64[us]"),
             "churn_probability_30d": cat(truth_parts, 2, np.float64),
+            **retention.truth_columns(truth_parts),
         }
     )
-    tables = {"crm_customers": crm, "usage_events": usage, "billing_invoices": invoices, "support_tickets": tickets}
-    data = GeneratedData(tables, churn_truth, probability_truth, business=config.business)
+    tables = {
+        "crm_customers": crm,
+        "usage_events": usage,
+        "billing_invoices": invoices,
+        "support_tickets": tickets,
+        "retention_actions": retention.actions_table(config.business, actions, window_end),
+    }
+    effect = retention.effect_truth(customer_id, offer_segment, offer_ratio)[seen].reset_index(drop=True)
+    data = GeneratedData(tables, churn_truth, probability_truth, business=config.business, retention_effect=effect)
     if config.fault_rate > 0:
         data = inject_faults(data, config.fault_rate, seed=config.seed)
     return data
@@ -542,6 +605,8 @@ _FAULT_TARGETS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str, str]
     "subscriptions": ("subscription_ref", ("price_eur_month", "seats"), (), "start_ts", "user_key"),
     "app_events": ("user_key", (), (), "event_ts", "event_ts"),
     "payments": ("payment_ref", ("amount_eur",), (), "charged_at", "user_key"),
+    "retention_actions": ("action_id", ("cost",), ("arm",), "contacted_at", "campaign"),
+    "offer_sends": ("send_ref", ("cost_eur",), ("group_name",), "sent_at", "campaign_name"),
 }
 # Text in a numeric column: the column of each source it goes into (default: its first checked number).
 _WRONG_TYPE_TARGET = {"app_events": "seconds_listened"}
@@ -700,4 +765,6 @@ def write_sources(data: GeneratedData, out: Path, fmt: str = "parquet", skip: tu
     data.churn_truth.to_parquet(truth / "churn_truth.parquet", index=False)
     data.churn_probability_truth.to_parquet(truth / "churn_probability_truth.parquet", index=False)
     data.faults.to_parquet(truth / "faults.parquet", index=False)
+    if data.retention_effect is not None:
+        data.retention_effect.to_parquet(truth / retention.EFFECT_FILE, index=False)
     return counts

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn_platform.simulation import retention
+from churn_platform.simulation.consumer import user_key
 from churn_platform.simulation.generator import SOURCES_OF, GeneratorConfig, generate
 from churn_platform.sources.contracts import apply_contract, contracts_for
 from churn_platform_tests.business import CONSUMER, CONSUMER_NAME
@@ -65,7 +67,13 @@ def test_churn_is_the_end_of_the_last_subscription(data):
 
 
 def test_the_contracts_quarantine_exactly_the_injected_faults():
-    faulty = generate(GeneratorConfig(customers=300, days=120, seed=8, fault_rate=0.03, business="consumer_app"))
+    # A campaign on day 60, so that the offers sent have rows to break.
+    users = user_key(np.arange(1, 301))
+    arms = np.where(np.arange(300) % 10 == 0, "control", "treated")
+    sent = retention.contacts("consumer_app", users, arms, "2025-03-02T10:00", "spring")
+    faulty = generate(
+        GeneratorConfig(customers=300, days=120, seed=8, fault_rate=0.03, business="consumer_app"), actions=sent
+    )
     contracts = contracts_for(CONSUMER)
     as_reason = {"negative_value": "out_of_range", "duplicate": "duplicate_key"}
     for name, frame in faulty.tables.items():

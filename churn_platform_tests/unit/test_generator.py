@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_platform.simulation.generator import SOURCE_NAMES, GeneratorConfig, generate, write_sources
+from churn_platform.simulation.generator import SOURCE_NAMES, SOURCES_OF, GeneratorConfig, generate, write_sources
 from churn_platform.sources.readers import read_source_file
 from churn_platform_tests.business import GENERATED_NAME, b2b_contracts
 
@@ -166,8 +166,8 @@ def test_ground_truth_probabilities_are_probabilities(data):
 
 def test_written_files_read_back_identically(tmp_path, data):
     counts = write_sources(data, tmp_path / "parquet")
-    assert counts == {name: len(getattr(data, name)) for name in SOURCE_NAMES}
-    for name in SOURCE_NAMES:
+    assert counts == {name: len(getattr(data, name)) for name in SOURCES_OF["saas_b2b"]}
+    for name in SOURCES_OF["saas_b2b"]:
         pd.testing.assert_frame_equal(read_source_file(tmp_path / "parquet", name), getattr(data, name))
     assert (tmp_path / "parquet" / "_ground_truth" / "churn_truth.parquet").exists()
 
