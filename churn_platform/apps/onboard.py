@@ -160,6 +160,22 @@ ROLE_WORDS = {
         "receipts",
     ),
     "tickets": ("ticket", "tickets", "support", "case", "cases", "complaint", "complaints", "helpdesk", "zendesk"),
+    "actions": (
+        "action",
+        "actions",
+        "campaign",
+        "campaigns",
+        "contact",
+        "contacts",
+        "offer",
+        "offers",
+        "outreach",
+        "retention",
+        "treatment",
+        "treatments",
+        "intervention",
+        "interventions",
+    ),
     "events": (
         "event",
         "events",
@@ -177,6 +193,57 @@ ROLE_WORDS = {
         "app",
     ),
 }
+
+
+TREATED_WORDS = ("treat", "contact", "offer", "sent", "variant", "test", "target")
+CONTROL_WORDS = ("control", "holdout", "hold", "baseline", "untreated", "excluded")
+
+
+def _guess_actions(table: TableProfile, customer: str, notes: dict[tuple, str], problems: list[str]) -> dict[str, Any]:
+    """The actions role: when, which campaign, which arm (and its treated and control values), what
+    offer at what cost."""
+    times = table.of_kind("time")
+    when = _pick(times, "contact", "sent", "send", "offer", "action", "time", "date") or (times[0] if times else None)
+    labels = [c for c in table.columns if c.kind in ("categorical", "text") and c.name != customer]
+    arm = _pick(labels, "arm", "group", "variant", "treatment", "cohort", "bucket")
+    campaign = _pick(labels, "campaign", "wave", "programme", "program", exclude={arm.name} if arm else set())
+    offer = _pick(
+        labels, "offer", "incentive", "promo", "discount", "coupon", exclude={c.name for c in (arm, campaign) if c}
+    )
+    cost = _pick(table.of_kind("numeric"), "cost", "spend", "price", "amount")
+    action_id = _pick(
+        [c for c in table.columns if c.name not in {customer, *(c.name for c in (arm, campaign, offer) if c)}],
+        "action",
+        "send",
+        "contact",
+        "ref",
+        "id",
+    )
+    columns = {
+        "action_id": action_id.name if action_id else "TODO_action_id_column",
+        "customer_id": customer,
+        "time": when.name if when else "TODO_contact_time_column",
+        "campaign": campaign.name if campaign else "TODO_campaign_column",
+        "arm": arm.name if arm else "TODO_arm_column",
+    }
+    if offer:
+        columns["offer"] = offer.name
+    if cost:
+        columns["cost"] = cost.name
+    entry: dict[str, Any] = {"location": table.location, "columns": columns}
+    values = arm.values if arm else []
+    control = [v for v in values if _has(v, *CONTROL_WORDS)]
+    treated = [v for v in values if v not in control and _has(v, *TREATED_WORDS)]
+    if values and treated and control and len(treated) + len(control) == len(values):
+        entry["treated"], entry["control"] = treated, control
+    elif values:
+        problems.append(
+            f"{table.location}: which of the arm values ({', '.join(values)}) mean treated and which control? "
+            "List them under sources.actions.treated and sources.actions.control"
+        )
+    else:
+        notes[("sources", "actions", "treated")] = "no arm values were seen: list the treated and control values"
+    return entry
 
 
 def _tokens(name: str) -> set[str]:
@@ -206,7 +273,7 @@ def guess_declaration(profiles: list[TableProfile], business: str = "my_business
     problems: list[str] = []
     by_role: dict[str, TableProfile] = {}
     left = sorted(profiles, key=lambda p: p.location)
-    for role in ("accounts", "subscriptions", "invoices", "tickets", "events"):
+    for role in ("accounts", "subscriptions", "invoices", "tickets", "actions", "events"):
         match = next((p for p in left if _has(Path(p.location).stem, *ROLE_WORDS[role])), None)
         if match is None and role == "events" and left:
             match = max(left, key=lambda p: p.rows)  # the largest table left is usually the usage
@@ -449,6 +516,10 @@ def guess_declaration(profiles: list[TableProfile], business: str = "my_business
         if satisfaction:
             columns["satisfaction"] = satisfaction.name
         sources["tickets"] = {"location": tickets.location, "columns": columns}
+
+    actions = by_role.get("actions")
+    if actions is not None:
+        sources["actions"] = _guess_actions(actions, customer_in(actions), notes, problems)
 
     cancellation = "accounts"
     if accounts is not None and "cancellation_time" not in sources.get("accounts", {}).get("columns", {}):

@@ -602,6 +602,9 @@ def dbt_vars(declaration: Declaration, catalogue: Catalogue, usage_begin: str | 
     if s.invoices is not None:
         business["failed_statuses"] = list(s.invoices.failed_statuses)
         business["payment_due_days"] = s.invoices.payment_due_days
+    if s.actions is not None:
+        business["treated_arms"] = list(s.actions.treated)
+        business["control_arms"] = list(s.actions.control)
     if usage_begin:
         business["usage_begin"] = usage_begin
     return {"churn": business}

@@ -202,12 +202,44 @@ class Tickets(_Strict):
     columns: TicketColumns
 
 
+class ActionColumns(_Strict):
+    action_id: str = Field("action_id", description="The contact's key.")
+    customer_id: str = Field("customer_id", description="The customer's key.")
+    time: str = Field(description="When the customer was contacted (or, in the control arm, would have been).")
+    campaign: str = Field(description="The campaign the contact belongs to.")
+    arm: str = Field(description="The arm: treated (contacted) or control (held out), in the business's words.")
+    offer: str | None = Field(None, description="What was offered.")
+    cost: str | None = Field(None, description="What the contact cost (0 in the control arm).")
+
+
+class Actions(_Strict):
+    """Retention contacts (optional): who was offered what and when, treated or held out at random."""
+
+    location: str
+    columns: ActionColumns
+    treated: tuple[str, ...] = Field(("treated",), description="Arm values that mean the customer was contacted.")
+    control: tuple[str, ...] = Field(("control",), description="Arm values that mean the customer was held out.")
+
+    @model_validator(mode="after")
+    def _arms(self) -> Actions:
+        treated = tuple(v.strip().lower() for v in self.treated)
+        control = tuple(v.strip().lower() for v in self.control)
+        if not treated or not control:
+            raise ValueError("name at least one treated and one control arm value")
+        if set(treated) & set(control):
+            raise ValueError(f"an arm value cannot be both treated and control: {sorted(set(treated) & set(control))}")
+        object.__setattr__(self, "treated", treated)
+        object.__setattr__(self, "control", control)
+        return self
+
+
 class Sources(_Strict):
     accounts: Accounts
     events: Events
     subscriptions: Subscriptions | None = None
     invoices: Invoices | None = None
     tickets: Tickets | None = None
+    actions: Actions | None = None
 
 
 class Label(_Strict):
@@ -331,7 +363,7 @@ class Declaration(_Strict):
         return getattr(self.sources, role)
 
 
-SOURCE_ROLES: tuple[str, ...] = ("accounts", "events", "subscriptions", "invoices", "tickets")
+SOURCE_ROLES: tuple[str, ...] = ("accounts", "events", "subscriptions", "invoices", "tickets", "actions")
 
 PARTITIONED_ROLE = "events"
 """The source loaded day by day (usage); the other sources are small and reloaded whole."""

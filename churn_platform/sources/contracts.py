@@ -310,6 +310,35 @@ def contracts_for(declaration) -> dict[str, Contract]:
             time_column="created_at",
             description="Support tickets with resolution and satisfaction.",
         )
+
+    if s.actions is not None:
+        xc = s.actions.columns
+        w = "sources.actions.columns."
+        columns = [
+            _col("action_id", "text", xc.action_id, w + "action_id", nullable=False),
+            customer("actions", xc.customer_id),
+            _col("contacted_at", "timestamp", xc.time, w + "time", nullable=False),
+            _col("campaign", "text", xc.campaign, w + "campaign", nullable=False),
+            _col(
+                "arm",
+                "string",
+                xc.arm,
+                w + "arm",
+                nullable=False,
+                allowed=s.actions.treated + s.actions.control,
+                description="The arm as the business names it; stg_actions maps it to treated or control.",
+            ),
+            _col("offer", "string", xc.offer, w + "offer"),
+            _col("cost", "float", xc.cost, w + "cost", minimum=0),
+        ]
+        out["actions"] = Contract(
+            source="actions",
+            version=1,
+            columns=tuple(columns),
+            key=("action_id",),
+            time_column="contacted_at",
+            description="Retention contacts: who was offered what and when, treated or held out as a control.",
+        )
     return out
 
 

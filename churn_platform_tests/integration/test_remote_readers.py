@@ -7,6 +7,7 @@ import io
 import os
 import uuid
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -119,8 +120,15 @@ def test_origin_never_shows_a_password(tmp_path):
 
 @pytest.fixture(scope="module")
 def app_exports():
-    """The consumer app's exports, without the declaration the simulation writes: a business's own files."""
-    return generate(GeneratorConfig(customers=300, days=200, seed=9, business="consumer_app"))
+    """The consumer app's exports, without the declaration the simulation writes: a business's own files
+    (with the offers of a campaign on day 150, a tenth of them held out)."""
+    from churn_platform.simulation import retention
+    from churn_platform.simulation.consumer import user_key
+
+    users = user_key(np.arange(1, 301))
+    arms = np.where(np.arange(300) % 10 == 0, "control", "treated")
+    sent = retention.contacts("consumer_app", users, arms, "2025-05-31T09:00", "win_back_may")
+    return generate(GeneratorConfig(customers=300, days=200, seed=9, business="consumer_app"), actions=sent)
 
 
 def _init_and_check(resource, origin: str):
@@ -130,7 +138,18 @@ def _init_and_check(resource, origin: str):
     text, guess = init_declaration(resource, origin, business="exports")
     assert guess.problems == [], guess.problems
     declaration = parse_declaration(text, origin)
-    assert declaration.present == ("accounts", "events", "subscriptions", "invoices")
+    assert declaration.present == ("accounts", "events", "subscriptions", "invoices", "actions")
+    actions = declaration.sources.actions
+    assert (actions.treated, actions.control) == (("treatment",), ("holdout",))
+    assert actions.columns.model_dump() == {
+        "action_id": "send_ref",
+        "customer_id": "user_key",
+        "time": "sent_at",
+        "campaign": "campaign_name",
+        "arm": "group_name",
+        "offer": "offer_code",
+        "cost": "cost_eur",
+    }
     assert declaration.customer_id_type == "text" and declaration.label.cancellation == "subscriptions"
     assert declaration.sources.events.columns.type == "event_name"
     report = check_business(declaration, resource)

@@ -1,0 +1,110 @@
+"""Whom to contact: expected profit under a budget, with a random control arm.
+
+A customer's expected benefit from a contact is the revenue the contact is expected to keep less
+what it costs: ``P(churn) × value × save rate − cost`` when targeting by risk, where the value is
+the revenue at stake (monthly revenue × the months a kept customer is worth) and the save rate the
+share of would-be leavers an offer keeps; or ``uplift × value − cost`` once an uplift model gives
+each customer's own expected change in churn. Customers are taken by expected benefit, best first,
+while it is positive and the budget (contacts, money or both) lasts. A share of them (10% by
+default) is held out as a control, chosen by a hash of the campaign and the customer's key: the
+same campaign holds out the same customers on every run, and nobody can pick them by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+ARMS = ("treated", "control")
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetingPolicy:
+    """How the worklist is chosen (the declaration's ``retention`` section, or a run's config)."""
+
+    contact_cost: float = 10.0
+    """What one contact costs (the offer and the team's time)."""
+    value_months: float = 12.0
+    """How many months of a customer's revenue keeping them is worth."""
+    save_rate: float = 0.2
+    """The share of would-be leavers a contact keeps, when targeting by risk (no uplift model)."""
+    max_contacts: int | None = 200
+    """The most customers a campaign contacts (treated and control together); None: no limit."""
+    max_spend: float | None = None
+    """The most a campaign spends on its treated customers; None: no limit."""
+    control_share: float = 0.10
+    """The share of selected customers held out as a control (not contacted, measured)."""
+
+    def __post_init__(self) -> None:
+        if self.contact_cost < 0 or self.value_months <= 0:
+            raise ValueError("contact_cost must be at least 0 and value_months above 0")
+        if not 0 <= self.save_rate <= 1:
+            raise ValueError(f"save_rate is a share (0 to 1), not {self.save_rate}")
+        if not 0 <= self.control_share < 1:
+            raise ValueError(f"control_share is a share below 1, not {self.control_share}")
+        if self.max_contacts is not None and self.max_contacts < 1:
+            raise ValueError(f"max_contacts must be at least 1, not {self.max_contacts}")
+        if self.max_spend is not None and self.max_spend <= 0:
+            raise ValueError(f"max_spend must be above 0, not {self.max_spend}")
+
+
+def control_draw(campaign: str, customer_ids) -> np.ndarray:
+    """A number in [0, 1) per customer, from a hash of the campaign and the customer's key: the same
+    for the same pair on every run and machine, independent between campaigns."""
+    out = np.empty(len(customer_ids), dtype=np.float64)
+    for i, key in enumerate(customer_ids):
+        digest = hashlib.sha256(f"{campaign}\x1f{key}".encode()).digest()
+        out[i] = int.from_bytes(digest[:8], "big") / 2**64
+    return out
+
+
+def expected_benefit(
+    mrr: np.ndarray,
+    policy: TargetingPolicy,
+    churn_probability: np.ndarray | None = None,
+    uplift: np.ndarray | None = None,
+) -> np.ndarray:
+    """Each customer's expected benefit of a contact, in money: by uplift when given, else by risk."""
+    value = np.asarray(mrr, dtype=np.float64) * policy.value_months
+    if uplift is not None:
+        kept = np.asarray(uplift, dtype=np.float64)
+    elif churn_probability is not None:
+        kept = np.asarray(churn_probability, dtype=np.float64) * policy.save_rate
+    else:
+        raise ValueError("expected_benefit needs churn probabilities or uplift estimates")
+    return kept * value - policy.contact_cost
+
+
+def select(
+    candidates: pd.DataFrame,
+    policy: TargetingPolicy,
+    campaign: str,
+    id_column: str = "customer_id",
+    benefit_column: str = "expected_benefit",
+) -> pd.DataFrame:
+    """The worklist: the candidates with a positive expected benefit, best first, within the budget,
+    each with its rank and arm. The control arm's share is held out from the selection (so the
+    treated spend stays within ``max_spend``; the control costs nothing)."""
+    if not campaign:
+        raise ValueError("a campaign needs a name: its control arm is drawn from it")
+    missing = {id_column, benefit_column} - set(candidates.columns)
+    if missing:
+        raise ValueError(f"the candidates lack columns {sorted(missing)}")
+    chosen = candidates[candidates[benefit_column] > 0].sort_values(
+        [benefit_column, id_column], ascending=[False, True], kind="stable"
+    )
+    if policy.max_contacts is not None:
+        chosen = chosen.head(policy.max_contacts)
+    chosen = chosen.copy()
+    draw = control_draw(campaign, chosen[id_column].tolist())
+    chosen["arm"] = np.where(draw < policy.control_share, "control", "treated")
+    if policy.max_spend is not None:
+        spend = np.cumsum(np.where(chosen["arm"] == "treated", policy.contact_cost, 0.0))
+        chosen = chosen[spend <= policy.max_spend]
+    chosen["cost"] = np.where(chosen["arm"] == "treated", policy.contact_cost, 0.0)
+    chosen["rank"] = np.arange(1, len(chosen) + 1)
+    chosen["campaign"] = campaign
+    return chosen.reset_index(drop=True)
