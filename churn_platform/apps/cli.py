@@ -554,6 +554,12 @@ def _summary(report) -> str:
         )
     if "churn_scores" in report.tables:
         lines.append(f"  batch scores: {report.tables['churn_scores']:,} customers in scores.churn_scores")
+    w = report.worklist
+    if w.get("campaign") is not None:
+        lines.append(
+            f"  retention worklist {w['campaign']}: {w['treated']:,} to contact, {w['control']:,} held out as a control; "
+            f"spend {w['spend']:,.0f}, expected benefit {w['expected_benefit_treated']:,.0f}; export {w['export_csv']}"
+        )
     d = report.drift
     if d.get("drift_share") is not None:
         skipped = d.get("skipped_columns") or {}

@@ -53,6 +53,7 @@ class RunReport:
     business: dict[str, Any] = dataclasses.field(default_factory=dict)
     business_name: str = ""
     failures: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    worklist: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=str)
@@ -261,6 +262,10 @@ def _report(settings: Settings, instance, result, declaration, seconds: float) -
             for k in ("latest_complete_month", "churn_rate", "mrr_churn_rate", "net_revenue_retention", "chart_path")
         },
         failures=[] if result.success else [{"step": s, "error": e} for s, e in _failures(result)],
+        worklist={
+            k: meta("retention_worklist", k)
+            for k in ("campaign", "treated", "control", "spend", "expected_benefit_treated", "export_csv")
+        },
     )
 
 

@@ -323,6 +323,31 @@ class Policy(_Strict):
     )
 
 
+class Retention(_Strict):
+    """How retention contacts are chosen (the ``retention_worklist``): by expected profit within a
+    budget, with a random control arm."""
+
+    contact_cost: float = Field(10.0, ge=0, description="What one contact costs: the offer and the team's time.")
+    value_months: float = Field(
+        12.0, gt=0, description="How many months of a customer's revenue keeping them is worth."
+    )
+    save_rate: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="The share of would-be leavers a contact keeps, when targeting by risk (before an uplift model).",
+    )
+    max_contacts: int | None = Field(
+        200, ge=1, description="The most customers a campaign selects (treated and control); empty: no limit."
+    )
+    max_spend: float | None = Field(
+        None, gt=0, description="The most a campaign spends on its treated customers; empty: no limit."
+    )
+    control_share: float = Field(
+        0.10, ge=0, lt=1, description="The share of selected customers held out as a control, by a hash of their key."
+    )
+
+
 class Declaration(_Strict):
     """A subscription business, as the platform sees it."""
 
@@ -337,6 +362,7 @@ class Declaration(_Strict):
     features: FeatureOptions = FeatureOptions()
     partitions: Partitions = Partitions()
     policy: Policy = Policy()
+    retention: Retention = Retention()
 
     @model_validator(mode="after")
     def _consistent(self) -> Declaration:

@@ -108,3 +108,51 @@ def select(
     chosen["rank"] = np.arange(1, len(chosen) + 1)
     chosen["campaign"] = campaign
     return chosen.reset_index(drop=True)
+
+
+WORKLIST_COLUMNS = (
+    "campaign",
+    "rank",
+    "customer_id",
+    "arm",
+    "snapshot_date",
+    "churn_probability",
+    "risk_tier",
+    "mrr",
+    "value_at_risk",
+    "expected_benefit",
+    "cost",
+    "driver_1",
+    "driver_2",
+    "driver_3",
+    "reason",
+    "model_name",
+    "model_version",
+)
+"""The worklist's columns, in the order a CRM import shows them."""
+
+
+def worklist_from_scores(scores: pd.DataFrame, policy: TargetingPolicy, campaign: str) -> pd.DataFrame:
+    """The campaign's worklist from batch scores (``scores.churn_scores``: probability, tier, drivers,
+    MRR): targeted by risk, each customer with the reason for their place on it."""
+    frame = scores.copy()
+    mrr = pd.to_numeric(frame["mrr"], errors="coerce").fillna(0.0).to_numpy(dtype=np.float64)
+    frame["value_at_risk"] = mrr * policy.value_months
+    frame["expected_benefit"] = expected_benefit(mrr, policy, churn_probability=frame["churn_probability"].to_numpy())
+    chosen = select(frame, policy, campaign)
+    chosen["reason"] = [
+        f"churn risk {p:.0%} ({tier}); drivers: {', '.join(d for d in drivers if isinstance(d, str) and d) or 'none'}; "
+        f"value at risk {value:,.0f} ({policy.value_months:g} months of {m:,.2f}); "
+        f"expected benefit {benefit:,.0f} after a contact costing {policy.contact_cost:,.0f}"
+        + ("; held out as a control" if arm == "control" else "")
+        for p, tier, drivers, value, m, benefit, arm in zip(
+            chosen["churn_probability"],
+            chosen["risk_tier"],
+            chosen[["driver_1", "driver_2", "driver_3"]].itertuples(index=False),
+            chosen["value_at_risk"],
+            chosen["mrr"],
+            chosen["expected_benefit"],
+            chosen["arm"],
+        )
+    ]
+    return chosen[[c for c in WORKLIST_COLUMNS if c in chosen.columns]]

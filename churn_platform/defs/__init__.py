@@ -29,6 +29,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
     )
     from churn_platform.defs.business import business_health
     from churn_platform.defs.dbt import build_dbt_assets, dbt_project, dbt_resource
+    from churn_platform.defs.decisions import retention_worklist
     from churn_platform.defs.ml import churn_model
     from churn_platform.defs.monitoring import (
         feature_drift_report,
@@ -58,6 +59,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
         *build_dbt_assets(project, partitions, declaration),
         churn_model,
         churn_scores,
+        retention_worklist,
         feature_drift_report,
         prediction_log,
         prediction_drift_report,

@@ -14,6 +14,7 @@ FRESHNESS_BY_GROUP: dict[str, dg.FreshnessPolicy] = {
     "staging": DAILY,
     "features": DAILY,
     "ml": WEEKLY,
+    "decisions": WEEKLY,
     "monitoring": DAILY,
     "business": DAILY,
 }

@@ -241,7 +241,7 @@ class ReportStore(dg.ConfigurableResource):
         bucket, _, prefix = self.publish_to.removeprefix("s3://").partition("/")
         relative = Path(path).resolve().relative_to(Path(self.reports_dir).resolve()).as_posix()
         key = f"{prefix.strip('/')}/{relative}" if prefix.strip("/") else relative
-        content_type = {".html": "text/html", ".png": "image/png", ".json": "application/json"}.get(
+        content_type = {".html": "text/html", ".png": "image/png", ".json": "application/json", ".csv": "text/csv"}.get(
             Path(path).suffix, "application/octet-stream"
         )
         client = S3Resource(endpoint_url=self.s3_endpoint_url).get_client()

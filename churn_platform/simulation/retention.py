@@ -38,19 +38,22 @@ EFFECT_FILE = "retention_effect.parquet"
 @dataclasses.dataclass(frozen=True)
 class Offer:
     name: str
-    cost: float
-    """What one contact costs (the offer's discount and the team's time), in the business's currency."""
     description: str
 
 
 OFFERS = {
-    "saas_b2b": Offer(
-        "success_review",
-        120.0,
-        "A customer-success review of the account's use, with two months at 15% off.",
-    ),
-    "consumer_app": Offer("half_price_3_months", 9.0, "Three months at half price, offered in the app."),
+    "saas_b2b": Offer("success_review", "A customer-success review of the account's use, with two months at 15% off."),
+    "consumer_app": Offer("half_price_3_months", "Three months at half price, offered in the app."),
 }
+"""Each built-in business's offer; what a contact costs is its declaration's ``retention.contact_cost``."""
+
+
+def contact_cost(business: str) -> float:
+    """What one contact costs the built-in ``business``, as its declaration says."""
+    from churn_platform.business.declaration import load_declaration
+    from churn_platform.simulation.businesses import declaration_path
+
+    return load_declaration(declaration_path(business)).retention.contact_cost
 
 
 def draw_effects(
@@ -220,7 +223,8 @@ def contacts(
 ) -> pd.DataFrame:
     """A contacts table in the business's names (its ``ACTIONS_SOURCE``): one row per customer, in
     arm ``treated`` or ``control`` (the platform's words; written in the business's), contacted at
-    ``when``, offered the business's offer. The control arm costs nothing."""
+    ``when``, offered the business's offer at its declared cost (or ``cost``). The control arm costs
+    nothing."""
     _, columns, treated_value, control_value = ACTIONS_SOURCE[business]
     offer = OFFERS[business]
     arms = np.asarray(arms).astype(str)
@@ -238,6 +242,6 @@ def contacts(
             columns["campaign"]: campaign,
             columns["arm"]: np.where(treated, treated_value, control_value),
             columns["offer"]: offer.name,
-            columns["cost"]: np.where(treated, offer.cost if cost is None else cost, 0.0),
+            columns["cost"]: np.where(treated, contact_cost(business) if cost is None else cost, 0.0),
         }
     )

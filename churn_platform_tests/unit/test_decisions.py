@@ -8,7 +8,14 @@ import pandas as pd
 import pytest
 
 from churn_platform.decisions.effect import campaign_effect
-from churn_platform.decisions.targeting import TargetingPolicy, control_draw, expected_benefit, select
+from churn_platform.decisions.targeting import (
+    WORKLIST_COLUMNS,
+    TargetingPolicy,
+    control_draw,
+    expected_benefit,
+    select,
+    worklist_from_scores,
+)
 
 
 def candidates(n: int = 1_000, seed: int = 0) -> pd.DataFrame:
@@ -113,3 +120,38 @@ def test_a_campaign_without_effect_is_reported_as_such_and_an_immature_one_is_no
 def test_a_contact_that_drives_customers_away_is_a_loss():
     (result,) = campaign_effect(contacts(3_000, 3_000, 0.30, 0.15))
     assert result.verdict == "lost customers" and result.effect_high < 0 and result.roi < 0
+
+
+def scores(n: int = 400, seed: int = 2) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    p = rng.beta(1, 6, n)
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(1, n + 1),
+            "snapshot_date": pd.Timestamp("2025-12-01"),
+            "churn_probability": p,
+            "risk_tier": np.where(p > 0.4, "high", np.where(p > 0.2, "medium", "low")),
+            "driver_1": "failed_payments_90d",
+            "driver_1_impact": 0.05,
+            "driver_2": "seats",
+            "driver_2_impact": 0.01,
+            "driver_3": None,
+            "driver_3_impact": None,
+            "mrr": rng.gamma(2, 60, n),
+            "revenue_at_risk": 0.0,
+            "model_name": "churn_model",
+            "model_version": "3",
+        }
+    )
+
+
+def test_the_worklist_from_scores_says_why_each_customer_is_on_it():
+    policy = TargetingPolicy(contact_cost=20, value_months=12, save_rate=0.3, max_contacts=50)
+    worklist = worklist_from_scores(scores(), policy, "winter")
+    assert list(worklist.columns) == list(WORKLIST_COLUMNS) and len(worklist) == 50
+    first = worklist.iloc[0]
+    assert first.expected_benefit == pytest.approx(first.churn_probability * 0.3 * first.mrr * 12 - 20)
+    assert first.value_at_risk == pytest.approx(first.mrr * 12)
+    assert "failed_payments_90d, seats;" in first.reason and f"{first.churn_probability:.0%}" in first.reason
+    held_out = worklist[worklist.arm == "control"]
+    assert held_out.reason.str.endswith("held out as a control").all() and (held_out.cost == 0).all()

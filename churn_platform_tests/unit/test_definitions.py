@@ -37,6 +37,7 @@ EXPECTED_GROUPS = {
     "scoring_features": "features",
     "churn_model": "ml",
     "churn_scores": "ml",
+    "retention_worklist": "decisions",
     "feature_drift_report": "monitoring",
     "prediction_log": "monitoring",
     "prediction_drift_report": "monitoring",
