@@ -141,3 +141,51 @@ def _one(campaign, rows, value_months, level, resamples, seed, min_per_arm) -> C
         roi=(saved_mrr * value_months - cost) / cost if cost > 0 else None,
         verdict=verdict,
     )
+
+
+def effects_frame(effects: list[CampaignEffect]) -> pd.DataFrame:
+    """The effects as a table, one row per campaign (no rows, the same columns, when there are none)."""
+    columns = [f.name for f in dataclasses.fields(CampaignEffect)]
+    return pd.DataFrame([e.as_dict() for e in effects], columns=columns)
+
+
+def effect_chart(effects: list[CampaignEffect], path) -> bytes:
+    """Saved customers per measured campaign with their interval, and each campaign's ROI; a PNG
+    written to ``path`` and returned."""
+    import io
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = [e for e in effects if e.effect is not None]
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=100)
+    if measured:
+        names = [e.campaign for e in measured]
+        saved = np.array([e.saved_customers for e in measured])
+        low = saved - np.array([e.saved_customers_low for e in measured])
+        high = np.array([e.saved_customers_high for e in measured]) - saved
+        colours = [
+            "tab:green" if e.verdict == "kept customers" else "tab:red" if e.verdict == "lost customers" else "tab:grey"
+            for e in measured
+        ]
+        ax.bar(names, saved, yerr=[low, high], capsize=6, color=colours)
+        for i, e in enumerate(measured):
+            roi = "n/a" if e.roi is None else f"{e.roi:+.0%}"
+            ax.annotate(f"ROI {roi}", (i, saved[i]), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_ylabel("customers kept (treated arm), with interval")
+    else:
+        ax.text(0.5, 0.5, "no campaign has matured yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    ax.set_title("Campaign effect against the control arm (green: kept, red: lost, grey: not distinguishable)")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    png = buffer.getvalue()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(png)
+    return png

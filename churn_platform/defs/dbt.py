@@ -64,7 +64,7 @@ def prepare_manifest(project: DbtProject, declaration: Declaration) -> Path:
 
 class ChurnDbtTranslator(DagsterDbtTranslator):
     """Keys models by name, groups them by folder (staging → staging, business → business,
-    monitoring → monitoring, the rest → features),
+    monitoring → monitoring, decisions → decisions, the rest → features),
     and gives them freshness policies and automation (see ``follow_parents``)."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
@@ -78,7 +78,7 @@ class ChurnDbtTranslator(DagsterDbtTranslator):
         if node.get("resource_type") != "model":
             return spec
         fqn = node.get("fqn", [])
-        group = next((g for g in ("staging", "business", "monitoring") if g in fqn), "features")
+        group = next((g for g in ("staging", "business", "monitoring", "decisions") if g in fqn), "features")
         # A model's tests may read other sources (a relationships test against the raw CRM):
         # those sources are loaded before the model is built and tested, but an update of one
         # is no reason to rebuild the model.

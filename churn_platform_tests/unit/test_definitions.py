@@ -38,6 +38,8 @@ EXPECTED_GROUPS = {
     "churn_model": "ml",
     "churn_scores": "ml",
     "retention_worklist": "decisions",
+    "campaign_outcomes": "decisions",
+    "campaign_effect": "decisions",
     "feature_drift_report": "monitoring",
     "prediction_log": "monitoring",
     "prediction_drift_report": "monitoring",

@@ -1,0 +1,134 @@
+"""The decision assets: the retention worklist (the warehouse table and the CRM export, the
+declaration's budget and a run's overrides, the same control arm on a rerun, a clear failure with
+nobody scored) and the campaign effect (measured per campaign, a warning for one without effect)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn_platform.decisions.targeting import WORKLIST_COLUMNS
+from churn_platform.defs.decisions import campaign_effect, retention_worklist
+from churn_platform.defs.resources import DuckDBWarehouseResource, ReportStore
+from churn_platform_tests.business import B2B, business_resource
+from churn_platform_tests.unit.test_decisions import scores
+
+
+def big_accounts(n: int = 1_000) -> pd.DataFrame:
+    """Scores of accounts large enough that most are worth a contact at the B2B example's cost."""
+    frame = scores(n=n)
+    frame["mrr"] *= 20
+    return frame
+
+
+def materialize(tmp_path, frame: pd.DataFrame, config: dict | None = None, declaration=B2B):
+    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
+    warehouse.write_table("scores", "churn_scores", frame)
+    return dg.materialize(
+        [retention_worklist],
+        resources={
+            "warehouse": warehouse,
+            "reports": ReportStore(reports_dir=str(tmp_path / "reports")),
+            "business": business_resource(declaration),
+        },
+        run_config={"ops": {"retention_worklist": {"config": config or {}}}},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    ), warehouse
+
+
+def test_the_worklist_is_a_table_and_an_export_within_the_declared_budget(tmp_path):
+    result, warehouse = materialize(tmp_path, big_accounts())
+    assert result.success
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    campaign = meta["campaign"].value
+    assert campaign == "saas_b2b-2025-12-01"
+    table = warehouse.read_table("decisions", "retention_worklist")
+    assert list(table.columns) == list(WORKLIST_COLUMNS)
+    assert len(table) == B2B.retention.max_contacts == meta["treated"].value + meta["control"].value
+    exported = pd.read_csv(meta["export_csv"].value)
+    assert exported.customer_id.tolist() == table.customer_id.tolist()
+    assert pd.read_parquet(meta["export_parquet"].value).reason.tolist() == table.reason.tolist()
+    assert meta["spend"].value == pytest.approx(B2B.retention.contact_cost * meta["treated"].value)
+
+    # A rerun of the same campaign holds out the same customers.
+    _, warehouse_again = materialize(tmp_path / "again", big_accounts())
+    pd.testing.assert_frame_equal(warehouse_again.read_table("decisions", "retention_worklist"), table)
+
+
+def test_a_run_can_name_its_campaign_and_change_the_budget(tmp_path):
+    result, warehouse = materialize(tmp_path, big_accounts(), {"campaign": "spring", "max_spend": 1_000.0})
+    assert result.success
+    table = warehouse.read_table("decisions", "retention_worklist")
+    assert set(table.campaign) == {"spring"} and table.cost.sum() <= 1_000
+    assert (table.arm == "treated").sum() == 1_000 // B2B.retention.contact_cost
+
+
+def test_nobody_scored_is_a_clear_failure(tmp_path):
+    result, _ = materialize(tmp_path, scores(n=5).head(0))
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    assert "has no rows: there is nobody to target" in str(failure.step_failure_data.error)
+
+
+def outcomes(campaign: str, n_treated: int, n_control: int, churn_treated, churn_control, seed: int, matured=True):
+    rng = np.random.default_rng(seed)
+    arm = np.array(["treated"] * n_treated + ["control"] * n_control)
+    churned = rng.random(arm.size) < np.where(arm == "treated", churn_treated, churn_control)
+    return pd.DataFrame(
+        {
+            "action_id": [f"{campaign}-{i}" for i in range(arm.size)],
+            "campaign": campaign,
+            "customer_id": np.arange(arm.size),
+            "arm": arm,
+            "cost": np.where(arm == "treated", 120.0, 0.0),
+            "mrr": 400.0,
+            "matured": matured,
+            "churned": churned if matured else None,
+        }
+    )
+
+
+def measure(tmp_path, frame: pd.DataFrame):
+    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
+    warehouse.write_table("decisions", "campaign_outcomes", frame)
+    result = dg.materialize(
+        [campaign_effect],
+        resources={
+            "warehouse": warehouse,
+            "reports": ReportStore(reports_dir=str(tmp_path / "reports")),
+            "business": business_resource(),
+        },
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    (check,) = result.get_asset_check_evaluations()
+    return result.get_asset_materialization_events()[0].materialization.metadata, check, warehouse
+
+
+def test_each_campaign_is_measured_and_one_without_effect_warns(tmp_path):
+    frame = pd.concat(
+        [
+            outcomes("works", 1_500, 1_500, 0.08, 0.2, seed=1),
+            outcomes("nothing", 1_000, 150, 0.15, 0.15, seed=2),
+            outcomes("young", 300, 30, 0.1, 0.1, seed=3, matured=False),
+        ],
+        ignore_index=True,
+    )
+    meta, check, warehouse = measure(tmp_path, frame)
+    effects = warehouse.read_table("decisions", "campaign_effects").set_index("campaign")
+    assert effects.loc["works", "verdict"] == "kept customers" and effects.loc["works", "saved_customers_low"] > 0
+    assert effects.loc["works", "saved_mrr"] == pytest.approx(effects.loc["works", "saved_customers"] * 400)
+    assert effects.loc["nothing", "verdict"] == "no effect distinguishable from zero"
+    assert effects.loc["young", "verdict"] == "not matured" and pd.isna(effects.loc["young", "effect"])
+    assert meta["campaigns"].value == 3 and meta["measured_campaigns"].value == 2
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert "nothing" in check.description and "works" not in check.description
+    assert (tmp_path / "reports" / "campaign_effect.png").stat().st_size > 0
+
+
+def test_no_campaign_yet_is_said_so(tmp_path):
+    meta, check, warehouse = measure(tmp_path, outcomes("none", 0, 0, 0.1, 0.1, seed=4))
+    assert check.passed and check.description == "no campaign has matured yet"
+    assert meta["campaigns"].value == 0 and warehouse.read_table("decisions", "campaign_effects").empty
