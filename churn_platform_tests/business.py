@@ -33,12 +33,19 @@ def dbt_vars_json(declaration, warehouse_path, usage_begin: str, event_types=(),
 
 
 def load_and_build(
-    declaration, frames: dict, path, tmp_path, select: str = "+customer_features", event_types=(), valued_types=None
+    declaration,
+    frames: dict,
+    path,
+    tmp_path,
+    select: str = "+customer_features",
+    event_types=(),
+    valued_types=None,
+    read_features: bool = True,
 ):
     """Check ``frames`` (by the generator's source name or by role) against ``declaration``'s contracts,
     write the accepted rows as the raw tables and build ``select`` with dbt (the usage from its first
     day up to today, in month batches, as a long run builds it); returns the ``customer_features``
-    rows (by snapshot and customer)."""
+    rows (by snapshot and customer), or None with ``read_features`` False."""
     import datetime as dt
     import os
     import subprocess
@@ -78,6 +85,8 @@ def load_and_build(
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    if not read_features:
+        return None
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute("select * from marts.customer_features order by snapshot_date, customer_id").df()
 

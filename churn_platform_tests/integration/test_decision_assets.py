@@ -132,3 +132,39 @@ def test_no_campaign_yet_is_said_so(tmp_path):
     meta, check, warehouse = measure(tmp_path, outcomes("none", 0, 0, 0.1, 0.1, seed=4))
     assert check.passed and check.description == "no campaign has matured yet"
     assert meta["campaigns"].value == 0 and warehouse.read_table("decisions", "campaign_effects").empty
+
+
+def test_simulated_campaigns_are_measured_within_their_true_effect(tmp_path):
+    """Two campaigns on the simulated B2B business, with real dbt: persuadable customers contacted
+    keep more of them, sleeping dogs contacted lose more; each interval holds the true mean uplift of
+    its treated customers (from the ground truth), and the controls were drawn by the hash."""
+    from churn_platform.decisions.effect import campaign_effect as measure
+    from churn_platform.decisions.targeting import control_draw
+    from churn_platform.simulation import retention
+    from churn_platform.simulation.generator import GeneratorConfig, generate
+    from churn_platform_tests.business import load_and_build
+
+    config = GeneratorConfig(customers=20_000, days=365, seed=11)
+    day = pd.Timestamp("2025-11-01")
+    before = generate(config)
+    truth = before.churn_probability_truth
+    at_day = truth[truth.snapshot_date == day].merge(before.retention_effect, on="customer_id")
+    campaigns = []
+    for name, segment in (("persuade", "persuadable"), ("wake_the_dogs", "sleeping_dog")):
+        who = at_day.loc[at_day.segment == segment, "customer_id"].to_numpy()
+        arms = np.where(control_draw(name, who.tolist()) < 0.5, "control", "treated")
+        campaigns.append(retention.contacts("saas_b2b", who, arms, day + pd.Timedelta(hours=9), name))
+    actions = pd.concat(campaigns, ignore_index=True)
+    after = generate(config, actions=actions)
+    path = tmp_path / "w.duckdb"
+    load_and_build(B2B, after.tables, path, tmp_path, select="+campaign_outcomes", read_features=False)
+    outcomes = DuckDBWarehouseResource(path=str(path)).read_table("decisions", "campaign_outcomes")
+    assert len(outcomes) == len(actions) and outcomes.churned.notna().all() and (outcomes.mrr > 0).mean() > 0.95
+    effects = {e.campaign: e for e in measure(outcomes)}
+    uplift = at_day.set_index("customer_id").uplift_30d
+    for name, verdict in (("persuade", "kept customers"), ("wake_the_dogs", "lost customers")):
+        e = effects[name]
+        treated = actions[(actions.campaign == name) & (actions.arm == "treated")].customer_id
+        true_effect = float(uplift.loc[treated].mean())
+        assert e.verdict == verdict, e
+        assert e.effect_low <= true_effect <= e.effect_high, (name, true_effect, e)
