@@ -95,7 +95,7 @@ def qini_coefficient(uplift: np.ndarray, treated: np.ndarray, churned: np.ndarra
 def uplift_at(uplift: np.ndarray, treated: np.ndarray, churned: np.ndarray, share: float) -> float:
     """The measured uplift (control churn rate minus treated churn rate) of the top ``share`` by ``uplift``."""
     order = np.argsort(-np.asarray(uplift, dtype=np.float64), kind="stable")
-    top = order[: max(1, int(round(share * len(order))))]
+    top = order[: max(1, round(share * len(order)))]
     t, c = np.asarray(treated, dtype=bool)[top], ~np.asarray(treated, dtype=bool)[top]
     y = np.asarray(churned, dtype=bool)[top]
     if not t.any() or not c.any():
