@@ -61,6 +61,8 @@ def load_and_build(
     contracts = contracts_for(declaration)
     for role, contract in contracts.items():
         frame = frames.get(role, frames.get(declaration.source(role).location))
+        if frame is None:  # a source the test does not give (contacts, for the leakage tests)
+            continue
         accepted = apply_contract(frame, contract, now=dt.datetime(2026, 6, 1)).accepted
         warehouse.write_table("raw", role, accepted)
     time_column = contracts["events"].time_column

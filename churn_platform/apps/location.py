@@ -20,7 +20,7 @@ from churn_platform.settings import Settings
 from churn_platform.simulation.businesses import BUSINESSES, declaration_path
 from churn_platform.simulation.generator import GeneratorConfig
 from churn_platform.simulation.landing import config_from_env, ensure_generated, ground_truth_dir
-from churn_platform.simulation.oracle import load_truth, oracle_metrics
+from churn_platform.simulation.oracle import load_truth, load_uplift_truth, oracle_metrics, uplift_oracle_metrics
 
 DECLARATION_FILE = "churn_platform.yaml"
 """The declaration's file name where the platform looks for one (the sources folder, the working directory)."""
@@ -58,6 +58,9 @@ class SimulatedGroundTruth(GroundTruth):
 
     def oracle_metrics(self, holdout: pd.DataFrame, proba) -> dict[str, float]:
         return oracle_metrics(load_truth(ground_truth_dir(self.folder)), holdout, proba)
+
+    def uplift_oracle_metrics(self, holdout: pd.DataFrame, estimate) -> dict[str, float]:
+        return uplift_oracle_metrics(load_uplift_truth(ground_truth_dir(self.folder)), holdout, estimate)
 
 
 def simulation_resources(settings: Settings) -> tuple[SourceResource | None, GroundTruth | None]:

@@ -29,7 +29,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
     )
     from churn_platform.defs.business import business_health
     from churn_platform.defs.dbt import build_dbt_assets, dbt_project, dbt_resource
-    from churn_platform.defs.decisions import campaign_effect, retention_worklist
+    from churn_platform.defs.decisions import campaign_effect, retention_worklist, uplift_model
     from churn_platform.defs.ml import churn_model
     from churn_platform.defs.monitoring import (
         feature_drift_report,
@@ -66,7 +66,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
         model_performance,
         business_health,
         # Measured only where the business records its contacts.
-        *([campaign_effect] if "actions" in declaration.present else []),
+        *([campaign_effect, uplift_model] if "actions" in declaration.present else []),
     ]
     daily_pipeline_job, daily_schedule = build_daily_pipeline(
         partitions, [key for asset in assets for key in asset.keys]

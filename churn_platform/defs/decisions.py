@@ -5,15 +5,29 @@ import dataclasses
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from churn_platform.decisions.effect import campaign_effect as measure_campaigns
 from churn_platform.decisions.effect import effect_chart, effects_frame
 from churn_platform.decisions.targeting import TargetingPolicy, expected_benefit, worklist_from_scores
 from churn_platform.defs.automation import follow_parents
 from churn_platform.defs.policies import freshness_for
-from churn_platform.defs.resources import BusinessResource, ReportStore, Warehouse
+from churn_platform.defs.resources import BusinessResource, GroundTruth, MLflowResource, ReportStore, Warehouse
 from churn_platform.defs.scores import SCORES_SCHEMA, SCORES_TABLE
+from churn_platform.ml.gate import CHALLENGER as CHALLENGER_ALIAS
+from churn_platform.ml.registry import UPLIFT_MODEL_NAME, load_uplift, register_uplift, set_alias
+from churn_platform.ml.training import features_frame
+from churn_platform.ml.uplift import (
+    CONTROL,
+    TREATED,
+    UpliftEstimator,
+    fit_t_learner,
+    holdout_split,
+    qini_coefficient,
+    uplift_at,
+)
 from churn_platform.monitoring.business import inline_png
+from churn_platform.settings import CHAMPION_ALIAS
 
 DECISIONS_SCHEMA = "decisions"
 WORKLIST_TABLE = "retention_worklist"
@@ -198,4 +212,124 @@ def campaign_effect(
             else "no campaign has matured yet"
         ),
         metadata={"unclear_campaigns": ", ".join(unclear) or "none", "measured_campaigns": len(measured)},
+    )
+
+
+UPLIFT_TABLE = "uplift_training_set"
+
+
+class UpliftConfig(dg.Config):
+    candidates: list[str] = Field(default_factory=lambda: ["logistic_regression", "lightgbm"])
+    """The churn model candidates tried for each arm's model; the best holdout Qini wins."""
+    min_per_arm: int = 50
+    """The fewest matured contacts an arm of the training campaigns needs before a model is fitted."""
+
+
+@dg.asset(
+    group_name="decisions",
+    deps=[dg.AssetKey(UPLIFT_TABLE)],
+    kinds={"python", "mlflow"},
+    freshness_policy=freshness_for("decisions"),
+    automation_condition=follow_parents(),
+    description=(
+        "An uplift model (a T-learner: one churn model per arm) learnt from the matured contacts of the "
+        "campaigns with controls (`uplift_training_set`), held out on the latest campaign; tracked in MLflow, "
+        "registered as `churn_uplift` and moved to `champion` when its holdout Qini coefficient is above 0 "
+        "and not below the current champion's on the same contacts. Until enough contacts have matured it "
+        "says what it waits for."
+    ),
+)
+def uplift_model(
+    context: dg.AssetExecutionContext,
+    config: UpliftConfig,
+    warehouse: Warehouse,
+    business: BusinessResource,
+    mlflow_store: MLflowResource,
+    ground_truth: GroundTruth,
+) -> dg.MaterializeResult:
+    # In a stable order: the warehouse returns rows in any order, and the fit depends on it.
+    frame = warehouse.read_table(DECISIONS_SCHEMA, UPLIFT_TABLE).sort_values("action_id", ignore_index=True)
+    frame["churned"] = frame["churned"].astype(bool)
+    arms = {arm: frame[frame["arm"] == arm] for arm in (TREATED, CONTROL)}
+    counts = {arm: (len(rows), int(rows["churned"].sum())) for arm, rows in arms.items()}
+    waiting = [
+        f"{arm} {n:,} contacts ({churned:,} churned)"
+        for arm, (n, churned) in counts.items()
+        if n < config.min_per_arm or churned == 0 or churned == n
+    ]
+    if waiting:
+        why = (
+            f"no uplift model yet: matured contacts {', '.join(f'{a} {n:,}' for a, (n, _) in counts.items())}; "
+            f"each arm needs at least {config.min_per_arm} with churners and stayers ({'; '.join(waiting)})"
+        )
+        context.log.info(why)
+        return dg.MaterializeResult(metadata={"status": "waiting for campaigns", "reason": why, "contacts": len(frame)})
+    catalogue = business.catalogue(warehouse)
+    train, holdout, held_out = holdout_split(frame)
+    treated, churned = (holdout["arm"] == TREATED).to_numpy(), holdout["churned"].to_numpy()
+    tried: dict[str, tuple] = {}
+    for candidate in config.candidates:
+        try:
+            learner = fit_t_learner(train, catalogue, candidate=candidate, min_per_arm=config.min_per_arm)
+        except ValueError as exc:
+            context.log.warning(f"{candidate}: {exc}")
+            continue
+        estimate = learner.uplift(holdout)
+        tried[candidate] = (learner, estimate, qini_coefficient(estimate, treated, churned))
+        context.log.info(f"{candidate}: holdout Qini {tried[candidate][2]:.5f} on {held_out}")
+    if not tried:
+        raise dg.Failure(f"no uplift candidate could be fitted on the training campaigns ({len(train):,} contacts)")
+    best = max(tried, key=lambda c: tried[c][2])
+    learner, estimate, qini = tried[best]
+    metrics = {
+        "qini": qini,
+        "uplift_top_10pct": uplift_at(estimate, treated, churned, 0.1),
+        "uplift_top_30pct": uplift_at(estimate, treated, churned, 0.3),
+        "holdout_contacts": float(len(holdout)),
+        "training_contacts": float(len(train)),
+        **ground_truth.uplift_oracle_metrics(holdout, estimate),
+    }
+    if "oracle_qini" in metrics:
+        context.log.info(
+            f"the true uplift's Qini on the same contacts: {metrics['oracle_qini']:.5f}; "
+            f"model / oracle {metrics['qini_over_oracle']:.2f}"
+        )
+    location = mlflow_store.location
+    champion, champion_version = load_uplift(location, CHAMPION_ALIAS)
+    champion_qini = qini_coefficient(champion.predict(holdout), treated, churned) if champion is not None else None
+    promote = qini > 0 and (champion_qini is None or qini >= champion_qini)
+    reason = (
+        f"holdout Qini {qini:.5f} "
+        + ("is not above 0" if qini <= 0 else "")
+        + (
+            f"{' and ' if qini <= 0 else ''}{'reaches' if qini >= champion_qini else 'is below'} the champion's "
+            f"(v{champion_version}) {champion_qini:.5f} on the same contacts"
+            if champion_qini is not None
+            else ("" if qini <= 0 else "is above 0 (first uplift model)")
+        )
+    )
+    version, run_id = register_uplift(
+        location,
+        UpliftEstimator.of(learner),
+        features_frame(holdout.head(5), catalogue, fill_missing=True),
+        params={"candidate": best, "held_out": held_out, "campaigns": frame["campaign"].nunique()},
+        metrics={k: float(v) for k, v in metrics.items() if v == v},
+        tags={"candidate": best, "decision": "promoted" if promote else "not promoted"},
+    )
+    set_alias(location, UPLIFT_MODEL_NAME, CHAMPION_ALIAS if promote else CHALLENGER_ALIAS, version)
+    context.log.info(f"{UPLIFT_MODEL_NAME} v{version} ({best}): {'promoted' if promote else 'not promoted'}: {reason}")
+    return dg.MaterializeResult(
+        metadata={
+            "status": "trained",
+            "registered_model": UPLIFT_MODEL_NAME,
+            "model_version": version,
+            "alias": CHAMPION_ALIAS if promote else CHALLENGER_ALIAS,
+            "candidate": best,
+            "decision": "promoted" if promote else "not promoted",
+            "reason": reason,
+            "held_out": held_out,
+            "candidates_qini": dg.MetadataValue.json({c: t[2] for c, t in tried.items()}),
+            "mlflow_run_id": run_id,
+            **{k: float(v) for k, v in metrics.items()},
+        }
     )

@@ -138,6 +138,10 @@ class GroundTruth(dg.ConfigurableResource):
     def oracle_metrics(self, holdout: pd.DataFrame, proba) -> dict[str, float]:
         return {}
 
+    def uplift_oracle_metrics(self, holdout: pd.DataFrame, estimate) -> dict[str, float]:
+        """The true uplift's Qini on the holdout contacts, beside the model's (empty: no truth)."""
+        return {}
+
 
 class Warehouse(dg.ConfigurableResource):
     """The analytical warehouse that dbt builds on, as a Dagster resource: a thin wrapper over

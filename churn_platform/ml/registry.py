@@ -389,3 +389,75 @@ def load_version(location: MLflowLocation, name: str, version: str, alias: str =
         metrics=metrics,
         signature=signature,
     )
+
+
+UPLIFT_MODEL_NAME = "churn_uplift"
+UPLIFT_TRUSTED_TYPES = [*SKOPS_TRUSTED_TYPES, "churn_platform.ml.uplift.UpliftEstimator"]
+
+
+def register_uplift(
+    location: MLflowLocation,
+    estimator,
+    example: pd.DataFrame,
+    params: dict,
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    name: str = UPLIFT_MODEL_NAME,
+) -> tuple[str, str]:
+    """Log an uplift model (``ml.uplift.UpliftEstimator``) as one MLflow run with its parameters and
+    holdout metrics, and register it as a new version of ``name`` with no alias (the uplift gate
+    decides). Returns (version, run id)."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    location.activate()
+    trained_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    with mlflow.start_run(run_name=f"uplift-{trained_at}") as run:
+        mlflow.set_tags({"churn_platform.kind": "uplift", **tags})
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        info = mlflow.sklearn.log_model(
+            estimator,
+            name="model",
+            signature=infer_signature(example, estimator.predict(example)),
+            input_example=example,
+            pyfunc_predict_fn="predict",
+            serialization_format="skops",
+            skops_trusted_types=UPLIFT_TRUSTED_TYPES,
+            pip_requirements=model_requirements(),
+        )
+    client = MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(
+            name, description="How much a retention contact lowers a customer's churn probability (a T-learner)."
+        )
+    version = client.create_model_version(
+        name=name,
+        source=info.model_uri,
+        run_id=run.info.run_id,
+        model_id=info.model_id,
+        tags={k: str(v) for k, v in {**tags, **{f"holdout_{k}": f"{v:.4f}" for k, v in metrics.items()}}.items()},
+    )
+    _wait_until_ready(client, name, version.version)
+    return str(version.version), run.info.run_id
+
+
+def set_alias(location: MLflowLocation, name: str, alias: str, version: str) -> None:
+    from mlflow import MlflowClient
+
+    location.activate_registry()
+    MlflowClient().set_registered_model_alias(name, alias, str(version))
+
+
+def load_uplift(location: MLflowLocation, alias: str, name: str = UPLIFT_MODEL_NAME):
+    """The uplift model behind ``name@alias`` and its version, or (None, None) when there is none."""
+    import mlflow
+
+    version = alias_version(location.tracking_uri, name, alias)
+    if version is None:
+        return None, None
+    location.activate_registry()
+    return mlflow.sklearn.load_model(f"models:/{name}/{version}"), version

@@ -101,3 +101,46 @@ def uplift_at(uplift: np.ndarray, treated: np.ndarray, churned: np.ndarray, shar
     if not t.any() or not c.any():
         return float("nan")
     return float(y[c].mean() - y[t].mean())
+
+
+class UpliftEstimator:
+    """A fitted T-learner as one object MLflow can log and serve (scikit-learn's flavor, skops
+    format): ``predict`` gives each row's uplift. The catalogue is kept as plain records."""
+
+    def __init__(self, treated=None, control=None, features=None, candidate: str = ""):
+        self.treated = treated
+        self.control = control
+        self.features = features or []
+        self.candidate = candidate
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {
+            "treated": self.treated,
+            "control": self.control,
+            "features": self.features,
+            "candidate": self.candidate,
+        }
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        catalogue = Catalogue.from_records(self.features)
+        x = features_frame(pd.DataFrame(frame), catalogue, fill_missing=True)
+        return self.control.predict_proba(x)[:, 1] - self.treated.predict_proba(x)[:, 1]
+
+    @classmethod
+    def of(cls, learner: TLearner) -> UpliftEstimator:
+        return cls(learner.treated, learner.control, learner.catalogue.as_records(), learner.candidate)
+
+
+def holdout_split(frame: pd.DataFrame, campaign_column: str = "campaign", time_column: str = "contact_date"):
+    """Train on the earlier campaigns and hold out the latest one; with a single campaign, hold out
+    a seeded 30% of its contacts (stratified by arm). Returns (train, holdout, how)."""
+    campaigns = frame.groupby(campaign_column)[time_column].max().sort_values()
+    if len(campaigns) >= 2:
+        latest = campaigns.index[-1]
+        return frame[frame[campaign_column] != latest], frame[frame[campaign_column] == latest], f"campaign {latest}"
+    rng = np.random.default_rng(7)
+    held = np.zeros(len(frame), dtype=bool)
+    for arm in (TREATED, CONTROL):
+        rows = np.flatnonzero((frame["arm"] == arm).to_numpy())
+        held[rng.choice(rows, size=round(0.3 * rows.size), replace=False)] = True
+    return frame[~held], frame[held], "a seeded 30% of the only campaign's contacts"

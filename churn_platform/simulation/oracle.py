@@ -51,3 +51,46 @@ def oracle_metrics(truth: pd.DataFrame | None, holdout: pd.DataFrame, proba: np.
         "model_over_oracle": model_auc / oracle_auc,
         "oracle_matched_share": len(matched) / len(rows),
     }
+
+
+UPLIFT_COLUMN = "uplift_30d"
+
+
+def load_uplift_truth(ground_truth_dir: Path | None) -> pd.DataFrame | None:
+    """Each customer's true uplift of an offer at each month start (``uplift_30d``), if the ground truth has it."""
+    if ground_truth_dir is None or not (Path(ground_truth_dir) / TRUTH_FILE).exists():
+        return None
+    import pyarrow.parquet as pq
+
+    path = Path(ground_truth_dir) / TRUTH_FILE
+    if UPLIFT_COLUMN not in pq.read_schema(path).names:
+        return None
+    truth = pd.read_parquet(path, columns=[ID_COLUMN, TIME_COLUMN, UPLIFT_COLUMN])
+    truth[TIME_COLUMN] = pd.to_datetime(truth[TIME_COLUMN])
+    truth[ID_COLUMN] = truth[ID_COLUMN].astype(str)
+    return truth
+
+
+def uplift_oracle_metrics(truth: pd.DataFrame | None, holdout: pd.DataFrame, estimate: np.ndarray) -> dict[str, float]:
+    """The model's and the oracle's (the true uplift's) Qini coefficients on the holdout contacts
+    whose snapshot has a true uplift, and their ratio."""
+    from churn_platform.ml.uplift import qini_coefficient
+
+    if truth is None:
+        return {}
+    rows = holdout[[ID_COLUMN, TIME_COLUMN, "arm", "churned"]].copy()
+    rows[ID_COLUMN] = rows[ID_COLUMN].astype(str)
+    rows[TIME_COLUMN] = pd.to_datetime(rows[TIME_COLUMN])
+    rows["__estimate"] = np.asarray(estimate, dtype=float)
+    matched = rows.merge(truth, on=[ID_COLUMN, TIME_COLUMN], how="inner")
+    if len(matched) == 0 or matched["arm"].nunique() < 2:
+        return {}
+    treated, churned = (matched["arm"] == "treated").to_numpy(), matched["churned"].astype(bool).to_numpy()
+    model = qini_coefficient(matched["__estimate"].to_numpy(), treated, churned)
+    oracle = qini_coefficient(matched[UPLIFT_COLUMN].to_numpy(), treated, churned)
+    return {
+        "oracle_qini": oracle,
+        "model_qini_on_oracle_rows": model,
+        "qini_over_oracle": model / oracle if oracle > 0 else float("nan"),
+        "oracle_matched_share": len(matched) / len(rows),
+    }

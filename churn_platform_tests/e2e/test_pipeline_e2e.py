@@ -37,7 +37,9 @@ def test_contracts_quarantine_exactly_the_injected_faults_and_counts_reconcile(e
         for role in B2B.present:
             c = e2e.report["contracts"][role]
             assert c["received"] == c["accepted"] + c["quarantined"]
-            assert c["quarantined"] == int((faults.source == GENERATED_NAME[role]).sum()) > 0
+            injected = int((faults.source == GENERATED_NAME[role]).sum())
+            # The contacts are empty before a first campaign: nothing to break.
+            assert c["quarantined"] == injected and (injected > 0 or (role == "actions" and c["received"] == 0))
             assert con.execute(f"select count(*) from raw.{role}").fetchone()[0] == c["accepted"]
             rules = con.execute(
                 "select r, count(*) from (select unnest(string_split(quarantine_reason, '; ')) as r "

@@ -40,6 +40,8 @@ EXPECTED_GROUPS = {
     "retention_worklist": "decisions",
     "campaign_outcomes": "decisions",
     "campaign_effect": "decisions",
+    "uplift_training_set": "decisions",
+    "uplift_model": "decisions",
     "feature_drift_report": "monitoring",
     "prediction_log": "monitoring",
     "prediction_drift_report": "monitoring",
