@@ -557,9 +557,25 @@ def _summary(report) -> str:
     w = report.worklist
     if w.get("campaign") is not None:
         lines.append(
-            f"  retention worklist {w['campaign']}: {w['treated']:,} to contact, {w['control']:,} held out as a control; "
+            f"  retention worklist {w['campaign']} (by {w['targeted_by'] or 'risk'}): {w['treated']:,} to contact, "
+            f"{w['control']:,} held out as a control; "
             f"spend {w['spend']:,.0f}, expected benefit {w['expected_benefit_treated']:,.0f}; export {w['export_csv']}"
         )
+    c = report.campaigns
+    if c.get("campaigns") is not None:
+        lines.append(
+            f"  campaigns: {c['campaigns']:,} in the contacts ({c['contacts']:,} contacts), "
+            f"{c['measured_campaigns']:,} measured against their controls (decisions.campaign_effects)"
+        )
+    u = report.uplift
+    if u.get("status") == "trained":
+        oracle = f"; the true uplift's {u['oracle_qini']:.5f}" if u.get("oracle_qini") is not None else ""
+        lines.append(
+            f"  uplift model: churn_uplift version {u['model_version']} (@{u['alias']}, {u['candidate']}), "
+            f"holdout Qini {u['qini']:.5f}{oracle}"
+        )
+    elif u.get("status") is not None:
+        lines.append(f"  uplift model: {u['reason']}")
     d = report.drift
     if d.get("drift_share") is not None:
         skipped = d.get("skipped_columns") or {}

@@ -54,6 +54,8 @@ class RunReport:
     business_name: str = ""
     failures: list[dict[str, str]] = dataclasses.field(default_factory=list)
     worklist: dict[str, Any] = dataclasses.field(default_factory=dict)
+    campaigns: dict[str, Any] = dataclasses.field(default_factory=dict)
+    uplift: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=str)
@@ -264,7 +266,29 @@ def _report(settings: Settings, instance, result, declaration, seconds: float) -
         failures=[] if result.success else [{"step": s, "error": e} for s, e in _failures(result)],
         worklist={
             k: meta("retention_worklist", k)
-            for k in ("campaign", "treated", "control", "spend", "expected_benefit_treated", "export_csv")
+            for k in (
+                "campaign",
+                "targeted_by",
+                "treated",
+                "control",
+                "spend",
+                "expected_benefit_treated",
+                "export_csv",
+            )
+        },
+        campaigns={k: meta("campaign_effect", k) for k in ("campaigns", "measured_campaigns", "contacts")},
+        uplift={
+            k: meta("uplift_model", k)
+            for k in (
+                "status",
+                "reason",
+                "model_version",
+                "alias",
+                "candidate",
+                "qini",
+                "oracle_qini",
+                "qini_over_oracle",
+            )
         },
     )
 

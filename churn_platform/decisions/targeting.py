@@ -120,6 +120,7 @@ WORKLIST_COLUMNS = (
     "risk_tier",
     "mrr",
     "value_at_risk",
+    "uplift",
     "expected_benefit",
     "cost",
     "driver_1",
@@ -128,29 +129,50 @@ WORKLIST_COLUMNS = (
     "reason",
     "model_name",
     "model_version",
+    "targeted_by",
 )
 """The worklist's columns, in the order a CRM import shows them."""
 
 
-def worklist_from_scores(scores: pd.DataFrame, policy: TargetingPolicy, campaign: str) -> pd.DataFrame:
+def worklist_from_scores(
+    scores: pd.DataFrame,
+    policy: TargetingPolicy,
+    campaign: str,
+    uplift: np.ndarray | None = None,
+    uplift_model: str = "",
+) -> pd.DataFrame:
     """The campaign's worklist from batch scores (``scores.churn_scores``: probability, tier, drivers,
-    MRR): targeted by risk, each customer with the reason for their place on it."""
+    MRR), each customer with the reason for their place on it. Targeted by risk, or by ``uplift``
+    (each scored customer's estimated uplift, from ``uplift_model``) when given: then a customer a
+    contact would drive away is never on it."""
     frame = scores.copy()
     mrr = pd.to_numeric(frame["mrr"], errors="coerce").fillna(0.0).to_numpy(dtype=np.float64)
     frame["value_at_risk"] = mrr * policy.value_months
-    frame["expected_benefit"] = expected_benefit(mrr, policy, churn_probability=frame["churn_probability"].to_numpy())
+    frame["uplift"] = np.nan if uplift is None else np.asarray(uplift, dtype=np.float64)
+    frame["expected_benefit"] = expected_benefit(
+        mrr, policy, churn_probability=frame["churn_probability"].to_numpy(), uplift=uplift
+    )
+    frame["targeted_by"] = "risk" if uplift is None else f"uplift ({uplift_model})"
     chosen = select(frame, policy, campaign)
+
+    def why(p, tier, drivers, value, m, up, benefit, arm) -> str:
+        named = ", ".join(d for d in drivers if isinstance(d, str) and d) or "none"
+        effect = "" if uplift is None else f"; a contact lowers the risk by {up * 100:.1f} points"
+        return (
+            f"churn risk {p:.0%} ({tier}); drivers: {named}{effect}; value at risk {value:,.0f} "
+            f"({policy.value_months:g} months of {m:,.2f}); expected benefit {benefit:,.0f} after a contact "
+            f"costing {policy.contact_cost:,.0f}" + ("; held out as a control" if arm == "control" else "")
+        )
+
     chosen["reason"] = [
-        f"churn risk {p:.0%} ({tier}); drivers: {', '.join(d for d in drivers if isinstance(d, str) and d) or 'none'}; "
-        f"value at risk {value:,.0f} ({policy.value_months:g} months of {m:,.2f}); "
-        f"expected benefit {benefit:,.0f} after a contact costing {policy.contact_cost:,.0f}"
-        + ("; held out as a control" if arm == "control" else "")
-        for p, tier, drivers, value, m, benefit, arm in zip(
+        why(*row)
+        for row in zip(
             chosen["churn_probability"],
             chosen["risk_tier"],
             chosen[["driver_1", "driver_2", "driver_3"]].itertuples(index=False),
             chosen["value_at_risk"],
             chosen["mrr"],
+            chosen["uplift"],
             chosen["expected_benefit"],
             chosen["arm"],
         )

@@ -47,6 +47,8 @@ class WorklistConfig(dg.Config):
     """What one contact costs; default: the declaration's."""
     control_share: float | None = None
     """The share held out as a control; default: the declaration's."""
+    by_uplift: bool = True
+    """Rank by the uplift model's estimates when one is champion (``churn_uplift@champion``); else by risk."""
 
 
 def targeting_policy(declaration, config: WorklistConfig) -> TargetingPolicy:
@@ -68,7 +70,8 @@ def targeting_policy(declaration, config: WorklistConfig) -> TargetingPolicy:
     automation_condition=follow_parents(),
     description=(
         "Whom to contact this campaign: the scored customers with the best expected benefit of a contact "
-        "(churn probability × value at risk × save rate − contact cost) while it is positive and the budget "
+        "(churn probability × value at risk × save rate − contact cost; estimated uplift × value at risk − "
+        "contact cost once an uplift model is `churn_uplift@champion`) while it is positive and the budget "
         "lasts, a share of them held out as a control by a hash of the campaign and the customer's key; each "
         "with the reason (risk, drivers, value, expected benefit). Table `decisions.retention_worklist` and a "
         "CSV and Parquet export a CRM can import."
@@ -80,6 +83,7 @@ def retention_worklist(
     warehouse: Warehouse,
     business: BusinessResource,
     reports: ReportStore,
+    mlflow_store: MLflowResource,
 ) -> dg.MaterializeResult:
     declaration = business.declaration()
     policy = targeting_policy(declaration, config)
@@ -88,7 +92,17 @@ def retention_worklist(
         raise dg.Failure("scores.churn_scores has no rows: there is nobody to target until customers are scored")
     as_of = scores["snapshot_date"].max()
     campaign = config.campaign or f"{declaration.business}-{as_of:%Y-%m-%d}"
-    worklist = worklist_from_scores(scores, policy, campaign)
+    uplift, uplift_name = None, ""
+    estimator, uplift_version = load_uplift(mlflow_store.location, CHAMPION_ALIAS) if config.by_uplift else (None, None)
+    if estimator is not None:
+        features = warehouse.read_table("marts", "scoring_features")
+        by_customer = features.set_index(features["customer_id"].astype(str))
+        rows = by_customer.reindex(scores["customer_id"].astype(str)).reset_index(drop=True)
+        uplift, uplift_name = estimator.predict(rows), f"{UPLIFT_MODEL_NAME} v{uplift_version}"
+        context.log.info(f"targeting by the uplift of {uplift_name}: mean estimated uplift {uplift.mean():+.4f}")
+    else:
+        context.log.info("targeting by risk (no uplift model is champion)" if config.by_uplift else "targeting by risk")
+    worklist = worklist_from_scores(scores, policy, campaign, uplift, uplift_name)
     warehouse.write_table(DECISIONS_SCHEMA, WORKLIST_TABLE, worklist)
     csv_path = reports.path_for(f"worklists/{campaign}.csv")
     parquet_path = reports.path_for(f"worklists/{campaign}.parquet")
@@ -96,18 +110,22 @@ def retention_worklist(
     worklist.to_parquet(parquet_path, index=False)
     treated = worklist[worklist["arm"] == "treated"]
     mrr = pd.to_numeric(scores["mrr"], errors="coerce").fillna(0.0).to_numpy()
-    positive = int((expected_benefit(mrr, policy, churn_probability=scores["churn_probability"].to_numpy()) > 0).sum())
+    benefit = expected_benefit(mrr, policy, churn_probability=scores["churn_probability"].to_numpy(), uplift=uplift)
+    positive = int((benefit > 0).sum())
     context.log.info(
         f"{campaign}: {len(worklist):,} customers selected ({len(treated):,} to contact, "
         f"{len(worklist) - len(treated):,} held out) of {len(scores):,} scored; "
         f"{positive:,} had a positive expected benefit"
     )
-    preview = worklist.head(10)[["rank", "customer_id", "arm", "churn_probability", "expected_benefit", "reason"]]
+    preview = worklist.head(10)[
+        ["rank", "customer_id", "arm", "churn_probability", "uplift", "expected_benefit", "reason"]
+    ]
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(worklist),
             "table": f"{DECISIONS_SCHEMA}.{WORKLIST_TABLE}",
             "campaign": campaign,
+            "targeted_by": "risk" if uplift is None else f"uplift ({uplift_name})",
             "snapshot_date": str(as_of.date()),
             "scored_customers": len(scores),
             "positive_benefit_customers": positive,
@@ -252,15 +270,12 @@ def uplift_model(
     frame["churned"] = frame["churned"].astype(bool)
     arms = {arm: frame[frame["arm"] == arm] for arm in (TREATED, CONTROL)}
     counts = {arm: (len(rows), int(rows["churned"].sum())) for arm, rows in arms.items()}
-    waiting = [
-        f"{arm} {n:,} contacts ({churned:,} churned)"
-        for arm, (n, churned) in counts.items()
-        if n < config.min_per_arm or churned == 0 or churned == n
-    ]
+    waiting = [arm for arm, (n, churned) in counts.items() if n < config.min_per_arm or churned == 0 or churned == n]
     if waiting:
         why = (
-            f"no uplift model yet: matured contacts {', '.join(f'{a} {n:,}' for a, (n, _) in counts.items())}; "
-            f"each arm needs at least {config.min_per_arm} with churners and stayers ({'; '.join(waiting)})"
+            "no uplift model yet: "
+            + ", ".join(f"{a} {n:,} matured contacts ({c:,} churned)" for a, (n, c) in counts.items())
+            + f"; each arm needs at least {config.min_per_arm}, with churners and stayers"
         )
         context.log.info(why)
         return dg.MaterializeResult(metadata={"status": "waiting for campaigns", "reason": why, "contacts": len(frame)})

@@ -11,7 +11,7 @@ import pytest
 
 from churn_platform.decisions.targeting import WORKLIST_COLUMNS
 from churn_platform.defs.decisions import campaign_effect, retention_worklist
-from churn_platform.defs.resources import DuckDBWarehouseResource, ReportStore
+from churn_platform.defs.resources import DuckDBWarehouseResource, MLflowResource, ReportStore
 from churn_platform_tests.business import B2B, business_resource
 from churn_platform_tests.unit.test_decisions import scores
 
@@ -32,6 +32,8 @@ def materialize(tmp_path, frame: pd.DataFrame, config: dict | None = None, decla
             "warehouse": warehouse,
             "reports": ReportStore(reports_dir=str(tmp_path / "reports")),
             "business": business_resource(declaration),
+            # An empty registry: no uplift model, so the worklist targets by risk.
+            "mlflow_store": MLflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment_name="w"),
         },
         run_config={"ops": {"retention_worklist": {"config": config or {}}}},
         instance=dg.DagsterInstance.ephemeral(),
@@ -178,7 +180,6 @@ def test_an_uplift_model_learns_from_two_random_campaigns_and_is_registered(tmp_
     from churn_platform.apps.location import SimulatedGroundTruth
     from churn_platform.decisions.targeting import control_draw
     from churn_platform.defs.decisions import uplift_model
-    from churn_platform.defs.resources import MLflowResource
     from churn_platform.ml.registry import UPLIFT_MODEL_NAME, MLflowLocation, load_uplift
     from churn_platform.simulation import retention
     from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
@@ -223,6 +224,23 @@ def test_an_uplift_model_learns_from_two_random_campaigns_and_is_registered(tmp_
     assert version == "1"
     scored = estimator.predict(training.head(200))
     assert scored.shape == (200,) and np.isfinite(scored).all()
+
+    # The champion now ranks the worklist: nobody it expects a contact to drive away is on it.
+    latest = warehouse.query(
+        "select * from marts.customer_features where snapshot_date = (select max(snapshot_date) from marts.customer_features)"
+    )
+    warehouse.write_table("marts", "scoring_features", latest)
+    scored = scores(n=len(latest))
+    scored["customer_id"], scored["mrr"] = latest["customer_id"].to_numpy(), scored["mrr"] * 20
+    warehouse.write_table("scores", "churn_scores", scored)
+    worklist = dg.materialize(
+        [retention_worklist],
+        resources={**resources, "reports": ReportStore(reports_dir=str(tmp_path / "reports"))},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert worklist.success
+    table = warehouse.read_table("decisions", "retention_worklist")
+    assert set(table.targeted_by) == {"uplift (churn_uplift v1)"} and len(table) > 0 and (table.uplift > 0).all()
 
     # With too few matured contacts, the asset waits.
     warehouse.write_table("decisions", "uplift_training_set", training.head(30))

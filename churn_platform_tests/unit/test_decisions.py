@@ -155,3 +155,20 @@ def test_the_worklist_from_scores_says_why_each_customer_is_on_it():
     assert "failed_payments_90d, seats;" in first.reason and f"{first.churn_probability:.0%}" in first.reason
     held_out = worklist[worklist.arm == "control"]
     assert held_out.reason.str.endswith("held out as a control").all() and (held_out.cost == 0).all()
+
+
+def test_by_uplift_the_worklist_leaves_out_whom_a_contact_would_drive_away():
+    frame = scores(n=400)
+    frame["mrr"] = 500.0
+    # Half the customers are sleeping dogs (a contact raises their risk), whatever their risk.
+    uplift = np.where(np.arange(400) % 2 == 0, 0.08, -0.05)
+    policy = TargetingPolicy(contact_cost=20, value_months=12, max_contacts=None)
+    worklist = worklist_from_scores(frame, policy, "by-uplift", uplift=uplift, uplift_model="churn_uplift v2")
+    assert len(worklist) == 200 and (worklist.uplift > 0).all()
+    assert set(worklist.customer_id) == set(frame.customer_id[uplift > 0])
+    assert worklist.expected_benefit.iloc[0] == pytest.approx(0.08 * 500 * 12 - 20)
+    assert set(worklist.targeted_by) == {"uplift (churn_uplift v2)"}
+    assert "a contact lowers the risk by 8.0 points" in worklist.reason.iloc[0]
+    by_risk = worklist_from_scores(frame, policy, "by-risk")
+    assert set(by_risk.targeted_by) == {"risk"} and by_risk.uplift.isna().all()
+    assert (uplift[by_risk.customer_id.to_numpy() - 1] < 0).any()  # by risk, sleeping dogs are contacted too
