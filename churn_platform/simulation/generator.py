@@ -187,7 +187,7 @@ def generate(
     actions: pd.DataFrame | None = None,
 ) -> GeneratedData:
     """Simulate ``config.business``. Deterministic for a given config and ``actions``: retention
-    contacts (the business's contacts source, see ``retention.ACTIONS_SOURCE``), whose treated
+    contacts (the business's contacts source, see ``retention.actions_source``), whose treated
     customers' hazards change from the contact on (see ``retention``)."""
     if config.business == "consumer_app":
         if usage_sink is not None and config.fault_rate > 0:

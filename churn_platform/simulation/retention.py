@@ -20,6 +20,7 @@ every targeting decision can be compared with the best possible one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -48,6 +49,7 @@ OFFERS = {
 """Each built-in business's offer; what a contact costs is its declaration's ``retention.contact_cost``."""
 
 
+@functools.cache
 def contact_cost(business: str) -> float:
     """What one contact costs the built-in ``business``, as its declaration says."""
     from churn_platform.business.declaration import load_declaration
@@ -83,7 +85,7 @@ class Treatments:
     """The treated contacts of a simulation, as hazard multipliers by day.
 
     ``actions`` is a table of contacts (the business's contacts source, in its column names, see
-    ``ACTIONS_SOURCE``); ``index_of`` maps customers' keys to their indices in the simulation (-1
+    ``actions_source``); ``index_of`` maps customers' keys to their indices in the simulation (-1
     for a key it does not have). Control rows are recorded but change nothing: nobody contacted
     them."""
 
@@ -95,7 +97,7 @@ class Treatments:
         start: np.datetime64,
         ratio: np.ndarray,
     ) -> None:
-        _, columns, treated_value, control_value = ACTIONS_SOURCE[business]
+        _, columns, treated_value, control_value = actions_source(business)
         self.ratio = ratio
         self.last_contact = np.full(ratio.size, -(10**9), dtype=np.int64)
         self.by_day: dict[int, np.ndarray] = {}
@@ -157,7 +159,7 @@ def effect_truth(keys: np.ndarray, segment: np.ndarray, ratio: np.ndarray) -> pd
 def actions_table(business: str, actions: pd.DataFrame | None, known_until: np.datetime64) -> pd.DataFrame:
     """The business's contacts source as the simulation lands it: the contacts made up to the end of
     ``known_until`` (none before a first campaign), typed, in time order."""
-    _, columns, _, _ = ACTIONS_SOURCE[business]
+    _, columns, _, _ = actions_source(business)
     key_dtype = "int64" if business == "saas_b2b" else "string"
     types = {
         columns["action_id"]: "string",
@@ -179,38 +181,18 @@ def actions_table(business: str, actions: pd.DataFrame | None, known_until: np.d
     return out.sort_values([columns["time"], columns["action_id"]], kind="stable").reset_index(drop=True)
 
 
-ACTIONS_SOURCE: dict[str, tuple[str, dict[str, str], str, str]] = {
-    "saas_b2b": (
-        "retention_actions",
-        {
-            "action_id": "action_id",
-            "customer_id": "customer_id",
-            "time": "contacted_at",
-            "campaign": "campaign",
-            "arm": "arm",
-            "offer": "offer",
-            "cost": "cost",
-        },
-        "treated",
-        "control",
-    ),
-    "consumer_app": (
-        "offer_sends",
-        {
-            "action_id": "send_ref",
-            "customer_id": "user_key",
-            "time": "sent_at",
-            "campaign": "campaign_name",
-            "arm": "group_name",
-            "offer": "offer_code",
-            "cost": "cost_eur",
-        },
-        "treatment",
-        "holdout",
-    ),
-}
-"""Each built-in business's contacts file: its name, its columns (the platform's name -> the
-business's), and its values for the treated and the control arm."""
+@functools.cache
+def actions_source(business: str) -> tuple[str, dict[str, str], str, str]:
+    """The built-in ``business``'s contacts file as its declaration describes it: the file's name,
+    its columns (the platform's name -> the business's), and its values for the treated and the
+    control arm."""
+    from churn_platform.business.declaration import load_declaration
+    from churn_platform.simulation.businesses import declaration_path
+
+    actions = load_declaration(declaration_path(business)).sources.actions
+    if actions is None:
+        raise ValueError(f"the {business} declaration has no actions source")
+    return actions.location, actions.columns.model_dump(), actions.treated[0], actions.control[0]
 
 
 def contacts(
@@ -221,11 +203,11 @@ def contacts(
     campaign: str,
     cost: float | None = None,
 ) -> pd.DataFrame:
-    """A contacts table in the business's names (its ``ACTIONS_SOURCE``): one row per customer, in
+    """A contacts table in the business's names (its ``actions_source``): one row per customer, in
     arm ``treated`` or ``control`` (the platform's words; written in the business's), contacted at
     ``when``, offered the business's offer at its declared cost (or ``cost``). The control arm costs
     nothing."""
-    _, columns, treated_value, control_value = ACTIONS_SOURCE[business]
+    _, columns, treated_value, control_value = actions_source(business)
     offer = OFFERS[business]
     arms = np.asarray(arms).astype(str)
     if not set(arms) <= set(ARMS):

@@ -14,6 +14,7 @@ import pytest
 from churn_platform.defs.resources import SourceResource
 from churn_platform.simulation.generator import SOURCE_NAMES, GeneratorConfig, generate
 from churn_platform.sources.readers import SourceError
+from churn_platform_tests.business import CONSUMER
 
 PG_URL = os.environ.get("CHURN_PLATFORM_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -141,15 +142,8 @@ def _init_and_check(resource, origin: str):
     assert declaration.present == ("accounts", "events", "subscriptions", "invoices", "actions")
     actions = declaration.sources.actions
     assert (actions.treated, actions.control) == (("treatment",), ("holdout",))
-    assert actions.columns.model_dump() == {
-        "action_id": "send_ref",
-        "customer_id": "user_key",
-        "time": "sent_at",
-        "campaign": "campaign_name",
-        "arm": "group_name",
-        "offer": "offer_code",
-        "cost": "cost_eur",
-    }
+    # The columns guessed are the ones the app's own declaration names.
+    assert actions.columns.model_dump() == CONSUMER.sources.actions.columns.model_dump()
     assert declaration.customer_id_type == "text" and declaration.label.cancellation == "subscriptions"
     assert declaration.sources.events.columns.type == "event_name"
     report = check_business(declaration, resource)

@@ -54,7 +54,7 @@ def test_a_contact_changes_nothing_before_it_and_moves_each_segment_its_way(busi
     actions = retention.contacts(business, keys_of(business, n), arms, WHEN, "all_in")
     after = generate(config, actions=actions)
 
-    name, columns, treated_value, control_value = retention.ACTIONS_SOURCE[business]
+    name, columns, treated_value, control_value = retention.actions_source(business)
     landed = after.tables[name]
     assert len(landed) == n and set(landed[columns["arm"]]) == {treated_value, control_value}
     assert before.tables[name].empty and list(before.tables[name].columns) == list(landed.columns)
