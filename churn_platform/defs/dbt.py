@@ -32,10 +32,25 @@ def graph_vars(declaration: Declaration) -> dict[str, Any]:
     return dbt_vars(declaration, build_catalogue(declaration))
 
 
+def project_files_digest() -> str:
+    """A digest of the dbt project's own files (models, macros, tests, dbt_project.yml): a changed
+    model gets a manifest of its own instead of reusing the one parsed before the change."""
+    digest = hashlib.sha256()
+    root = Path(DBT_PROJECT_DIR)
+    files = [root / "dbt_project.yml"] + [
+        path for folder in ("models", "macros", "tests") for path in (root / folder).rglob("*") if path.is_file()
+    ]
+    for path in sorted(f for f in files if f.exists()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def dbt_project(declaration: Declaration, target: str = "duckdb") -> DbtProject:
-    """The dbt project parsed for ``declaration``: each declared shape of business has its own
-    manifest (``target/<business>-<digest>/``), since absent sources disable models."""
-    digest = hashlib.sha256(json.dumps(graph_vars(declaration), sort_keys=True).encode()).hexdigest()[:12]
+    """The dbt project parsed for ``declaration``: each declared shape of business, and each state
+    of the project's files, has its own manifest (``target/<business>-<digest>/``), since absent
+    sources disable models."""
+    key = json.dumps(graph_vars(declaration), sort_keys=True) + project_files_digest()
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     return DbtProject(
         project_dir=DBT_PROJECT_DIR,
         profiles_dir=DBT_PROJECT_DIR,
