@@ -604,7 +604,6 @@ def dbt_vars(declaration: Declaration, catalogue: Catalogue, usage_begin: str | 
         business["payment_due_days"] = s.invoices.payment_due_days
     if s.actions is not None:
         business["treated_arms"] = list(s.actions.treated)
-        business["control_arms"] = list(s.actions.control)
     if usage_begin:
         business["usage_begin"] = usage_begin
     return {"churn": business}

@@ -212,6 +212,11 @@ class ActionColumns(_Strict):
     cost: str | None = Field(None, description="What the contact cost (0 in the control arm).")
 
 
+TREATED, CONTROL = "treated", "control"
+ARMS = (TREATED, CONTROL)
+"""The platform's names for the two arms of a campaign (``stg_actions`` maps the business's onto them)."""
+
+
 class Actions(_Strict):
     """Retention contacts (optional): who was offered what and when, treated or held out at random."""
 

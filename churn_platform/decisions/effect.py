@@ -14,6 +14,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from churn_platform.business.declaration import CONTROL, TREATED
+
 REQUIRED = ("campaign", "arm", "churned", "mrr", "cost")
 
 
@@ -46,6 +48,9 @@ class CampaignEffect:
         return dataclasses.asdict(self)
 
 
+_ALWAYS_KNOWN = ("campaign", "treated", "control", "matured", "cost", "verdict")
+
+
 def _interval(samples: np.ndarray, level: float) -> tuple[float, float]:
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(samples, [tail, 100 - tail])
@@ -75,29 +80,15 @@ def campaign_effect(
 
 def _one(campaign, rows, value_months, level, resamples, seed, min_per_arm) -> CampaignEffect:
     arm = rows["arm"].astype(str)
-    cost = float(rows.loc[arm == "treated", "cost"].fillna(0).sum())
-    n_treated, n_control = int((arm == "treated").sum()), int((arm == "control").sum())
+    cost = float(rows.loc[arm == TREATED, "cost"].fillna(0).sum())
+    n_treated, n_control = int((arm == TREATED).sum()), int((arm == CONTROL).sum())
     matured = rows[rows["churned"].notna()]
     m_arm = matured["arm"].astype(str)
     churned = matured["churned"].astype(bool).to_numpy()
     lost = churned * matured["mrr"].fillna(0).to_numpy(dtype=np.float64)
-    t, c = (m_arm == "treated").to_numpy(), (m_arm == "control").to_numpy()
-    empty = dict.fromkeys(
-        (
-            "churn_treated",
-            "churn_control",
-            "effect",
-            "effect_low",
-            "effect_high",
-            "saved_customers",
-            "saved_customers_low",
-            "saved_customers_high",
-            "saved_mrr",
-            "saved_mrr_low",
-            "saved_mrr_high",
-            "roi",
-        )
-    )
+    t, c = (m_arm == TREATED).to_numpy(), (m_arm == CONTROL).to_numpy()
+    # Before it matures a campaign has counts and a cost, and every measure empty.
+    empty = {f.name: None for f in dataclasses.fields(CampaignEffect) if f.name not in _ALWAYS_KNOWN}
     if t.sum() < min_per_arm or c.sum() < min_per_arm:
         return CampaignEffect(campaign, n_treated, n_control, len(matured), cost=cost, verdict="not matured", **empty)
     rng = np.random.default_rng([seed, *campaign.encode()])

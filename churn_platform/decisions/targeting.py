@@ -18,37 +18,30 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-ARMS = ("treated", "control")
+from churn_platform.business.declaration import CONTROL, TREATED, Retention
+
+_DECLARED = Retention()
 
 
 @dataclasses.dataclass(frozen=True)
 class TargetingPolicy:
-    """How the worklist is chosen (the declaration's ``retention`` section, or a run's config)."""
+    """How the worklist is chosen: the declaration's ``retention`` section (its defaults, meanings and
+    bounds are ``business.declaration.Retention``'s), with a run's overrides."""
 
-    contact_cost: float = 10.0
-    """What one contact costs (the offer and the team's time)."""
-    value_months: float = 12.0
-    """How many months of a customer's revenue keeping them is worth."""
-    save_rate: float = 0.2
-    """The share of would-be leavers a contact keeps, when targeting by risk (no uplift model)."""
-    max_contacts: int | None = 200
-    """The most customers a campaign contacts (treated and control together); None: no limit."""
-    max_spend: float | None = None
-    """The most a campaign spends on its treated customers; None: no limit."""
-    control_share: float = 0.10
-    """The share of selected customers held out as a control (not contacted, measured)."""
+    contact_cost: float = _DECLARED.contact_cost
+    value_months: float = _DECLARED.value_months
+    save_rate: float = _DECLARED.save_rate
+    max_contacts: int | None = _DECLARED.max_contacts
+    max_spend: float | None = _DECLARED.max_spend
+    control_share: float = _DECLARED.control_share
 
     def __post_init__(self) -> None:
-        if self.contact_cost < 0 or self.value_months <= 0:
-            raise ValueError("contact_cost must be at least 0 and value_months above 0")
-        if not 0 <= self.save_rate <= 1:
-            raise ValueError(f"save_rate is a share (0 to 1), not {self.save_rate}")
-        if not 0 <= self.control_share < 1:
-            raise ValueError(f"control_share is a share below 1, not {self.control_share}")
-        if self.max_contacts is not None and self.max_contacts < 1:
-            raise ValueError(f"max_contacts must be at least 1, not {self.max_contacts}")
-        if self.max_spend is not None and self.max_spend <= 0:
-            raise ValueError(f"max_spend must be above 0, not {self.max_spend}")
+        # The declaration's bounds, checked once more for a run's overrides (a ValueError naming the field).
+        Retention.model_validate(dataclasses.asdict(self))
+
+    @classmethod
+    def of(cls, retention: Retention, **overrides) -> TargetingPolicy:
+        return cls(**{**retention.model_dump(), **overrides})
 
 
 def control_draw(campaign: str, customer_ids) -> np.ndarray:
@@ -100,11 +93,11 @@ def select(
         chosen = chosen.head(policy.max_contacts)
     chosen = chosen.copy()
     draw = control_draw(campaign, chosen[id_column].tolist())
-    chosen["arm"] = np.where(draw < policy.control_share, "control", "treated")
+    chosen["arm"] = np.where(draw < policy.control_share, CONTROL, TREATED)
     if policy.max_spend is not None:
-        spend = np.cumsum(np.where(chosen["arm"] == "treated", policy.contact_cost, 0.0))
+        spend = np.cumsum(np.where(chosen["arm"] == TREATED, policy.contact_cost, 0.0))
         chosen = chosen[spend <= policy.max_spend]
-    chosen["cost"] = np.where(chosen["arm"] == "treated", policy.contact_cost, 0.0)
+    chosen["cost"] = np.where(chosen["arm"] == TREATED, policy.contact_cost, 0.0)
     chosen["rank"] = np.arange(1, len(chosen) + 1)
     chosen["campaign"] = campaign
     return chosen.reset_index(drop=True)
@@ -134,17 +127,12 @@ WORKLIST_COLUMNS = (
 """The worklist's columns, in the order a CRM import shows them."""
 
 
-def worklist_from_scores(
-    scores: pd.DataFrame,
-    policy: TargetingPolicy,
-    campaign: str,
-    uplift: np.ndarray | None = None,
-    uplift_model: str = "",
+def candidates_from_scores(
+    scores: pd.DataFrame, policy: TargetingPolicy, uplift: np.ndarray | None = None, uplift_model: str = ""
 ) -> pd.DataFrame:
-    """The campaign's worklist from batch scores (``scores.churn_scores``: probability, tier, drivers,
-    MRR), each customer with the reason for their place on it. Targeted by risk, or by ``uplift``
-    (each scored customer's estimated uplift, from ``uplift_model``) when given: then a customer a
-    contact would drive away is never on it."""
+    """Every scored customer (``scores.churn_scores``: probability, tier, drivers, MRR) with their
+    value at risk and expected benefit of a contact: by risk, or by ``uplift`` (each customer's
+    estimated uplift, from ``uplift_model``) when given; ``targeted_by`` says which."""
     frame = scores.copy()
     mrr = pd.to_numeric(frame["mrr"], errors="coerce").fillna(0.0).to_numpy(dtype=np.float64)
     frame["value_at_risk"] = mrr * policy.value_months
@@ -153,15 +141,21 @@ def worklist_from_scores(
         mrr, policy, churn_probability=frame["churn_probability"].to_numpy(), uplift=uplift
     )
     frame["targeted_by"] = "risk" if uplift is None else f"uplift ({uplift_model})"
-    chosen = select(frame, policy, campaign)
+    return frame
+
+
+def worklist_from_candidates(candidates: pd.DataFrame, policy: TargetingPolicy, campaign: str) -> pd.DataFrame:
+    """The campaign's worklist (``select``), each customer with the reason for their place on it, in
+    ``WORKLIST_COLUMNS`` order. Targeted by uplift, a customer a contact would drive away is never on it."""
+    chosen = select(candidates, policy, campaign)
 
     def why(p, tier, drivers, value, m, up, benefit, arm) -> str:
         named = ", ".join(d for d in drivers if isinstance(d, str) and d) or "none"
-        effect = "" if uplift is None else f"; a contact lowers the risk by {up * 100:.1f} points"
+        effect = "" if pd.isna(up) else f"; a contact lowers the risk by {up * 100:.1f} points"
         return (
             f"churn risk {p:.0%} ({tier}); drivers: {named}{effect}; value at risk {value:,.0f} "
             f"({policy.value_months:g} months of {m:,.2f}); expected benefit {benefit:,.0f} after a contact "
-            f"costing {policy.contact_cost:,.0f}" + ("; held out as a control" if arm == "control" else "")
+            f"costing {policy.contact_cost:,.0f}" + ("; held out as a control" if arm == CONTROL else "")
         )
 
     chosen["reason"] = [
@@ -178,3 +172,14 @@ def worklist_from_scores(
         )
     ]
     return chosen[[c for c in WORKLIST_COLUMNS if c in chosen.columns]]
+
+
+def worklist_from_scores(
+    scores: pd.DataFrame,
+    policy: TargetingPolicy,
+    campaign: str,
+    uplift: np.ndarray | None = None,
+    uplift_model: str = "",
+) -> pd.DataFrame:
+    """The campaign's worklist from batch scores: ``candidates_from_scores``, then ``worklist_from_candidates``."""
+    return worklist_from_candidates(candidates_from_scores(scores, policy, uplift, uplift_model), policy, campaign)

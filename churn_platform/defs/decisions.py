@@ -4,12 +4,12 @@ each campaign did against its controls."""
 import dataclasses
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
+from churn_platform.business.declaration import TREATED
 from churn_platform.decisions.effect import campaign_effect as measure_campaigns
 from churn_platform.decisions.effect import effect_chart, effects_frame
-from churn_platform.decisions.targeting import TargetingPolicy, expected_benefit, worklist_from_scores
+from churn_platform.decisions.targeting import TargetingPolicy, candidates_from_scores, worklist_from_candidates
 from churn_platform.defs.automation import follow_parents
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import BusinessResource, GroundTruth, MLflowResource, ReportStore, Warehouse
@@ -18,9 +18,7 @@ from churn_platform.ml.gate import CHALLENGER as CHALLENGER_ALIAS
 from churn_platform.ml.registry import UPLIFT_MODEL_NAME, load_uplift, register_uplift, set_alias
 from churn_platform.ml.training import features_frame
 from churn_platform.ml.uplift import (
-    CONTROL,
-    TREATED,
-    UpliftEstimator,
+    arms_not_ready,
     fit_t_learner,
     holdout_split,
     qini_coefficient,
@@ -53,13 +51,12 @@ class WorklistConfig(dg.Config):
 
 def targeting_policy(declaration, config: WorklistConfig) -> TargetingPolicy:
     """The declaration's ``retention`` settings, with the run's overrides."""
-    settings = declaration.retention.model_dump()
     overrides = {
         k: getattr(config, k)
         for k in ("max_contacts", "max_spend", "contact_cost", "control_share")
         if getattr(config, k) is not None
     }
-    return TargetingPolicy(**{**settings, **overrides})
+    return TargetingPolicy.of(declaration.retention, **overrides)
 
 
 @dg.asset(
@@ -102,16 +99,15 @@ def retention_worklist(
         context.log.info(f"targeting by the uplift of {uplift_name}: mean estimated uplift {uplift.mean():+.4f}")
     else:
         context.log.info("targeting by risk (no uplift model is champion)" if config.by_uplift else "targeting by risk")
-    worklist = worklist_from_scores(scores, policy, campaign, uplift, uplift_name)
+    candidates = candidates_from_scores(scores, policy, uplift, uplift_name)
+    worklist = worklist_from_candidates(candidates, policy, campaign)
     warehouse.write_table(DECISIONS_SCHEMA, WORKLIST_TABLE, worklist)
     csv_path = reports.path_for(f"worklists/{campaign}.csv")
     parquet_path = reports.path_for(f"worklists/{campaign}.parquet")
     worklist.to_csv(csv_path, index=False)
     worklist.to_parquet(parquet_path, index=False)
     treated = worklist[worklist["arm"] == "treated"]
-    mrr = pd.to_numeric(scores["mrr"], errors="coerce").fillna(0.0).to_numpy()
-    benefit = expected_benefit(mrr, policy, churn_probability=scores["churn_probability"].to_numpy(), uplift=uplift)
-    positive = int((benefit > 0).sum())
+    positive = int((candidates["expected_benefit"] > 0).sum())
     context.log.info(
         f"{campaign}: {len(worklist):,} customers selected ({len(treated):,} to contact, "
         f"{len(worklist) - len(treated):,} held out) of {len(scores):,} scored; "
@@ -125,7 +121,7 @@ def retention_worklist(
             "dagster/row_count": len(worklist),
             "table": f"{DECISIONS_SCHEMA}.{WORKLIST_TABLE}",
             "campaign": campaign,
-            "targeted_by": "risk" if uplift is None else f"uplift ({uplift_name})",
+            "targeted_by": candidates["targeted_by"].iloc[0],
             "snapshot_date": str(as_of.date()),
             "scored_customers": len(scores),
             "positive_benefit_customers": positive,
@@ -268,15 +264,9 @@ def uplift_model(
     # In a stable order: the warehouse returns rows in any order, and the fit depends on it.
     frame = warehouse.read_table(DECISIONS_SCHEMA, UPLIFT_TABLE).sort_values("action_id", ignore_index=True)
     frame["churned"] = frame["churned"].astype(bool)
-    arms = {arm: frame[frame["arm"] == arm] for arm in (TREATED, CONTROL)}
-    counts = {arm: (len(rows), int(rows["churned"].sum())) for arm, rows in arms.items()}
-    waiting = [arm for arm, (n, churned) in counts.items() if n < config.min_per_arm or churned == 0 or churned == n]
-    if waiting:
-        why = (
-            "no uplift model yet: "
-            + ", ".join(f"{a} {n:,} matured contacts ({c:,} churned)" for a, (n, c) in counts.items())
-            + f"; each arm needs at least {config.min_per_arm}, with churners and stayers"
-        )
+    not_ready = arms_not_ready(frame, config.min_per_arm)
+    if not_ready:
+        why = f"no uplift model yet: {not_ready}"
         context.log.info(why)
         return dg.MaterializeResult(metadata={"status": "waiting for campaigns", "reason": why, "contacts": len(frame)})
     catalogue = business.catalogue(warehouse)
@@ -313,19 +303,18 @@ def uplift_model(
     champion, champion_version = load_uplift(location, CHAMPION_ALIAS)
     champion_qini = qini_coefficient(champion.predict(holdout), treated, churned) if champion is not None else None
     promote = qini > 0 and (champion_qini is None or qini >= champion_qini)
-    reason = (
-        f"holdout Qini {qini:.5f} "
-        + ("is not above 0" if qini <= 0 else "")
-        + (
-            f"{' and ' if qini <= 0 else ''}{'reaches' if qini >= champion_qini else 'is below'} the champion's "
-            f"(v{champion_version}) {champion_qini:.5f} on the same contacts"
-            if champion_qini is not None
-            else ("" if qini <= 0 else "is above 0 (first uplift model)")
+    findings = [f"holdout Qini {qini:.5f} " + ("is above 0" if qini > 0 else "is not above 0")]
+    if champion_qini is None:
+        findings.append("first uplift model")
+    else:
+        findings.append(
+            f"{'reaches' if qini >= champion_qini else 'is below'} the champion's (v{champion_version}) "
+            f"{champion_qini:.5f} on the same contacts"
         )
-    )
+    reason = "; ".join(findings)
     version, run_id = register_uplift(
         location,
-        UpliftEstimator.of(learner),
+        learner,
         features_frame(holdout.head(5), catalogue, fill_missing=True),
         params={"candidate": best, "held_out": held_out, "campaigns": frame["campaign"].nunique()},
         metrics={k: float(v) for k, v in metrics.items() if v == v},

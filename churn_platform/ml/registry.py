@@ -168,13 +168,9 @@ def log_and_register(
         mlflow.set_tag("best_candidate", selected.name)
 
     client = MlflowClient()
-    try:
-        client.get_registered_model(registered_model_name)
-    except mlflow.exceptions.MlflowException:
-        client.create_registered_model(
-            registered_model_name,
-            description="Probability that a customer cancels within the label horizon after a snapshot.",
-        )
+    _ensure_registered(
+        client, registered_model_name, "Probability that a customer cancels within the label horizon after a snapshot."
+    )
     version = client.create_model_version(
         name=registered_model_name,
         source=selected_info.model_uri,
@@ -236,6 +232,16 @@ def apply_decision(location: MLflowLocation, name: str, decision) -> None:
         client.set_model_version_tag(name, decision.candidate_version, key, value)
     client.set_registered_model_alias(name, decision.alias, decision.candidate_version)
     log.info("%s version %s is now @%s: %s", name, decision.candidate_version, decision.alias, decision.reason)
+
+
+def _ensure_registered(client, name: str, description: str) -> None:
+    """Create the registered model ``name`` unless it exists."""
+    import mlflow
+
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(name, description=description)
 
 
 def _wait_until_ready(client, name: str, version: str, timeout_s: float = 60.0) -> None:
@@ -392,7 +398,7 @@ def load_version(location: MLflowLocation, name: str, version: str, alias: str =
 
 
 UPLIFT_MODEL_NAME = "churn_uplift"
-UPLIFT_TRUSTED_TYPES = [*SKOPS_TRUSTED_TYPES, "churn_platform.ml.uplift.UpliftEstimator"]
+UPLIFT_TRUSTED_TYPES = [*SKOPS_TRUSTED_TYPES, "churn_platform.ml.uplift.TLearner"]
 
 
 def register_uplift(
@@ -404,7 +410,7 @@ def register_uplift(
     tags: dict[str, str],
     name: str = UPLIFT_MODEL_NAME,
 ) -> tuple[str, str]:
-    """Log an uplift model (``ml.uplift.UpliftEstimator``) as one MLflow run with its parameters and
+    """Log an uplift model (``ml.uplift.TLearner``) as one MLflow run with its parameters and
     holdout metrics, and register it as a new version of ``name`` with no alias (the uplift gate
     decides). Returns (version, run id)."""
     import mlflow
@@ -428,12 +434,9 @@ def register_uplift(
             pip_requirements=model_requirements(),
         )
     client = MlflowClient()
-    try:
-        client.get_registered_model(name)
-    except mlflow.exceptions.MlflowException:
-        client.create_registered_model(
-            name, description="How much a retention contact lowers a customer's churn probability (a T-learner)."
-        )
+    _ensure_registered(
+        client, name, "How much a retention contact lowers a customer's churn probability (a T-learner)."
+    )
     version = client.create_model_version(
         name=name,
         source=info.model_uri,

@@ -22,23 +22,41 @@ import numpy as np
 import pandas as pd
 
 from churn_platform.business.catalogue import Catalogue
+from churn_platform.business.declaration import CONTROL, TREATED
 from churn_platform.ml.training import CANDIDATES, features_frame
-
-TREATED, CONTROL = "treated", "control"
 
 
 @dataclasses.dataclass
 class TLearner:
-    """Two churn models, one per arm; ``uplift`` is the control model's probability minus the treated's."""
+    """Two churn models, one per arm; ``uplift`` (also ``predict``, for MLflow, which logs it with
+    scikit-learn's flavor in skops format) is the control model's probability minus the treated's.
+    The catalogue is kept as plain records, which skops stores."""
 
     treated: object
     control: object
-    catalogue: Catalogue
+    features: list
     candidate: str
 
     def uplift(self, frame: pd.DataFrame) -> np.ndarray:
-        x = features_frame(frame, self.catalogue, fill_missing=True)
+        x = features_frame(pd.DataFrame(frame), Catalogue.from_records(self.features), fill_missing=True)
         return self.control.predict_proba(x)[:, 1] - self.treated.predict_proba(x)[:, 1]
+
+    predict = uplift
+
+
+def arms_not_ready(frame: pd.DataFrame, min_per_arm: int, arm_column: str = "arm", label_column: str = "churned"):
+    """Why ``frame``'s contacts cannot train an uplift model (an arm with fewer than ``min_per_arm``
+    contacts, or without both churners and stayers), or None when they can."""
+    counts = {
+        arm: (int((frame[arm_column] == arm).sum()), int(frame.loc[frame[arm_column] == arm, label_column].sum()))
+        for arm in (TREATED, CONTROL)
+    }
+    if all(n >= min_per_arm and 0 < churned < n for n, churned in counts.values()):
+        return None
+    return (
+        ", ".join(f"the {arm} arm has {n:,} matured contacts ({c:,} churned)" for arm, (n, c) in counts.items())
+        + f"; each arm needs at least {min_per_arm}, with churners and stayers"
+    )
 
 
 def fit_t_learner(
@@ -54,19 +72,16 @@ def fit_t_learner(
     customer's features, the arm, whether they churned within the horizon)."""
     if candidate not in CANDIDATES:
         raise ValueError(f"candidate must be one of {', '.join(CANDIDATES)}, not {candidate!r}")
+    why = arms_not_ready(frame, min_per_arm, arm_column, label_column)
+    if why:
+        raise ValueError(f"an uplift model cannot be fitted: {why}")
     models = {}
     for arm in (TREATED, CONTROL):
         rows = frame[frame[arm_column] == arm]
-        y = rows[label_column].astype(int)
-        if len(rows) < min_per_arm or y.nunique() < 2:
-            raise ValueError(
-                f"the {arm} arm has {len(rows)} matured contacts ({int(y.sum())} churned): an uplift model needs "
-                f"at least {min_per_arm} in each arm, with churners and stayers"
-            )
         pipe = CANDIDATES[candidate](seed, catalogue.numeric, catalogue.categorical)
-        pipe.fit(features_frame(rows, catalogue), y)
+        pipe.fit(features_frame(rows, catalogue), rows[label_column].astype(int))
         models[arm] = pipe
-    return TLearner(models[TREATED], models[CONTROL], catalogue, candidate)
+    return TLearner(models[TREATED], models[CONTROL], catalogue.as_records(), candidate)
 
 
 def qini_curve(uplift: np.ndarray, treated: np.ndarray, churned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,34 +116,6 @@ def uplift_at(uplift: np.ndarray, treated: np.ndarray, churned: np.ndarray, shar
     if not t.any() or not c.any():
         return float("nan")
     return float(y[c].mean() - y[t].mean())
-
-
-class UpliftEstimator:
-    """A fitted T-learner as one object MLflow can log and serve (scikit-learn's flavor, skops
-    format): ``predict`` gives each row's uplift. The catalogue is kept as plain records."""
-
-    def __init__(self, treated=None, control=None, features=None, candidate: str = ""):
-        self.treated = treated
-        self.control = control
-        self.features = features or []
-        self.candidate = candidate
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {
-            "treated": self.treated,
-            "control": self.control,
-            "features": self.features,
-            "candidate": self.candidate,
-        }
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        catalogue = Catalogue.from_records(self.features)
-        x = features_frame(pd.DataFrame(frame), catalogue, fill_missing=True)
-        return self.control.predict_proba(x)[:, 1] - self.treated.predict_proba(x)[:, 1]
-
-    @classmethod
-    def of(cls, learner: TLearner) -> UpliftEstimator:
-        return cls(learner.treated, learner.control, learner.catalogue.as_records(), learner.candidate)
 
 
 def holdout_split(frame: pd.DataFrame, campaign_column: str = "campaign", time_column: str = "contact_date"):

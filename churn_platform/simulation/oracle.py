@@ -16,18 +16,25 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from churn_platform.business.catalogue import ID_COLUMN, LABEL_COLUMN, TIME_COLUMN
+from churn_platform.business.declaration import TREATED
 
 TRUTH_FILE = "churn_probability_truth.parquet"
 TRUTH_COLUMN = "churn_probability_30d"
 
 
-def load_truth(ground_truth_dir: Path | None) -> pd.DataFrame | None:
+def load_truth(ground_truth_dir: Path | None, column: str = TRUTH_COLUMN) -> pd.DataFrame | None:
+    """Each customer's true ``column`` at each month start, or None when the ground truth (or that
+    column in it) is not there."""
     if ground_truth_dir is None:
         return None
     path = Path(ground_truth_dir) / TRUTH_FILE
     if not path.exists():
         return None
-    truth = pd.read_parquet(path, columns=[ID_COLUMN, TIME_COLUMN, TRUTH_COLUMN])
+    import pyarrow.parquet as pq
+
+    if column not in pq.read_schema(path).names:
+        return None
+    truth = pd.read_parquet(path, columns=[ID_COLUMN, TIME_COLUMN, column])
     truth[TIME_COLUMN] = pd.to_datetime(truth[TIME_COLUMN])
     return truth
 
@@ -57,17 +64,11 @@ UPLIFT_COLUMN = "uplift_30d"
 
 
 def load_uplift_truth(ground_truth_dir: Path | None) -> pd.DataFrame | None:
-    """Each customer's true uplift of an offer at each month start (``uplift_30d``), if the ground truth has it."""
-    if ground_truth_dir is None or not (Path(ground_truth_dir) / TRUTH_FILE).exists():
-        return None
-    import pyarrow.parquet as pq
-
-    path = Path(ground_truth_dir) / TRUTH_FILE
-    if UPLIFT_COLUMN not in pq.read_schema(path).names:
-        return None
-    truth = pd.read_parquet(path, columns=[ID_COLUMN, TIME_COLUMN, UPLIFT_COLUMN])
-    truth[TIME_COLUMN] = pd.to_datetime(truth[TIME_COLUMN])
-    truth[ID_COLUMN] = truth[ID_COLUMN].astype(str)
+    """Each customer's true uplift of an offer at each month start (``uplift_30d``), keyed by text ids
+    (as the contacts' table gives them), if the ground truth has it."""
+    truth = load_truth(ground_truth_dir, UPLIFT_COLUMN)
+    if truth is not None:
+        truth[ID_COLUMN] = truth[ID_COLUMN].astype(str)
     return truth
 
 
@@ -85,7 +86,7 @@ def uplift_oracle_metrics(truth: pd.DataFrame | None, holdout: pd.DataFrame, est
     matched = rows.merge(truth, on=[ID_COLUMN, TIME_COLUMN], how="inner")
     if len(matched) == 0 or matched["arm"].nunique() < 2:
         return {}
-    treated, churned = (matched["arm"] == "treated").to_numpy(), matched["churned"].astype(bool).to_numpy()
+    treated, churned = (matched["arm"] == TREATED).to_numpy(), matched["churned"].astype(bool).to_numpy()
     model = qini_coefficient(matched["__estimate"].to_numpy(), treated, churned)
     oracle = qini_coefficient(matched[UPLIFT_COLUMN].to_numpy(), treated, churned)
     return {

@@ -19,43 +19,39 @@ every targeting decision can be compared with the best possible one.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
+from churn_platform.business.declaration import ARMS, TREATED
+
 SEGMENTS = np.array(["helped_a_little", "persuadable", "sleeping_dog"])
 RATIO_RANGES = ((0.75, 0.95), (0.2, 0.55), (1.6, 2.5))
 """Each segment's hazard ratio under an offer: drawn uniformly in this range."""
 EFFECT_DAYS = 60
 """How long a contact changes the hazard."""
-ARMS = ("treated", "control")
 EFFECT_FILE = "retention_effect.parquet"
 """In the ground truth: each customer's segment and hazard ratio."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Offer:
-    name: str
-    description: str
-
-
 OFFERS = {
-    "saas_b2b": Offer("success_review", "A customer-success review of the account's use, with two months at 15% off."),
-    "consumer_app": Offer("half_price_3_months", "Three months at half price, offered in the app."),
+    # A customer-success review of the account's use, with two months at 15% off.
+    "saas_b2b": "success_review",
+    # Three months at half price, offered in the app.
+    "consumer_app": "half_price_3_months",
 }
 """Each built-in business's offer; what a contact costs is its declaration's ``retention.contact_cost``."""
 
 
 @functools.cache
-def contact_cost(business: str) -> float:
-    """What one contact costs the built-in ``business``, as its declaration says."""
+def declaration_of(business: str):
+    """The built-in ``business``'s declaration: its contacts file's names and arms, the contact's cost."""
     from churn_platform.business.declaration import load_declaration
     from churn_platform.simulation.businesses import declaration_path
 
-    return load_declaration(declaration_path(business)).retention.contact_cost
+    return load_declaration(declaration_path(business))
 
 
 def draw_effects(
@@ -160,7 +156,7 @@ def actions_table(business: str, actions: pd.DataFrame | None, known_until: np.d
     """The business's contacts source as the simulation lands it: the contacts made up to the end of
     ``known_until`` (none before a first campaign), typed, in time order."""
     _, columns, _, _ = actions_source(business)
-    key_dtype = "int64" if business == "saas_b2b" else "string"
+    key_dtype = "int64" if declaration_of(business).customer_id_type == "integer" else "string"
     types = {
         columns["action_id"]: "string",
         columns["customer_id"]: key_dtype,
@@ -181,15 +177,11 @@ def actions_table(business: str, actions: pd.DataFrame | None, known_until: np.d
     return out.sort_values([columns["time"], columns["action_id"]], kind="stable").reset_index(drop=True)
 
 
-@functools.cache
 def actions_source(business: str) -> tuple[str, dict[str, str], str, str]:
     """The built-in ``business``'s contacts file as its declaration describes it: the file's name,
     its columns (the platform's name -> the business's), and its values for the treated and the
     control arm."""
-    from churn_platform.business.declaration import load_declaration
-    from churn_platform.simulation.businesses import declaration_path
-
-    actions = load_declaration(declaration_path(business)).sources.actions
+    actions = declaration_of(business).sources.actions
     if actions is None:
         raise ValueError(f"the {business} declaration has no actions source")
     return actions.location, actions.columns.model_dump(), actions.treated[0], actions.control[0]
@@ -208,12 +200,11 @@ def contacts(
     ``when``, offered the business's offer at its declared cost (or ``cost``). The control arm costs
     nothing."""
     _, columns, treated_value, control_value = actions_source(business)
-    offer = OFFERS[business]
     arms = np.asarray(arms).astype(str)
     if not set(arms) <= set(ARMS):
-        raise ValueError(f"arms are treated or control, not {sorted(set(arms) - set(ARMS))}")
+        raise ValueError(f"arms are {' or '.join(ARMS)}, not {sorted(set(arms) - set(ARMS))}")
     ids = np.asarray(customer_ids)
-    treated = arms == "treated"
+    treated = arms == TREATED
     return pd.DataFrame(
         {
             columns["action_id"]: [f"{campaign}-{i}" for i in ids],
@@ -223,7 +214,9 @@ def contacts(
             ),
             columns["campaign"]: campaign,
             columns["arm"]: np.where(treated, treated_value, control_value),
-            columns["offer"]: offer.name,
-            columns["cost"]: np.where(treated, contact_cost(business) if cost is None else cost, 0.0),
+            columns["offer"]: OFFERS[business],
+            columns["cost"]: np.where(
+                treated, declaration_of(business).retention.contact_cost if cost is None else cost, 0.0
+            ),
         }
     )

@@ -1,7 +1,7 @@
 -- Retention contacts as loaded, typed, one row per contact, the arm mapped to treated or control
 -- (optional source).
 {{ config(enabled=has_source('actions')) }}
-{%- set treated = business().get('treated_arms', ['treated']) %}
+{%- set treated = business()['treated_arms'] %}
 select
     cast(action_id as varchar) as action_id,
     cast(customer_id as {{ customer_id_type() }}) as customer_id,
