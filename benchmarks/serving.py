@@ -27,7 +27,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,9 +41,9 @@ TARGETS = {"single_rps": 1000.0, "single_p99_ms": 50.0, "batch_rows_per_s": 50_0
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from churn_platform.apps.serve_local import free_ports
+
+    return free_ports()[0]
 
 
 def wait_http(url: str, timeout_s: float = 180) -> None:
