@@ -45,7 +45,7 @@ def _dbt(args: list[str], warehouse: Path, target_path: Path) -> subprocess.Comp
     )
 
 
-FEATURE_MODELS = ("customer_features", "training_set", "scoring_features", "uplift_training_set")
+FEATURE_MODELS = ("customer_features", "training_set", "scoring_features", "survival_set", "uplift_training_set")
 """The models whose columns are the feature catalogue's: each generated column gets its description."""
 
 

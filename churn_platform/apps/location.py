@@ -62,6 +62,11 @@ class SimulatedGroundTruth(GroundTruth):
     def uplift_oracle_metrics(self, holdout: pd.DataFrame, estimate) -> dict[str, float]:
         return uplift_oracle_metrics(load_uplift_truth(ground_truth_dir(self.folder)), holdout, estimate)
 
+    def survival_oracle_metrics(self, holdout: pd.DataFrame, model_metrics: dict) -> dict[str, float]:
+        from churn_platform.simulation.oracle import oracle_survival_metrics
+
+        return oracle_survival_metrics(load_truth(ground_truth_dir(self.folder)), holdout, model_metrics)
+
 
 def simulation_resources(settings: Settings) -> tuple[SourceResource | None, GroundTruth | None]:
     """The source and ground truth resources the simulation provides for ``settings``: both when no

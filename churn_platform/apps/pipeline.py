@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +73,12 @@ WAREHOUSE_SELECTION = "group:sources or (kind:dbt and not group:monitoring)"
 """The assets a warehouse's tables come from: the sources and the dbt models (no training, scoring or reports)."""
 
 
-def _execute_over_all_days(settings: Settings, defs, instance, keys, tags: dict, log_level: str):
+def _execute_over_all_days(
+    settings: Settings, defs, instance, keys, tags: dict, log_level: str, asset_config: dict | None = None
+):
     """One run of ``daily_pipeline`` over every usage partition (a single-run backfill) for the
-    assets ``keys``, named in the run so that declarative automation knows what it built."""
+    assets ``keys``, named in the run so that declarative automation knows what it built;
+    ``asset_config`` gives configurable assets their config (by asset name)."""
     from churn_platform.defs.partitions import all_partitions_range
 
     job = defs.resolve_job_def("daily_pipeline")
@@ -83,7 +87,10 @@ def _execute_over_all_days(settings: Settings, defs, instance, keys, tags: dict,
         instance=instance,
         raise_on_error=False,
         asset_selection=sorted(keys, key=lambda k: k.to_user_string()),
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config={
+            "loggers": {"console": {"config": {"log_level": log_level}}},
+            **({"ops": {name: {"config": c} for name, c in asset_config.items()}} if asset_config else {}),
+        },
         tags={
             **tags,
             "dagster/asset_partition_range_start": first_day,
@@ -92,23 +99,39 @@ def _execute_over_all_days(settings: Settings, defs, instance, keys, tags: dict,
     )
 
 
-def build_warehouse(settings: Settings, log_level: str = "WARNING") -> str:
-    """Load the sources and build the dbt models, nothing else (what the dbt docs' catalog needs).
-    Returns the Dagster run id."""
+def materialize_selection(
+    settings: Settings,
+    selection: str,
+    trigger: str,
+    log_level: str = "WARNING",
+    asset_config: dict | None = None,
+) -> str:
+    """Materialize the assets of ``selection`` (Dagster's selection syntax) over every usage
+    partition in the home's instance; returns the Dagster run id, or raises ``PipelineFailed``."""
     import dagster as dg
 
     from churn_platform.apps.location import platform_definitions
 
     prepare(settings)
     defs = platform_definitions(settings)
-    keys = dg.AssetSelection.from_string(WAREHOUSE_SELECTION).resolve(defs.resolve_asset_graph())
+    with warnings.catch_warnings():  # the selection syntax's parser uses beta parameters of its own
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        keys = dg.AssetSelection.from_string(selection).resolve(defs.resolve_asset_graph())
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
-        result = _execute_over_all_days(settings, defs, instance, keys, {"churn_platform/trigger": "docs"}, log_level)
+        result = _execute_over_all_days(
+            settings, defs, instance, keys, {"churn_platform/trigger": trigger}, log_level, asset_config
+        )
     if not result.success:
         raise PipelineFailed(
             f"Dagster run {result.run_id} failed:\n  " + "\n  ".join(f"{s}: {e}" for s, e in _failures(result))
         )
     return result.run_id
+
+
+def build_warehouse(settings: Settings, log_level: str = "WARNING") -> str:
+    """Load the sources and build the dbt models, nothing else (what the dbt docs' catalog needs).
+    Returns the Dagster run id."""
+    return materialize_selection(settings, WAREHOUSE_SELECTION, "docs", log_level)
 
 
 def _alert(settings: Settings, instance, result) -> None:
@@ -153,8 +176,9 @@ def _failures(result) -> list[tuple[str, str]]:
     return failures or [("(run)", "no step failure recorded; see the Dagster run's log")]
 
 
-def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
-    """Run the whole graph; the report of a failed run travels with ``PipelineFailed``."""
+def run_pipeline(settings: Settings, log_level: str = "INFO", asset_config: dict | None = None) -> RunReport:
+    """Run the whole graph (``asset_config``: config of configurable assets, by name); the report of
+    a failed run travels with ``PipelineFailed``."""
     import dagster as dg
 
     from churn_platform.apps.location import find_declaration, platform_definitions
@@ -172,6 +196,7 @@ def run_pipeline(settings: Settings, log_level: str = "INFO") -> RunReport:
             defs.resolve_asset_graph().get_all_asset_keys(),
             {**BUILDS_DOWNSTREAM, "churn_platform/trigger": "cli"},
             log_level,
+            asset_config,
         )
         seconds = time.monotonic() - started
         _alert(settings, instance, result)
@@ -288,6 +313,7 @@ def _report(settings: Settings, instance, result, declaration, seconds: float) -
                 "qini",
                 "oracle_qini",
                 "qini_over_oracle",
+                "held_out",
             )
         },
     )

@@ -318,7 +318,14 @@ class Policy(_Strict):
         policy.GATE_TOLERANCE,
         ge=0.0,
         le=0.5,
-        description="How much lower than the champion's ROC-AUC (on the same holdout) a new version's may be.",
+        description="How much lower than the champion's ROC-AUC (on the same holdout) a new version's may be "
+        "(with gate_metric empc: the share of the champion's EMPC a new version's may fall short of it).",
+    )
+    gate_metric: Literal["roc_auc", "empc"] = Field(
+        "roc_auc",
+        description="What the promotion gate compares a new version with the champion by, on the same holdout: "
+        "roc_auc, or empc (the expected maximum profit of a retention campaign on its scores, valued by the "
+        "retention section); the ROC-AUC floor holds either way.",
     )
     max_quarantine_share: float = Field(
         policy.MAX_QUARANTINE_SHARE,

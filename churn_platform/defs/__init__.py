@@ -50,6 +50,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
     )
     from churn_platform.defs.scores import churn_scores
     from churn_platform.defs.sources import build_source_assets
+    from churn_platform.defs.survival import churn_survival
 
     source = source or SourceResource(sources=settings.effective_sources, s3_endpoint_url=settings.s3_endpoint_url)
     project = dbt_project(declaration, settings.dbt_target)
@@ -59,6 +60,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
         *build_dbt_assets(project, partitions, declaration),
         churn_model,
         churn_scores,
+        churn_survival,
         retention_worklist,
         feature_drift_report,
         prediction_log,
@@ -117,6 +119,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
                     if settings.gate_tolerance is not None
                     else declaration.policy.gate_tolerance
                 ),
+                gate_metric=declaration.policy.gate_metric,
             ),
             "prediction_logs": PredictionLogStore(path=str(settings.prediction_log_dir)),
             "notifier": Notifier(webhook_url=settings.alert_webhook_url),

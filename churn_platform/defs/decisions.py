@@ -15,12 +15,16 @@ from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import BusinessResource, GroundTruth, MLflowResource, ReportStore, Warehouse
 from churn_platform.defs.scores import SCORES_SCHEMA, SCORES_TABLE
 from churn_platform.ml.gate import CHALLENGER as CHALLENGER_ALIAS
-from churn_platform.ml.registry import UPLIFT_MODEL_NAME, load_uplift, register_uplift, set_alias
+from churn_platform.ml.registry import UPLIFT_MODEL_NAME, load_by_alias, load_uplift, register_uplift, set_alias
 from churn_platform.ml.training import features_frame
 from churn_platform.ml.uplift import (
+    CROSS_FIT_FOLDS,
     arms_not_ready,
+    clearly_better,
+    fit_risk_scaled,
     fit_t_learner,
     holdout_split,
+    out_of_fold,
     qini_coefficient,
     uplift_at,
 )
@@ -233,8 +237,11 @@ UPLIFT_TABLE = "uplift_training_set"
 
 
 class UpliftConfig(dg.Config):
-    candidates: list[str] = Field(default_factory=lambda: ["logistic_regression", "lightgbm"])
-    """The churn model candidates tried for each arm's model; the best holdout Qini wins."""
+    candidates: list[str] = Field(default_factory=lambda: ["risk_scaled", "logistic_regression", "lightgbm"])
+    """The learners tried, simplest first: the first fitted is kept unless another has the higher
+    holdout Qini in at least 90% of bootstrap resamples of the contacts. ``risk_scaled``: the churn
+    champion's probability shifted by a contact's penalised effect; the others: a T-learner of that
+    churn model candidate per arm."""
     min_per_arm: int = 50
     """The fewest matured contacts an arm of the training campaigns needs before a model is fitted."""
 
@@ -270,21 +277,49 @@ def uplift_model(
         context.log.info(why)
         return dg.MaterializeResult(metadata={"status": "waiting for campaigns", "reason": why, "contacts": len(frame)})
     catalogue = business.catalogue(warehouse)
-    train, holdout, held_out = holdout_split(frame)
+    split = holdout_split(frame)
+    if split is None:  # one campaign: every contact judged out of fold, the model fitted on them all
+        train = holdout = frame
+        held_out = f"{CROSS_FIT_FOLDS}-fold cross-fitting of campaign {frame['campaign'].iloc[0]}'s contacts"
+    else:
+        train, holdout, held_out = split
     treated, churned = (holdout["arm"] == TREATED).to_numpy(), holdout["churned"].to_numpy()
+    churn_model = None
+    if "risk_scaled" in config.candidates:
+        try:
+            loaded = load_by_alias(mlflow_store.location, mlflow_store.registered_model_name, CHAMPION_ALIAS)
+            churn_model = loaded.model
+            context.log.info(f"risk_scaled: over churn_model v{loaded.version}")
+        except Exception as exc:
+            context.log.warning(f"risk_scaled: no churn champion to build on ({type(exc).__name__}: {exc})")
+
+    def fitter(candidate: str):
+        if candidate == "risk_scaled":
+            if churn_model is None:
+                raise ValueError("there is no churn_model@champion to scale")
+            return lambda rows: fit_risk_scaled(rows, catalogue, churn_model, min_per_arm=config.min_per_arm)
+        return lambda rows: fit_t_learner(rows, catalogue, candidate=candidate, min_per_arm=config.min_per_arm)
+
     tried: dict[str, tuple] = {}
     for candidate in config.candidates:
         try:
-            learner = fit_t_learner(train, catalogue, candidate=candidate, min_per_arm=config.min_per_arm)
-        except ValueError as exc:
-            context.log.warning(f"{candidate}: {exc}")
+            fit = fitter(candidate)
+            learner = fit(train)
+            estimate = out_of_fold(fit, frame) if split is None else learner.uplift(holdout)
+        except Exception as exc:  # a learner that cannot be fitted here is skipped, with the reason
+            context.log.warning(f"{candidate}: {type(exc).__name__}: {exc}")
             continue
-        estimate = learner.uplift(holdout)
         tried[candidate] = (learner, estimate, qini_coefficient(estimate, treated, churned))
-        context.log.info(f"{candidate}: holdout Qini {tried[candidate][2]:.5f} on {held_out}")
+        context.log.info(f"{candidate}: Qini {tried[candidate][2]:.5f} on {held_out}")
     if not tried:
         raise dg.Failure(f"no uplift candidate could be fitted on the training campaigns ({len(train):,} contacts)")
-    best = max(tried, key=lambda c: tried[c][2])
+    # The simplest learner fitted (the first in the list) stays unless another is clearly better.
+    best = next(iter(tried))
+    for candidate in tried:
+        if candidate != best:
+            better, share = clearly_better(tried[candidate][1], tried[best][1], treated, churned)
+            context.log.info(f"{candidate} over {best}: a higher Qini in {share:.0%} of bootstrap resamples")
+            best = candidate if better else best
     learner, estimate, qini = tried[best]
     metrics = {
         "qini": qini,

@@ -15,7 +15,8 @@ from churn_platform.defs.resources import (
     Warehouse,
 )
 from churn_platform.ml import gate
-from churn_platform.ml.registry import apply_decision, log_and_register, score_alias_on
+from churn_platform.ml.profit import ChurnEconomics
+from churn_platform.ml.registry import alias_metrics_on, apply_decision, log_and_register
 from churn_platform.ml.training import calibrate_best, features_frame, select_best, train_candidates
 
 GATE_CHECK = "promotion_gate"
@@ -41,6 +42,9 @@ class TrainingConfig(dg.Config):
     promotion_tolerance: float | None = None
     """How much worse than the champion (same holdout rows) a version may be and still be promoted
     (default: the policy resource's)."""
+    gate_metric: str | None = None
+    """What the gate compares a version with the champion by: roc_auc or empc (default: the policy
+    resource's, from the declaration's policy.gate_metric)."""
 
 
 @dg.asset(
@@ -83,13 +87,18 @@ def churn_model(
         f"training on {len(data):,} labelled rows ({data[LABEL_COLUMN].mean():.1%} churned), "
         f"{len(catalogue)} features ({len(catalogue.categorical)} categorical)"
     )
-    split, results = train_candidates(data, catalogue, seed=config.seed)
+    # What a retention campaign on the scores is worth (EMPC), valued by the declaration's retention
+    # section and the customers' revenue (when the features carry it).
+    economics = ChurnEconomics.of(business.declaration().retention, data["mrr"]) if "mrr" in data else None
+    split, results = train_candidates(data, catalogue, seed=config.seed, economics=economics)
     for r in results:
+        empc = f", test EMPC {r.test_metrics['empc']:.2f}" if "empc" in r.test_metrics else ""
         context.log.info(
-            f"{r.name}: validation ROC-AUC {r.validation_metrics['roc_auc']:.4f}, test ROC-AUC {r.test_metrics['roc_auc']:.4f}"
+            f"{r.name}: validation ROC-AUC {r.validation_metrics['roc_auc']:.4f}, test ROC-AUC "
+            f"{r.test_metrics['roc_auc']:.4f}{empc}"
         )
     best = select_best(results)
-    selected = calibrate_best(split, best, catalogue)
+    selected = calibrate_best(split, best, catalogue, economics)
     context.log.info(
         f"selected {best.name}; calibrated on the validation snapshot: test Brier "
         f"{best.test_metrics['brier']:.4f} → {selected.test_metrics['brier']:.4f}, ECE "
@@ -106,8 +115,8 @@ def churn_model(
         selected.test_metrics.update(oracle)
     # The champion, scored on the same holdout rows before the new version exists.
     location, name = mlflow_store.location, mlflow_store.registered_model_name
-    champion_version, champion_auc, champion_note = score_alias_on(
-        location, name, gate.CHAMPION, split.test, split.test[LABEL_COLUMN].astype(int)
+    champion_version, champion_scored, champion_note = alias_metrics_on(
+        location, name, gate.CHAMPION, split.test, split.test[LABEL_COLUMN].astype(int), economics
     )
     registered = log_and_register(
         location,
@@ -122,10 +131,13 @@ def churn_model(
         registered.version,
         registered.metrics["roc_auc"],
         champion_version,
-        champion_auc,
+        champion_scored.get("roc_auc"),
         floor=config.promotion_floor if config.promotion_floor is not None else policy.roc_auc_floor,
         tolerance=config.promotion_tolerance if config.promotion_tolerance is not None else policy.gate_tolerance,
         champion_note=champion_note,
+        metric=config.gate_metric or policy.gate_metric,
+        candidate_empc=selected.test_metrics.get("empc"),
+        champion_empc=champion_scored.get("empc"),
     )
     apply_decision(location, name, decision)
     context.log.info(f"{name} version {registered.version} → @{decision.alias}: {decision.reason}")
@@ -144,12 +156,13 @@ def churn_model(
     )
     rows = "\n".join(
         f"| {r.name} | {r.validation_metrics['roc_auc']:.4f} | {r.test_metrics['roc_auc']:.4f} | "
-        f"{r.test_metrics['pr_auc']:.4f} | {r.test_metrics['brier']:.4f} | {'**selected**' if r is best else ''} |"
+        f"{r.test_metrics['pr_auc']:.4f} | {r.test_metrics['brier']:.4f} | "
+        f"{r.test_metrics.get('empc', float('nan')):.2f} | {'**selected**' if r is best else ''} |"
         for r in results
     )
     table = (
-        "| candidate | validation ROC-AUC | test ROC-AUC | test PR-AUC | test Brier | |\n|---|---|---|---|---|---|\n"
-        + rows
+        "| candidate | validation ROC-AUC | test ROC-AUC | test PR-AUC | test Brier | test EMPC | |\n"
+        "|---|---|---|---|---|---|---|\n" + rows
     )
     gate_metadata = {
         "gate_decision": "promoted" if decision.promoted else "rejected",
@@ -159,6 +172,8 @@ def churn_model(
         "champion_roc_auc_same_holdout": decision.champion_roc_auc if decision.champion_roc_auc is not None else "n/a",
         "floor": decision.floor,
         "tolerance": decision.tolerance,
+        "gate_metric": decision.metric,
+        **({"champion_empc_same_holdout": decision.champion_empc} if decision.champion_empc is not None else {}),
     }
     yield dg.MaterializeResult(
         metadata={
@@ -168,6 +183,7 @@ def churn_model(
             "model_uri": registered.model_uri,
             "candidate": registered.candidate,
             **{k: registered.metrics[k] for k in MODEL_METRICS},
+            **{k: registered.metrics[k] for k in ("empc", "empc_contact_share") if k in registered.metrics},
             "calibration": "sigmoid (Platt) on the validation snapshot",
             **dict(oracle.items()),
             "mlflow_run_id": registered.run_id,

@@ -142,6 +142,10 @@ class GroundTruth(dg.ConfigurableResource):
         """The true uplift's Qini on the holdout contacts, beside the model's (empty: no truth)."""
         return {}
 
+    def survival_oracle_metrics(self, holdout: pd.DataFrame, model_metrics: dict) -> dict[str, float]:
+        """The true probabilities' concordance and calibration at each horizon (empty: no truth)."""
+        return {}
+
 
 class Warehouse(dg.ConfigurableResource):
     """The analytical warehouse that dbt builds on, as a Dagster resource: a thin wrapper over
@@ -292,3 +296,5 @@ class MonitoringPolicy(dg.ConfigurableResource):
     """The lowest holdout ROC-AUC a model may be promoted with."""
     gate_tolerance: float = policy.GATE_TOLERANCE
     """How much lower than the champion's ROC-AUC a new version's may be and still be promoted."""
+    gate_metric: str = "roc_auc"
+    """What the gate compares a new version with the champion by: roc_auc or empc (the declaration's policy.gate_metric)."""

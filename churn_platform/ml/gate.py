@@ -6,6 +6,10 @@ A version is promoted when both hold:
 * it is not worse than the current champion, scored on the same holdout rows, by more
   than ``tolerance``.
 
+With ``metric="empc"`` (the declaration's ``policy.gate_metric``) the comparison with the champion
+is by the expected maximum profit (EMPC, ``ml.profit``) on the same rows instead, and the tolerance
+is a share of the champion's EMPC; the ROC-AUC floor holds either way.
+
 Otherwise it gets alias `challenger` and the champion stays where it is. The first
 version of a model only has to reach the floor. A champion that cannot be scored on
 the holdout (it fails to load, or expects other features) is reported, and the new
@@ -22,6 +26,8 @@ from churn_platform.settings import CHAMPION_ALIAS as CHAMPION
 CHALLENGER = "challenger"
 DEFAULT_FLOOR = policy.ROC_AUC_FLOOR
 DEFAULT_TOLERANCE = policy.GATE_TOLERANCE
+METRICS = ("roc_auc", "empc")
+"""What the gate compares a new version with the champion by."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +42,9 @@ class GateDecision:
     floor: float
     tolerance: float
     below_floor: bool
+    metric: str = "roc_auc"
+    candidate_empc: float | None = None
+    champion_empc: float | None = None
 
     def tags(self) -> dict[str, str]:
         """The decision as MLflow model-version tags."""
@@ -47,6 +56,9 @@ class GateDecision:
             "gate_candidate_roc_auc": f"{self.candidate_roc_auc:.4f}",
             "gate_champion_version": self.champion_version or "",
             "gate_champion_roc_auc": "" if self.champion_roc_auc is None else f"{self.champion_roc_auc:.4f}",
+            "gate_metric": self.metric,
+            "gate_candidate_empc": "" if self.candidate_empc is None else f"{self.candidate_empc:.4f}",
+            "gate_champion_empc": "" if self.champion_empc is None else f"{self.champion_empc:.4f}",
         }
 
 
@@ -58,7 +70,14 @@ def decide(
     floor: float = DEFAULT_FLOOR,
     tolerance: float = DEFAULT_TOLERANCE,
     champion_note: str = "",
+    metric: str = "roc_auc",
+    candidate_empc: float | None = None,
+    champion_empc: float | None = None,
 ) -> GateDecision:
+    if metric not in METRICS:
+        raise ValueError(f"the gate compares by {' or '.join(METRICS)}, not {metric!r}")
+    if metric == "empc" and candidate_empc is None:
+        raise ValueError("the gate compares by EMPC, but the candidate has none (its holdout has no revenue to value)")
     if not 0.0 <= floor <= 1.0:
         raise ValueError(f"the promotion floor is a ROC-AUC between 0 and 1, got {floor}")
     if tolerance < 0:
@@ -76,6 +95,9 @@ def decide(
             floor=floor,
             tolerance=tolerance,
             below_floor=below,
+            metric=metric,
+            candidate_empc=candidate_empc,
+            champion_empc=champion_empc,
         )
 
     if not candidate_roc_auc >= floor:  # NaN fails too
@@ -90,6 +112,25 @@ def decide(
             True,
             f"champion version {champion_version} could not be scored on the holdout{note}; "
             f"ROC-AUC {candidate_roc_auc:.4f} reaches the floor {floor:.4f}",
+        )
+    if metric == "empc":
+        if champion_empc is None:
+            return result(
+                True,
+                f"champion version {champion_version} has no EMPC on the holdout; holdout ROC-AUC "
+                f"{candidate_roc_auc:.4f} reaches the floor {floor:.4f}",
+            )
+        if candidate_empc < champion_empc - tolerance * abs(champion_empc):  # type: ignore[operator]
+            return result(
+                False,
+                f"holdout EMPC {candidate_empc:.2f} per customer is below champion version {champion_version}'s "
+                f"{champion_empc:.2f} on the same rows by more than {tolerance:.0%} of it",
+            )
+        return result(
+            True,
+            f"holdout EMPC {candidate_empc:.2f} per customer against champion version {champion_version}'s "
+            f"{champion_empc:.2f} on the same rows (tolerance {tolerance:.0%} of it); ROC-AUC "
+            f"{candidate_roc_auc:.4f} reaches the floor {floor:.4f}",
         )
     if candidate_roc_auc < champion_roc_auc - tolerance:
         return result(

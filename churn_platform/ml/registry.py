@@ -204,6 +204,15 @@ def score_alias_on(
 ) -> tuple[str | None, float | None, str]:
     """The version behind ``alias`` and its ROC-AUC on ``frame``; (None, None, why) when there is no
     such version, or (version, None, why) when it cannot score these rows."""
+    version, scored, note = alias_metrics_on(location, name, alias, frame, labels)
+    return version, scored.get("roc_auc"), note
+
+
+def alias_metrics_on(
+    location: MLflowLocation, name: str, alias: str, frame: pd.DataFrame, labels, economics=None
+) -> tuple[str | None, dict[str, float], str]:
+    """The version behind ``alias`` and its ROC-AUC (and, with ``economics``, EMPC) on ``frame``;
+    (None, {}, why) when there is no such version, or (version, {}, why) when it cannot score these rows."""
     import mlflow
     from mlflow import MlflowClient
     from sklearn.metrics import roc_auc_score
@@ -213,13 +222,16 @@ def score_alias_on(
     try:
         mv = client.get_model_version_by_alias(name, alias)
     except mlflow.exceptions.MlflowException:
-        return None, None, f"no version has alias {alias}"
+        return None, {}, f"no version has alias {alias}"
     try:
         champion = load_version(location, name, str(mv.version), alias)
         proba = champion.predict_proba(frame)
-        return str(mv.version), float(roc_auc_score(labels, proba)), ""
+        scored = {"roc_auc": float(roc_auc_score(labels, proba))}
+        if economics is not None:
+            scored["empc"] = economics.empc(labels, proba)[0]
+        return str(mv.version), scored, ""
     except Exception as exc:  # a champion that cannot score the holdout is reported, not fatal
-        return str(mv.version), None, f"{type(exc).__name__}: {exc}"[:300]
+        return str(mv.version), {}, f"{type(exc).__name__}: {exc}"[:300]
 
 
 def apply_decision(location: MLflowLocation, name: str, decision) -> None:
@@ -398,7 +410,11 @@ def load_version(location: MLflowLocation, name: str, version: str, alias: str =
 
 
 UPLIFT_MODEL_NAME = "churn_uplift"
-UPLIFT_TRUSTED_TYPES = [*SKOPS_TRUSTED_TYPES, "churn_platform.ml.uplift.TLearner"]
+UPLIFT_TRUSTED_TYPES = [
+    *SKOPS_TRUSTED_TYPES,
+    "churn_platform.ml.uplift.TLearner",
+    "churn_platform.ml.uplift.RiskScaledUplift",
+]
 
 
 def register_uplift(
@@ -413,14 +429,47 @@ def register_uplift(
     """Log an uplift model (``ml.uplift.TLearner``) as one MLflow run with its parameters and
     holdout metrics, and register it as a new version of ``name`` with no alias (the uplift gate
     decides). Returns (version, run id)."""
+    return register_decision_model(
+        location,
+        estimator,
+        example,
+        params,
+        metrics,
+        tags,
+        name=name,
+        kind="uplift",
+        description="How much a retention contact lowers a customer's churn probability (a T-learner).",
+        trusted_types=UPLIFT_TRUSTED_TYPES,
+    )
+
+
+SURVIVAL_MODEL_NAME = "churn_survival"
+SURVIVAL_TRUSTED_TYPES = [*SKOPS_TRUSTED_TYPES, "churn_platform.ml.survival.SurvivalModel"]
+
+
+def register_decision_model(
+    location: MLflowLocation,
+    estimator,
+    example: pd.DataFrame,
+    params: dict,
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    name: str,
+    kind: str,
+    description: str,
+    trusted_types: list[str],
+) -> tuple[str, str]:
+    """Log a model beside the churn model (uplift, survival) as one MLflow run with its parameters
+    and holdout metrics, in scikit-learn's flavor and skops format, and register it as a new version
+    of ``name`` with no alias (its asset's gate decides). Returns (version, run id)."""
     import mlflow
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
     location.activate()
     trained_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    with mlflow.start_run(run_name=f"uplift-{trained_at}") as run:
-        mlflow.set_tags({"churn_platform.kind": "uplift", **tags})
+    with mlflow.start_run(run_name=f"{kind}-{trained_at}") as run:
+        mlflow.set_tags({"churn_platform.kind": kind, **tags})
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
         info = mlflow.sklearn.log_model(
@@ -430,13 +479,11 @@ def register_uplift(
             input_example=example,
             pyfunc_predict_fn="predict",
             serialization_format="skops",
-            skops_trusted_types=UPLIFT_TRUSTED_TYPES,
+            skops_trusted_types=trusted_types,
             pip_requirements=model_requirements(),
         )
     client = MlflowClient()
-    _ensure_registered(
-        client, name, "How much a retention contact lowers a customer's churn probability (a T-learner)."
-    )
+    _ensure_registered(client, name, description)
     version = client.create_model_version(
         name=name,
         source=info.model_uri,
@@ -455,11 +502,19 @@ def set_alias(location: MLflowLocation, name: str, alias: str, version: str) -> 
     MlflowClient().set_registered_model_alias(name, alias, str(version))
 
 
-def load_uplift(location: MLflowLocation, alias: str, name: str = UPLIFT_MODEL_NAME):
-    """The uplift model behind ``name@alias`` and its version, or (None, None) when there is none."""
+def load_uplift(location: MLflowLocation, alias: str | None, version: str | None = None):
+    """The uplift model behind ``churn_uplift@alias`` (or version ``version``) and its version, or
+    (None, None) when there is none."""
+    return load_decision_model(location, UPLIFT_MODEL_NAME, alias, version)
+
+
+def load_decision_model(location: MLflowLocation, name: str, alias: str | None, version: str | None = None):
+    """The model behind ``name@alias`` (or version ``version``) and its version, or (None, None) when
+    there is none."""
     import mlflow
 
-    version = alias_version(location.tracking_uri, name, alias)
+    if version is None:
+        version = alias_version(location.tracking_uri, name, alias)
     if version is None:
         return None, None
     location.activate_registry()

@@ -252,7 +252,11 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = CALIBRA
     return float(total / len(y))
 
 
-def evaluate(y_true: pd.Series | np.ndarray, proba: np.ndarray, top_share: float = TOP_SHARE) -> dict[str, float]:
+def evaluate(
+    y_true: pd.Series | np.ndarray, proba: np.ndarray, top_share: float = TOP_SHARE, economics=None
+) -> dict[str, float]:
+    """The holdout metrics of ``proba``; with ``economics`` (``ml.profit.ChurnEconomics``) also the
+    expected maximum profit (``empc``, per customer) and the share its best campaign contacts."""
     y = np.asarray(y_true).astype(int)
     p = np.clip(np.asarray(proba, dtype=float), 1e-7, 1 - 1e-7)
     order = np.argsort(-p, kind="stable")
@@ -260,6 +264,10 @@ def evaluate(y_true: pd.Series | np.ndarray, proba: np.ndarray, top_share: float
     top_k = order[: max(1, round(len(p) * top_share))]
     base_rate = y.mean()
     positives = y.sum()
+    profit = {}
+    if economics is not None and 0 < positives < len(y):
+        empc, rate = economics.empc(y, p)
+        profit = {"empc": empc, "empc_contact_share": rate}
     return {
         "roc_auc": float(roc_auc_score(y, p)),
         "pr_auc": float(average_precision_score(y, p)),
@@ -271,6 +279,7 @@ def evaluate(y_true: pd.Series | np.ndarray, proba: np.ndarray, top_share: float
         "ece": expected_calibration_error(y, p),
         "positive_rate": float(base_rate),
         "rows": float(len(y)),
+        **profit,
     }
 
 
@@ -285,6 +294,7 @@ def fit_candidates(
     numeric_features,
     categorical_features,
     monotone: dict[str, int] | None = None,
+    economics=None,
 ) -> list[CandidateResult]:
     """Fit every candidate on train (LightGBM stopping early on validation); score validation and test."""
     results = []
@@ -298,14 +308,17 @@ def fit_candidates(
                 model=pipe,
                 params={**params, **extra},
                 validation_metrics=evaluate(y_val, pipe.predict_proba(x_val)[:, 1]),
-                test_metrics=evaluate(y_test, pipe.predict_proba(x_test)[:, 1]),
+                test_metrics=evaluate(y_test, pipe.predict_proba(x_test)[:, 1], economics=economics),
             )
         )
     return results
 
 
-def train_candidates(df: pd.DataFrame, catalogue: Catalogue, seed: int = 7) -> tuple[TimeSplit, list[CandidateResult]]:
-    """Train every candidate on the train split; score it on validation and test."""
+def train_candidates(
+    df: pd.DataFrame, catalogue: Catalogue, seed: int = 7, economics=None
+) -> tuple[TimeSplit, list[CandidateResult]]:
+    """Train every candidate on the train split; score it on validation and test (with ``economics``,
+    the test metrics include the EMPC)."""
     split = time_split(df, catalogue)
     x_train, y_train = features_frame(split.train, catalogue), split.train[LABEL_COLUMN].astype(int)
     x_val, y_val = features_frame(split.validation, catalogue), split.validation[LABEL_COLUMN].astype(int)
@@ -321,23 +334,24 @@ def train_candidates(df: pd.DataFrame, catalogue: Catalogue, seed: int = 7) -> t
         catalogue.numeric,
         catalogue.categorical,
         catalogue.monotone,
+        economics,
     )
 
 
-def calibrate_best(split: TimeSplit, best: CandidateResult, catalogue: Catalogue) -> CandidateResult:
+def calibrate_best(split: TimeSplit, best: CandidateResult, catalogue: Catalogue, economics=None) -> CandidateResult:
     """The selected candidate with Platt-scaled probabilities; its test metrics recomputed."""
     x_val, y_val = features_frame(split.validation, catalogue), split.validation[LABEL_COLUMN].astype(int)
     x_test, y_test = features_frame(split.test, catalogue), split.test[LABEL_COLUMN].astype(int)
-    return calibrate_result(best, x_val, y_val, x_test, y_test)
+    return calibrate_result(best, x_val, y_val, x_test, y_test, economics)
 
 
-def calibrate_result(best: CandidateResult, x_val, y_val, x_test, y_test) -> CandidateResult:
+def calibrate_result(best: CandidateResult, x_val, y_val, x_test, y_test, economics=None) -> CandidateResult:
     model = calibrate(best.model, x_val, y_val)
     return dataclasses.replace(
         best,
         model=model,
         params={**best.params, "calibration": "sigmoid (Platt) on the validation snapshot"},
-        test_metrics=evaluate(y_test, model.predict_proba(x_test)[:, 1]),
+        test_metrics=evaluate(y_test, model.predict_proba(x_test)[:, 1], economics=economics),
     )
 
 

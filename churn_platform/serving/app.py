@@ -37,7 +37,16 @@ from pydantic import TypeAdapter, ValidationError
 from ray import serve
 
 from churn_platform.business.catalogue import ID_COLUMN, TIME_COLUMN, Catalogue
-from churn_platform.ml.registry import LoadedModel, MLflowLocation, load_version, resolve_alias
+from churn_platform.ml.registry import (
+    SURVIVAL_MODEL_NAME,
+    UPLIFT_MODEL_NAME,
+    LoadedModel,
+    MLflowLocation,
+    alias_version,
+    load_decision_model,
+    load_version,
+    resolve_alias,
+)
 from churn_platform.ml.scoring import explain_records, reference_values, top_driver_order
 from churn_platform.ml.training import features_frame
 from churn_platform.serving.config import (
@@ -66,6 +75,7 @@ from churn_platform.serving.schemas import (
     record_model,
     record_validator,
 )
+from churn_platform.settings import CHAMPION_ALIAS
 
 log = logging.getLogger("ray.serve")
 
@@ -267,6 +277,7 @@ api.openapi = _openapi  # type: ignore[method-assign]
 ERROR_RESPONSES = {
     401: {"description": "Missing or wrong bearer token."},
     413: {"description": "Too many records, or a body over the size limit."},
+    409: {"description": "`horizons` or `offer` asked for before its model is registered (the reason is in `detail`)."},
     422: {"description": "Invalid input; `detail` names each field at fault."},
     503: {"description": "No model loaded yet (the reason is in `detail`)."},
 }
@@ -340,6 +351,79 @@ class ChampionPointer:
         return {"ok": True, **(await self.target())}
 
 
+class DecisionModels:
+    """The survival and uplift models beside the churn model: their ``champion`` versions, resolved at
+    most every ``RESOLVE_EVERY_S`` seconds and loaded when they change. A model that fails to load
+    leaves the one before it answering; a model that does not exist yet makes a request for its
+    fields a 409 that says so."""
+
+    RESOLVE_EVERY_S = 5.0
+
+    def __init__(self, location: MLflowLocation) -> None:
+        self._location = location
+        self._models: dict[str, tuple[str, Any] | None] = {SURVIVAL_MODEL_NAME: None, UPLIFT_MODEL_NAME: None}
+        self._errors: dict[str, str] = {}
+        self._resolved_at = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() - self._resolved_at >= self.RESOLVE_EVERY_S
+
+    def sync(self) -> None:
+        self._resolved_at = time.monotonic()
+        for name, current in self._models.items():
+            try:
+                version = alias_version(self._location.tracking_uri, name, CHAMPION_ALIAS)
+                if version is None:  # the alias was removed: its fields are no longer answered
+                    self._models[name] = None
+                    continue
+                if current is not None and current[0] == version:
+                    continue
+                model, _ = load_decision_model(self._location, name, None, version=version)
+                self._models[name] = (version, model)  # one assignment: a request sees the old or the new
+                self._errors.pop(name, None)
+                log.info("%s version %s loaded", name, version)
+            except Exception as exc:
+                self._errors[name] = f"cannot load {name}@{CHAMPION_ALIAS}: {type(exc).__name__}: {exc}"[:300]
+                log.warning(self._errors[name])
+
+    def versions(self) -> dict[str, str | None]:
+        return {name: (m[0] if m else None) for name, m in self._models.items()}
+
+    def _require(self, name: str, field: str):
+        loaded = self._models[name]
+        if loaded is None:
+            why = self._errors.get(name) or f"no {name}@{CHAMPION_ALIAS} is registered yet"
+            raise HTTPException(status_code=409, detail=f"`{field}` needs the {name} model: {why}")
+        return loaded
+
+    def answer(self, records: list[dict], horizons: bool, offer: bool) -> list[dict]:
+        """Each record's ``horizons`` and ``offer`` fields, when asked for."""
+        out: list[dict] = [{"horizons": None, "offer": None} for _ in records]
+        if not (horizons or offer):
+            return out
+        frame = pd.DataFrame(records)
+        if horizons:
+            version, model = self._require(SURVIVAL_MODEL_NAME, "horizons")
+            curves = model.curves(frame)
+            for i, row in enumerate(curves.itertuples(index=False)):
+                out[i]["horizons"] = {
+                    "churn_probability_30d": float(row.churn_probability_30d),
+                    "churn_probability_60d": float(row.churn_probability_60d),
+                    "churn_probability_90d": float(row.churn_probability_90d),
+                    "expected_lifetime_months": float(row.expected_lifetime_months),
+                    "model_version": version,
+                }
+        if offer:
+            version, model = self._require(UPLIFT_MODEL_NAME, "offer")
+            for i, u in enumerate(model.uplift(frame)):
+                out[i]["offer"] = {
+                    "uplift": float(u),
+                    "recommended_action": "contact" if u > 0 else "do_not_contact",
+                    "model_version": version,
+                }
+        return out
+
+
 @serve.deployment(
     name="ChurnPredictor",
     max_ongoing_requests=MAX_ONGOING_REQUESTS,
@@ -387,6 +471,8 @@ class ChurnPredictor:
         self._log: PredictionLogWriter | None = None
         self._background: asyncio.Task | None = None
         self._swap_lock = asyncio.Lock()
+        self._decision_models = DecisionModels(self._location)
+        self._decision_models.sync()
         # Start with the alias's version, so that a new replica answers at once; the pointer may
         # name another (pinned) version, which the first sync then loads.
         try:
@@ -430,6 +516,8 @@ class ChurnPredictor:
     async def _sync_once(self) -> None:
         target = await self._pointer.target.remote()
         await self._apply(target)
+        if self._decision_models.due():
+            await asyncio.to_thread(self._decision_models.sync)
         if self._features.uri and await asyncio.to_thread(self._features.refresh):
             self._reference = self._typical()
         if self._log is not None:
@@ -622,6 +710,14 @@ class ChurnPredictor:
         self,
         request: Request,
         explain: bool = Query(False, description="Add each prediction's top three drivers."),
+        horizons: bool = Query(
+            False,
+            description="Add the churn probability at 30, 60 and 90 days and the expected lifetime (`churn_survival@champion`).",
+        ),
+        offer: bool = Query(
+            False,
+            description="Add a retention offer's expected effect and the recommended action (`churn_uplift@champion`).",
+        ),
     ) -> Response:
         """Score the records in the body (one object, or a list of up to `max_records_per_request`).
 
@@ -636,8 +732,9 @@ class ChurnPredictor:
         request_id = request.state.request_id
         ids = [None if r.get("customer_id") is None else str(r["customer_id"]) for r in records]
         drivers = self._drivers(model, records) if explain else None
+        extras = self._decision_models.answer(records, horizons, offer)
         predictions = [
-            {"churn_probability": float(p), "customer_id": cid, "drivers": drivers[i] if drivers else None}
+            {"churn_probability": float(p), "customer_id": cid, "drivers": drivers[i] if drivers else None, **extras[i]}
             for i, (p, cid) in enumerate(zip(proba, ids))
         ]
         self._log_predictions(request_id, "/v1/predict", records, ids, proba, model)
@@ -673,11 +770,12 @@ class ChurnPredictor:
         except LookupError as exc:
             raise HTTPException(status_code=503, detail=f"customer features unavailable: {exc}") from None
         request_id = request.state.request_id
-        model, proba, drivers = self._model, np.empty(0), None
+        model, proba, drivers, extras = self._model, np.empty(0), None, []
         if len(rows):
             records = features_frame(rows, self._model.features, fill_missing=True).to_dict("records")
             proba, model = await self._predict(records)
             drivers = self._drivers(model, records) if body.explain else None
+            extras = self._decision_models.answer(records, body.horizons, body.offer)
             as_of = [pd.Timestamp(d).date() for d in rows[TIME_COLUMN]]
             self._log_predictions(
                 request_id, "/v1/predict/customers", records, rows[ID_COLUMN].tolist(), proba, model, as_of
@@ -692,6 +790,7 @@ class ChurnPredictor:
                         "churn_probability": float(proba[k]),
                         "snapshot_date": pd.Timestamp(rows[TIME_COLUMN].iloc[k]).date(),
                         "drivers": drivers[k] if drivers else None,
+                        **extras[k],
                         "detail": None,
                     }
                 )
@@ -737,6 +836,7 @@ class ChurnPredictor:
             metrics={k: v for k, v in model.metrics.items() if np.isfinite(v)},
             features=self._feature_columns,
             scorer=model.scorer_note or None,
+            decision_models=self._decision_models.versions(),
         )
 
     @api.get(

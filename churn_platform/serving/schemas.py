@@ -132,10 +132,39 @@ class Driver(BaseModel):
     impact: float = Field(..., description="How much this feature raises the probability against a typical customer.")
 
 
+class Horizons(BaseModel):
+    """Time to churn, from the survival model (``churn_survival@champion``)."""
+
+    churn_probability_30d: float = Field(..., ge=0, le=1)
+    churn_probability_60d: float = Field(..., ge=0, le=1)
+    churn_probability_90d: float = Field(..., ge=0, le=1)
+    expected_lifetime_months: float = Field(..., ge=0, description="Expected remaining months as a customer.")
+    model_version: str
+
+
+class Offer(BaseModel):
+    """What a retention offer would do, from the uplift model (``churn_uplift@champion``)."""
+
+    uplift: float = Field(
+        ...,
+        description="How much a contact lowers the churn probability (negative: a contact would raise it).",
+    )
+    recommended_action: Literal["contact", "do_not_contact"] = Field(
+        ...,
+        description=(
+            "`contact` when an offer is expected to lower the risk, `do_not_contact` when it is expected to raise it "
+            "or do nothing; whom a budget reaches is the retention worklist's choice, which also weighs value and cost."
+        ),
+    )
+    model_version: str
+
+
 class ScoredRecord(BaseModel):
     churn_probability: float = Field(..., ge=0, le=1, description="Probability of churning within the horizon.")
     customer_id: str | None = None
     drivers: list[Driver] | None = Field(None, description="The top drivers, when `explain=true`.")
+    horizons: Horizons | None = Field(None, description="Churn probability at 30, 60, 90 days, when `horizons=true`.")
+    offer: Offer | None = Field(None, description="A retention offer's expected effect, when `offer=true`.")
 
 
 class PredictResponse(BaseModel):
@@ -151,7 +180,21 @@ class PredictResponse(BaseModel):
                     "request_id": "6f1c0f3e2b7d4c4e9a3c1d2e5f607182",
                     "model_name": "churn_model",
                     "model_version": "3",
-                    "predictions": [{"churn_probability": 0.31, "customer_id": None, "drivers": None}],
+                    "predictions": [
+                        {
+                            "churn_probability": 0.31,
+                            "customer_id": "C000042",
+                            "drivers": None,
+                            "horizons": {
+                                "churn_probability_30d": 0.29,
+                                "churn_probability_60d": 0.47,
+                                "churn_probability_90d": 0.6,
+                                "expected_lifetime_months": 2.6,
+                                "model_version": "2",
+                            },
+                            "offer": {"uplift": 0.12, "recommended_action": "contact", "model_version": "1"},
+                        }
+                    ],
                 }
             ]
         }
@@ -170,6 +213,12 @@ class CustomersRequest(BaseModel):
         description="Customers to score from the latest `scoring_features`: strings or whole numbers (answered as strings).",
     )
     explain: bool = Field(False, description="Add each prediction's top drivers.")
+    horizons: bool = Field(
+        False, description="Add the churn probability at 30, 60 and 90 days (`churn_survival@champion`)."
+    )
+    offer: bool = Field(
+        False, description="Add a retention offer's expected effect and the action (`churn_uplift@champion`)."
+    )
 
     @field_validator("customer_ids")
     @classmethod
@@ -183,6 +232,8 @@ class CustomerResult(BaseModel):
     churn_probability: float | None = Field(None, ge=0, le=1)
     snapshot_date: dt.date | None = None
     drivers: list[Driver] | None = None
+    horizons: Horizons | None = None
+    offer: Offer | None = None
     detail: str | None = Field(None, description="Why there is no prediction for this id.")
 
 
@@ -211,6 +262,10 @@ class ModelInfo(BaseModel):
     features: list[str]
     scorer: str | None = Field(
         None, description="How predictions are computed: the compiled scorer, or why the pipeline is used."
+    )
+    decision_models: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="The survival and uplift models' champion versions this replica answers `horizons` and `offer` with (null: none yet).",
     )
 
 

@@ -95,3 +95,31 @@ def uplift_oracle_metrics(truth: pd.DataFrame | None, holdout: pd.DataFrame, est
         "qini_over_oracle": model / oracle if oracle > 0 else float("nan"),
         "oracle_matched_share": len(matched) / len(rows),
     }
+
+
+def oracle_survival_metrics(truth: pd.DataFrame | None, holdout: pd.DataFrame, model_metrics: dict) -> dict[str, float]:
+    """The same measures for the true churn probabilities (``truth``: each customer's true 30-day
+    probability at each snapshot, from a constant daily hazard): the oracle's concordance and
+    calibration on the holdout rows that have a truth, and the model's concordance less the oracle's."""
+    if truth is None:
+        return {}
+    from churn_platform.ml.survival import HORIZONS, concordance, horizon_calibration, time_and_event
+
+    rows = holdout.copy()
+    rows[ID_COLUMN] = rows[ID_COLUMN].astype(str)
+    rows[TIME_COLUMN] = pd.to_datetime(rows[TIME_COLUMN])
+    t = truth.assign(**{ID_COLUMN: truth[ID_COLUMN].astype(str)})
+    matched = rows.merge(t, on=[ID_COLUMN, TIME_COLUMN], how="inner")
+    if matched.empty:
+        return {}
+    p30 = matched[TRUTH_COLUMN].to_numpy(dtype=np.float64)
+    oracle = pd.DataFrame({f"churn_probability_{d}d": 1.0 - (1.0 - p30) ** (d / 30) for d in HORIZONS})
+    time, event = time_and_event(matched)
+    out = {
+        "oracle_concordance": concordance(time, event, oracle[f"churn_probability_{HORIZONS[-1]}d"].to_numpy()),
+        **{f"oracle_{k}": v for k, v in horizon_calibration(matched, oracle).items() if k.startswith("calibration")},
+        "oracle_matched_share": len(matched) / len(rows),
+    }
+    if "concordance" in model_metrics:
+        out["concordance_gap_to_oracle"] = out["oracle_concordance"] - model_metrics["concordance"]
+    return out

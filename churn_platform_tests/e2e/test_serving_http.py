@@ -150,6 +150,69 @@ def test_explain_adds_three_drivers_per_prediction(url):
         assert impacts == sorted(impacts, reverse=True)
 
 
+def test_horizons_and_an_offer_come_from_their_champions_and_an_offer_without_one_is_409(url, e2e, scoring_rows):
+    """``horizons`` answers with churn_survival@champion (registered by the end-to-end run) as the
+    model does in process; ``offer`` is a 409 naming the missing churn_uplift model until one is
+    champion, then answers with its estimate and the action that follows from its sign."""
+    import numpy as np
+    from mlflow import MlflowClient
+
+    from churn_platform.ml.registry import (
+        SURVIVAL_MODEL_NAME,
+        UPLIFT_MODEL_NAME,
+        load_decision_model,
+        register_uplift,
+        set_alias,
+    )
+    from churn_platform.ml.uplift import fit_t_learner
+
+    location = MLflowLocation(e2e.settings.mlflow_tracking_uri, EXPERIMENT_NAME, e2e.settings.mlflow_artifact_location)
+    survival, survival_version = load_decision_model(location, SURVIVAL_MODEL_NAME, CHAMPION_ALIAS)
+    assert survival is not None, "the end-to-end run registered no survival champion"
+    sent = records(scoring_rows.head(5))
+    r = httpx.post(f"{url}/v1/predict", params={"horizons": "true"}, json=sent)
+    assert r.status_code == 200, r.text
+    expected = survival.curves(scoring_rows.head(5))
+    for prediction, want in zip(r.json()["predictions"], expected.itertuples(index=False)):
+        h = prediction["horizons"]
+        assert h["model_version"] == survival_version and prediction["offer"] is None
+        assert h["churn_probability_30d"] <= h["churn_probability_60d"] <= h["churn_probability_90d"]
+        assert h["churn_probability_90d"] == pytest.approx(want.churn_probability_90d, abs=1e-9)
+        assert h["expected_lifetime_months"] == pytest.approx(want.expected_lifetime_months, rel=1e-9)
+
+    r = httpx.post(f"{url}/v1/predict", params={"offer": "true"}, json=sent[0])
+    assert r.status_code == 409 and UPLIFT_MODEL_NAME in r.json()["detail"], r.text
+
+    # An uplift model (a T-learner on the end-to-end run's labelled rows, split in two random arms).
+    with duckdb.connect(str(e2e.settings.warehouse_path), read_only=True) as con:
+        labelled = con.execute("select * from marts.training_set order by customer_id, snapshot_date").df()
+    labelled["arm"] = np.where(np.random.default_rng(3).random(len(labelled)) < 0.5, "treated", "control")
+    labelled["churned"] = labelled["churned_within_horizon"].astype(bool)
+    learner = fit_t_learner(labelled, CATALOGUE)
+    version, _ = register_uplift(location, learner, labelled[list(CATALOGUE.names)].head(5), {}, {}, {})
+    set_alias(location, UPLIFT_MODEL_NAME, CHAMPION_ALIAS, version)
+    try:
+        wait_for(
+            lambda: httpx.get(f"{url}/v1/model").json()["decision_models"][UPLIFT_MODEL_NAME] == version,
+            timeout_s=30,
+            what="the uplift champion to be loaded",
+        )
+        r = httpx.post(
+            f"{url}/v1/predict/customers",
+            json={"customer_ids": scoring_rows.customer_id.astype(str).head(5).tolist(), "offer": True},
+        )
+        assert r.status_code == 200, r.text
+        want = learner.uplift(scoring_rows.head(5))
+        for result, u in zip(r.json()["results"], want):
+            offer = result["offer"]
+            assert offer["model_version"] == version and offer["uplift"] == pytest.approx(float(u), abs=1e-9)
+            assert offer["recommended_action"] == ("contact" if u > 0 else "do_not_contact")
+    finally:
+        MlflowClient(tracking_uri=e2e.settings.mlflow_tracking_uri).delete_registered_model_alias(
+            UPLIFT_MODEL_NAME, CHAMPION_ALIAS
+        )
+
+
 def test_invalid_input_is_a_422_naming_the_field(url):
     record = CATALOGUE.example_record()
     record["contract_type"] = "lifetime"

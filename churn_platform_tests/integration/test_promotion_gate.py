@@ -137,3 +137,33 @@ def test_the_gate_promotes_good_models_only(registry, webhook):
     assert webhook.kinds() == ["promotion", "challenger", "challenger"]
     assert "version 1 promoted to @champion" in webhook.texts()[0]
     assert "version 3 kept as @challenger" in webhook.texts()[2]
+
+
+def test_the_gate_can_compare_by_expected_profit():
+    """With metric empc the champion comparison is by EMPC on the same rows (the tolerance a share of
+    the champion's); a better ROC-AUC does not save a version that earns less; the floor still holds."""
+    close = gate.decide("2", 0.80, "1", 0.82, tolerance=0.05, metric="empc", candidate_empc=10.0, champion_empc=10.4)
+    assert close.promoted and "EMPC 10.00" in close.reason and close.tags()["gate_metric"] == "empc"
+    poorer = gate.decide("2", 0.85, "1", 0.80, tolerance=0.01, metric="empc", candidate_empc=9.0, champion_empc=10.0)
+    assert not poorer.promoted and poorer.alias == gate.CHALLENGER and "below champion version 1" in poorer.reason
+    low = gate.decide("2", 0.6, "1", 0.8, floor=0.7, metric="empc", candidate_empc=20.0, champion_empc=10.0)
+    assert not low.promoted and low.below_floor
+    with pytest.raises(ValueError, match="has none"):
+        gate.decide("2", 0.8, None, None, metric="empc")
+    with pytest.raises(ValueError, match="roc_auc or empc"):
+        gate.decide("2", 0.8, None, None, metric="profit")
+
+
+def test_expected_profit_rewards_a_better_ranking():
+    from churn_platform.business.declaration import Retention
+    from churn_platform.ml.profit import ChurnEconomics
+
+    rng = np.random.default_rng(0)
+    truth = rng.random(20_000) * 0.3
+    churned = rng.random(truth.size) < truth
+    economics = ChurnEconomics.of(Retention(contact_cost=120, value_months=12, save_rate=0.2), [400.0, 600.0])
+    assert economics.clv == 6_000.0
+    informed, share = economics.empc(churned, truth)
+    blind, _ = economics.empc(churned, rng.random(truth.size))
+    assert informed > blind and 0 < share <= 1
+    assert ChurnEconomics.of(Retention(), [0.0, 0.0]) is None  # no revenue to value customers by
