@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from churn_platform.business.declaration import TREATED
+from churn_platform.decisions.effect import CampaignEffect
 from churn_platform.settings import Settings
 
 RISK, UPLIFT = "risk", "uplift"
@@ -83,24 +84,11 @@ class CampaignPlan:
 
 @dataclasses.dataclass
 class CampaignResult:
-    """One campaign as measured against its controls, beside the ground truth."""
+    """One campaign as measured against its controls (``effect``), beside the ground truth."""
 
     cycle: int
-    campaign: str
     targeted_by: str
-    treated: int
-    control: int
-    churn_treated: float | None
-    churn_control: float | None
-    saved_customers: float | None
-    saved_customers_low: float | None
-    saved_customers_high: float | None
-    saved_mrr: float | None
-    saved_mrr_low: float | None
-    saved_mrr_high: float | None
-    cost: float
-    roi: float | None
-    verdict: str
+    effect: CampaignEffect
     true_saved_customers: float
     """What the treated contacts truly saved in expectation: the sum of their true 30-day uplifts."""
     true_saved_mrr: float
@@ -109,6 +97,15 @@ class CampaignResult:
     highest true expected benefit (true uplift × value − cost), while it is positive."""
     oracle_saved_mrr: float
     true_sleeping_dogs_treated: int
+
+    @property
+    def campaign(self) -> str:
+        return self.effect.campaign
+
+    def as_dict(self) -> dict[str, Any]:
+        """Flat: the cycle and targeting, the measured effect's fields, then the ground truth's."""
+        fields = dataclasses.asdict(self)
+        return {"cycle": self.cycle, "targeted_by": self.targeted_by, **fields.pop("effect"), **fields}
 
 
 @dataclasses.dataclass
@@ -119,11 +116,8 @@ class CampaignReport:
     seconds: float
     home: str
 
-    def result(self, campaign: str) -> CampaignResult:
-        return next(c for c in self.campaigns if c.campaign == campaign)
-
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "campaigns": [c.as_dict() for c in self.campaigns]}
 
 
 def _contacts_from_worklist(business: str, worklist: pd.DataFrame, when: dt.date) -> pd.DataFrame:
@@ -156,7 +150,7 @@ def _oracle(truth: pd.DataFrame, n_treated: int, contact_cost: float, value_mont
     return float(best["uplift_30d"].sum()), float((best["uplift_30d"] * best["mrr"]).sum())
 
 
-def _measured(settings: Settings, campaign: str) -> dict[str, Any]:
+def _measured(settings: Settings, campaign: str) -> CampaignEffect:
     from churn_platform.defs import warehouse_for
 
     warehouse = warehouse_for(settings).process_config_and_initialize()
@@ -166,7 +160,8 @@ def _measured(settings: Settings, campaign: str) -> dict[str, Any]:
         raise RuntimeError(
             f"campaign {campaign} was not measured (decisions.campaign_effects has {list(table.campaign)})"
         )
-    return {k: (None if pd.isna(v) else v) for k, v in row.iloc[0].to_dict().items()}
+    values = {k: (None if pd.isna(v) else getattr(v, "item", lambda v=v: v)()) for k, v in row.iloc[0].items()}
+    return CampaignEffect(**values)
 
 
 def _qini_on(settings: Settings, version: str, campaign: str, sources: Path) -> dict[str, Any]:
@@ -317,15 +312,12 @@ def run_campaign_scenario(
         measured = _measured(s, campaign)
         truth = _truth_at(world, when)
         treated = truth.reindex(worklist.loc[worklist["arm"] == TREATED, "customer_id"].astype(str))
-        oracle_customers, oracle_mrr = _oracle(
-            truth, int(measured["treated"]), policy.contact_cost, policy.value_months
-        )
+        oracle_customers, oracle_mrr = _oracle(truth, measured.treated, policy.contact_cost, policy.value_months)
         results.append(
             CampaignResult(
                 cycle=cycle,
-                campaign=campaign,
                 targeted_by=targeted_by,
-                **{k: measured[k] for k in _MEASURED},
+                effect=measured,
                 true_saved_customers=float(treated["uplift_30d"].sum()),
                 true_saved_mrr=float((treated["uplift_30d"] * treated["mrr"]).sum()),
                 oracle_saved_customers=oracle_customers,
@@ -342,23 +334,6 @@ def run_campaign_scenario(
     )
     (home / "campaign_report.json").write_text(json.dumps(out.as_dict(), indent=2, default=str) + "\n")
     return out
-
-
-_MEASURED = (
-    "treated",
-    "control",
-    "churn_treated",
-    "churn_control",
-    "saved_customers",
-    "saved_customers_low",
-    "saved_customers_high",
-    "saved_mrr",
-    "saved_mrr_low",
-    "saved_mrr_high",
-    "cost",
-    "roi",
-    "verdict",
-)
 
 
 def _worklist_line(worklist: pd.DataFrame) -> str:
@@ -380,23 +355,24 @@ def summary(report: CampaignReport) -> str:
     what it truly saved and the oracle's best with as many contacts; the ratios the targets name."""
     lines = ["Campaigns, each measured against its controls (90% bootstrap intervals)"]
     for c in report.campaigns:
-        roi = "n/a" if c.roi is None else f"{c.roi:+.2f}"
+        e = c.effect
+        roi = "n/a" if e.roi is None else f"{e.roi:+.2f}"
         lines += [
-            f"  cycle {c.cycle} {c.campaign} (by {c.targeted_by}): {c.treated:,} contacted, {c.control:,} held out; "
-            f"churn {_pct(c.churn_treated)} treated against {_pct(c.churn_control)} control; {c.verdict}",
-            f"    saved customers {_interval(c.saved_customers, c.saved_customers_low, c.saved_customers_high, ',.1f')}; "
-            f"saved MRR {_interval(c.saved_mrr, c.saved_mrr_low, c.saved_mrr_high, ',.0f')}; cost {c.cost:,.0f}; ROI {roi}",
+            f"  cycle {c.cycle} {e.campaign} (by {c.targeted_by}): {e.treated:,} contacted, {e.control:,} held out; "
+            f"churn {_pct(e.churn_treated)} treated against {_pct(e.churn_control)} control; {e.verdict}",
+            f"    saved customers {_interval(e.saved_customers, e.saved_customers_low, e.saved_customers_high, ',.1f')}; "
+            f"saved MRR {_interval(e.saved_mrr, e.saved_mrr_low, e.saved_mrr_high, ',.0f')}; cost {e.cost:,.0f}; ROI {roi}",
             f"    truly saved (ground truth): {c.true_saved_customers:,.1f} customers, {c.true_saved_mrr:,.0f} MRR; "
             f"sleeping dogs contacted: {c.true_sleeping_dogs_treated:,}",
-            f"    the oracle's best with {c.treated:,} contacts: {c.oracle_saved_customers:,.1f} customers, "
+            f"    the oracle's best with {e.treated:,} contacts: {c.oracle_saved_customers:,.1f} customers, "
             f"{c.oracle_saved_mrr:,.0f} MRR",
         ]
     by_risk = next(c for c in report.campaigns if c.cycle == 2 and c.targeted_by == RISK)
     by_uplift = next(c for c in report.campaigns if c.cycle == 2 and c.targeted_by == UPLIFT)
     lines.append("Cycle 2, uplift against risk with the same budget")
     lines.append(
-        f"  measured saved MRR: uplift / risk {_ratio(by_uplift.saved_mrr, by_risk.saved_mrr)}, "
-        f"uplift / oracle {_ratio(by_uplift.saved_mrr, by_uplift.oracle_saved_mrr)}"
+        f"  measured saved MRR: uplift / risk {_ratio(by_uplift.effect.saved_mrr, by_risk.effect.saved_mrr)}, "
+        f"uplift / oracle {_ratio(by_uplift.effect.saved_mrr, by_uplift.oracle_saved_mrr)}"
     )
     lines.append(
         f"  truly saved MRR: uplift / risk {_ratio(by_uplift.true_saved_mrr, by_risk.true_saved_mrr)}, "

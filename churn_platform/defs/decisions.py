@@ -233,6 +233,24 @@ def campaign_effect(
     )
 
 
+def settle_alias(context, location, name: str, version: str, promote: bool, candidate: str, reason: str) -> dict:
+    """Point ``champion`` (promoted) or ``challenger`` at a newly registered decision model's version,
+    log the decision, and return it as the asset's metadata."""
+    alias = CHAMPION_ALIAS if promote else CHALLENGER_ALIAS
+    set_alias(location, name, alias, version)
+    decision = "promoted" if promote else "not promoted"
+    context.log.info(f"{name} v{version} ({candidate}): {decision}: {reason}")
+    return {
+        "status": "trained",
+        "registered_model": name,
+        "model_version": version,
+        "alias": alias,
+        "candidate": candidate,
+        "decision": decision,
+        "reason": reason,
+    }
+
+
 UPLIFT_TABLE = "uplift_training_set"
 
 
@@ -355,17 +373,9 @@ def uplift_model(
         metrics={k: float(v) for k, v in metrics.items() if v == v},
         tags={"candidate": best, "decision": "promoted" if promote else "not promoted"},
     )
-    set_alias(location, UPLIFT_MODEL_NAME, CHAMPION_ALIAS if promote else CHALLENGER_ALIAS, version)
-    context.log.info(f"{UPLIFT_MODEL_NAME} v{version} ({best}): {'promoted' if promote else 'not promoted'}: {reason}")
     return dg.MaterializeResult(
         metadata={
-            "status": "trained",
-            "registered_model": UPLIFT_MODEL_NAME,
-            "model_version": version,
-            "alias": CHAMPION_ALIAS if promote else CHALLENGER_ALIAS,
-            "candidate": best,
-            "decision": "promoted" if promote else "not promoted",
-            "reason": reason,
+            **settle_alias(context, location, UPLIFT_MODEL_NAME, version, promote, best, reason),
             "held_out": held_out,
             "candidates_qini": dg.MetadataValue.json({c: t[2] for c, t in tried.items()}),
             "mlflow_run_id": run_id,

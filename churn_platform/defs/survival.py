@@ -8,15 +8,14 @@ from pydantic import Field
 
 from churn_platform.business.catalogue import ID_COLUMN, TIME_COLUMN
 from churn_platform.defs.automation import follow_parents
+from churn_platform.defs.decisions import settle_alias
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import BusinessResource, GroundTruth, MLflowResource, Warehouse
-from churn_platform.ml.gate import CHALLENGER as CHALLENGER_ALIAS
 from churn_platform.ml.registry import (
     SURVIVAL_MODEL_NAME,
     SURVIVAL_TRUSTED_TYPES,
     load_decision_model,
     register_decision_model,
-    set_alias,
 )
 from churn_platform.ml.survival import (
     HORIZONS,
@@ -137,10 +136,7 @@ def churn_survival(
         description="Each customer's churn probability at 30, 60 and 90 days and expected remaining lifetime.",
         trusted_types=SURVIVAL_TRUSTED_TYPES,
     )
-    set_alias(location, SURVIVAL_MODEL_NAME, CHAMPION_ALIAS if promote else CHALLENGER_ALIAS, version)
-    context.log.info(
-        f"{SURVIVAL_MODEL_NAME} v{version} ({best}): {'promoted' if promote else 'not promoted'}: {reason}"
-    )
+    decided = settle_alias(context, location, SURVIVAL_MODEL_NAME, version, promote, best, reason)
 
     serving_model, serving_version = (model, version) if promote else (champion, champion_version)
     latest = warehouse.read_table("marts", "scoring_features")
@@ -153,13 +149,7 @@ def churn_survival(
     }
     yield dg.MaterializeResult(
         metadata={
-            "status": "trained",
-            "registered_model": SURVIVAL_MODEL_NAME,
-            "model_version": version,
-            "alias": CHAMPION_ALIAS if promote else CHALLENGER_ALIAS,
-            "candidate": best,
-            "decision": "promoted" if promote else "not promoted",
-            "reason": reason,
+            **decided,
             "holdout_snapshot": str(test_day.date()),
             "training_person_months": len(train),
             "holdout_customers": len(holdout),
