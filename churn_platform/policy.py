@@ -13,6 +13,9 @@ GATE_TOLERANCE = 0.01
 """How much lower than the champion's (on the same holdout rows) a new version's ROC-AUC may be
 and still be promoted."""
 
+SURVIVAL_CALIBRATION_TOLERANCE = 0.02
+"""The calibration error at each horizon (30, 60, 90 days) above which the survival model's check warns."""
+
 DRIFT_THRESHOLD = 0.3
 """The share of drifted features above which the drift check warns and the sensor retrains
 (``CHURN_PLATFORM_DRIFT_THRESHOLD`` overrides it)."""

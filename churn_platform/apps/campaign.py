@@ -35,6 +35,7 @@ import pandas as pd
 
 from churn_platform.business.declaration import TREATED
 from churn_platform.decisions.effect import CampaignEffect
+from churn_platform.decisions.targeting import TargetingPolicy, expected_benefit
 from churn_platform.settings import Settings
 
 RISK, UPLIFT = "risk", "uplift"
@@ -142,9 +143,10 @@ def _truth_at(data, when: dt.date) -> pd.DataFrame:
     return out.set_index("customer_id")
 
 
-def _oracle(truth: pd.DataFrame, n_treated: int, contact_cost: float, value_months: float) -> tuple[float, float]:
-    """The true expected saved customers and MRR of the oracle's targeting with ``n_treated`` contacts."""
-    benefit = truth["uplift_30d"] * truth["mrr"] * value_months - contact_cost
+def _oracle(truth: pd.DataFrame, n_treated: int, policy: TargetingPolicy) -> tuple[float, float]:
+    """The true expected saved customers and MRR of the oracle's targeting with ``n_treated``
+    contacts: the worklist's expected benefit, with the true uplift as the estimate."""
+    benefit = expected_benefit(truth["mrr"].to_numpy(), policy, uplift=truth["uplift_30d"].to_numpy())
     best = truth.assign(benefit=benefit).sort_values("benefit", ascending=False, kind="stable").head(n_treated)
     best = best[best["benefit"] > 0]
     return float(best["uplift_30d"].sum()), float((best["uplift_30d"] * best["mrr"]).sum())
@@ -205,7 +207,7 @@ def run_campaign_scenario(
 
     started = time.monotonic()
     declaration = retention.declaration_of(plan.business)
-    policy = declaration.retention
+    policy = TargetingPolicy.of(declaration.retention)
     first, second, end = plan.month_starts()
     sources = home / "sources"
 
@@ -312,7 +314,7 @@ def run_campaign_scenario(
         measured = _measured(s, campaign)
         truth = _truth_at(world, when)
         treated = truth.reindex(worklist.loc[worklist["arm"] == TREATED, "customer_id"].astype(str))
-        oracle_customers, oracle_mrr = _oracle(truth, measured.treated, policy.contact_cost, policy.value_months)
+        oracle_customers, oracle_mrr = _oracle(truth, measured.treated, policy)
         results.append(
             CampaignResult(
                 cycle=cycle,

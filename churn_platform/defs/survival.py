@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from churn_platform import policy
 from churn_platform.business.catalogue import ID_COLUMN, TIME_COLUMN
 from churn_platform.defs.automation import follow_parents
 from churn_platform.defs.decisions import settle_alias
@@ -13,7 +14,6 @@ from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import BusinessResource, GroundTruth, MLflowResource, Warehouse
 from churn_platform.ml.registry import (
     SURVIVAL_MODEL_NAME,
-    SURVIVAL_TRUSTED_TYPES,
     load_decision_model,
     register_decision_model,
 )
@@ -30,8 +30,6 @@ from churn_platform.settings import CHAMPION_ALIAS
 SURVIVAL_TABLE = "survival_set"
 SCORES_TABLE = "survival_scores"
 VALUE_HORIZON_MONTHS = 12
-CALIBRATION_TOLERANCE = 0.02
-"""The calibration error at each horizon the check accepts."""
 CHECK = "survival_calibrated"
 
 
@@ -60,7 +58,7 @@ def _rows(warehouse: Warehouse, table: str) -> pd.DataFrame:
             asset="churn_survival",
             description=(
                 f"Warns when the survival model's calibration error at a horizon ({', '.join(f'{d}' for d in HORIZONS)} "
-                f"days) exceeds {CALIBRATION_TOLERANCE}."
+                f"days) exceeds {policy.SURVIVAL_CALIBRATION_TOLERANCE}."
             ),
         )
     ],
@@ -126,15 +124,12 @@ def churn_survival(
     )
     version, run_id = register_decision_model(
         location,
+        SURVIVAL_MODEL_NAME,
         model,
         features_frame(holdout.head(5), catalogue, fill_missing=True),
         params={"candidate": best, "holdout_snapshot": str(test_day.date()), "interval_days": 30},
         metrics={k: float(v) for k, v in metrics.items() if v == v},
         tags={"candidate": best, "decision": "promoted" if promote else "not promoted"},
-        name=SURVIVAL_MODEL_NAME,
-        kind="survival",
-        description="Each customer's churn probability at 30, 60 and 90 days and expected remaining lifetime.",
-        trusted_types=SURVIVAL_TRUSTED_TYPES,
     )
     decided = settle_alias(context, location, SURVIVAL_MODEL_NAME, version, promote, best, reason)
 
@@ -145,7 +140,7 @@ def churn_survival(
     bad = {
         d: metrics[f"calibration_error_{d}d"]
         for d in HORIZONS
-        if metrics.get(f"calibration_error_{d}d", 0.0) > CALIBRATION_TOLERANCE
+        if metrics.get(f"calibration_error_{d}d", 0.0) > policy.SURVIVAL_CALIBRATION_TOLERANCE
     }
     yield dg.MaterializeResult(
         metadata={
@@ -168,10 +163,10 @@ def churn_survival(
         severity=dg.AssetCheckSeverity.WARN,
         description=(
             "calibration error above "
-            + f"{CALIBRATION_TOLERANCE} at "
+            + f"{policy.SURVIVAL_CALIBRATION_TOLERANCE} at "
             + ", ".join(f"{d} days ({e:.4f})" for d, e in bad.items())
             if bad
-            else f"calibration error at most {CALIBRATION_TOLERANCE} at {', '.join(f'{d}' for d in HORIZONS)} days"
+            else f"calibration error at most {policy.SURVIVAL_CALIBRATION_TOLERANCE} at {', '.join(f'{d}' for d in HORIZONS)} days"
         ),
         metadata={
             f"calibration_error_{d}d": float(metrics.get(f"calibration_error_{d}d", float("nan"))) for d in HORIZONS

@@ -410,54 +410,48 @@ def load_version(location: MLflowLocation, name: str, version: str, alias: str =
 
 
 UPLIFT_MODEL_NAME = "churn_uplift"
-UPLIFT_TRUSTED_TYPES = [
-    *SKOPS_TRUSTED_TYPES,
-    "churn_platform.ml.uplift.TLearner",
-    "churn_platform.ml.uplift.RiskScaledUplift",
-]
-
-
-def register_uplift(
-    location: MLflowLocation,
-    estimator,
-    example: pd.DataFrame,
-    params: dict,
-    metrics: dict[str, float],
-    tags: dict[str, str],
-    name: str = UPLIFT_MODEL_NAME,
-) -> tuple[str, str]:
-    """Log an uplift model (``ml.uplift.TLearner``) as one MLflow run with its parameters and
-    holdout metrics, and register it as a new version of ``name`` with no alias (the uplift gate
-    decides). Returns (version, run id)."""
-    return register_decision_model(
-        location,
-        estimator,
-        example,
-        params,
-        metrics,
-        tags,
-        name=name,
-        kind="uplift",
-        description="How much a retention contact lowers a customer's churn probability (a T-learner).",
-        trusted_types=UPLIFT_TRUSTED_TYPES,
-    )
 
 
 SURVIVAL_MODEL_NAME = "churn_survival"
-SURVIVAL_TRUSTED_TYPES = [*SKOPS_TRUSTED_TYPES, "churn_platform.ml.survival.SurvivalModel"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DecisionModelKind:
+    kind: str
+    description: str
+    trusted_types: tuple[str, ...]
+
+
+DECISION_MODELS = {
+    UPLIFT_MODEL_NAME: DecisionModelKind(
+        "uplift",
+        "How much a retention contact lowers a customer's churn probability (churn_platform.ml.uplift).",
+        (*SKOPS_TRUSTED_TYPES, "churn_platform.ml.uplift.TLearner", "churn_platform.ml.uplift.RiskScaledUplift"),
+    ),
+    SURVIVAL_MODEL_NAME: DecisionModelKind(
+        "survival",
+        "Each customer's churn probability at 30, 60 and 90 days and expected remaining lifetime.",
+        (*SKOPS_TRUSTED_TYPES, "churn_platform.ml.survival.SurvivalModel"),
+    ),
+}
+"""The models beside the churn model, by registered name: what each is and the types skops may load."""
+
+
+def register_uplift(
+    location: MLflowLocation, estimator, example: pd.DataFrame, params, metrics, tags
+) -> tuple[str, str]:
+    """Register an uplift model (``register_decision_model`` of ``churn_uplift``)."""
+    return register_decision_model(location, UPLIFT_MODEL_NAME, estimator, example, params, metrics, tags)
 
 
 def register_decision_model(
     location: MLflowLocation,
+    name: str,
     estimator,
     example: pd.DataFrame,
     params: dict,
     metrics: dict[str, float],
     tags: dict[str, str],
-    name: str,
-    kind: str,
-    description: str,
-    trusted_types: list[str],
 ) -> tuple[str, str]:
     """Log a model beside the churn model (uplift, survival) as one MLflow run with its parameters
     and holdout metrics, in scikit-learn's flavor and skops format, and register it as a new version
@@ -466,10 +460,11 @@ def register_decision_model(
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
+    model = DECISION_MODELS[name]
     location.activate()
     trained_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    with mlflow.start_run(run_name=f"{kind}-{trained_at}") as run:
-        mlflow.set_tags({"churn_platform.kind": kind, **tags})
+    with mlflow.start_run(run_name=f"{model.kind}-{trained_at}") as run:
+        mlflow.set_tags({"churn_platform.kind": model.kind, **tags})
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
         info = mlflow.sklearn.log_model(
@@ -479,11 +474,11 @@ def register_decision_model(
             input_example=example,
             pyfunc_predict_fn="predict",
             serialization_format="skops",
-            skops_trusted_types=trusted_types,
+            skops_trusted_types=list(model.trusted_types),
             pip_requirements=model_requirements(),
         )
     client = MlflowClient()
-    _ensure_registered(client, name, description)
+    _ensure_registered(client, name, model.description)
     version = client.create_model_version(
         name=name,
         source=info.model_uri,

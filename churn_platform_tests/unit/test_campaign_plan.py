@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from churn_platform.apps.campaign import CampaignPlan, _oracle
+from churn_platform.decisions.targeting import TargetingPolicy
 
 
 def test_the_campaigns_fall_on_month_starts_two_months_apart_before_the_window_ends():
@@ -37,7 +38,7 @@ def test_the_oracle_contacts_the_best_true_benefit_while_it_pays():
         index=["a", "b", "c", "d", "e"],
     )
     # Benefit with 12 months and a cost of 100: a 140, b 20, c −700, d 500, e −98.8.
-    customers, mrr = _oracle(truth, n_treated=2, contact_cost=100.0, value_months=12.0)
+    customers, mrr = _oracle(truth, 2, TargetingPolicy(contact_cost=100.0, value_months=12.0))
     assert customers == pytest.approx(0.25) and mrr == pytest.approx(70.0)  # d and a
-    customers, mrr = _oracle(truth, n_treated=5, contact_cost=100.0, value_months=12.0)
+    customers, mrr = _oracle(truth, 5, TargetingPolicy(contact_cost=100.0, value_months=12.0))
     assert customers == pytest.approx(0.35)  # d, a, b: the rest would lose money
