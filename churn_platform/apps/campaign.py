@@ -166,6 +166,13 @@ def _measured(settings: Settings, campaign: str) -> CampaignEffect:
     return CampaignEffect(**values)
 
 
+def _copy_table(source: Settings, target: Settings, schema: str, table: str) -> None:
+    from churn_platform.defs import warehouse_for
+
+    frame = warehouse_for(source).process_config_and_initialize().read_table(schema, table)
+    warehouse_for(target).process_config_and_initialize().write_table(schema, table, frame)
+
+
 def _qini_on(settings: Settings, version: str, campaign: str, sources: Path) -> dict[str, Any]:
     """The Qini coefficient of uplift model ``version`` on ``campaign``'s matured contacts, and the true
     uplift's on the same contacts (the oracle's)."""
@@ -202,6 +209,7 @@ def run_campaign_scenario(
     log_level: str = "WARNING",
 ) -> CampaignReport:
     from churn_platform.apps.pipeline import WAREHOUSE_SELECTION, materialize_selection, run_pipeline
+    from churn_platform.defs.scores import HISTORY_TABLE, SCORES_SCHEMA
     from churn_platform.simulation import retention
     from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
 
@@ -300,6 +308,9 @@ def run_campaign_scenario(
         shutil.rmtree(risk_home)
     risk_settings = settings_for(risk_home, risk_home / "sources")
     world_r = land(end, pd.concat([actions1, actions2r], ignore_index=True), risk_home / "sources")
+    # Both worlds share their past up to cycle 2's contacts, and so the scores drawn up before them,
+    # which the effects are adjusted by.
+    _copy_table(settings, risk_settings, SCORES_SCHEMA, HISTORY_TABLE)
     run_id = materialize_selection(
         risk_settings, f"({WAREHOUSE_SELECTION}) or key:campaign_effect", "campaign-scenario", log_level
     )
@@ -364,6 +375,7 @@ def summary(report: CampaignReport) -> str:
             f"churn {_pct(e.churn_treated)} treated against {_pct(e.churn_control)} control; {e.verdict}",
             f"    saved customers {_interval(e.saved_customers, e.saved_customers_low, e.saved_customers_high, ',.1f')}; "
             f"saved MRR {_interval(e.saved_mrr, e.saved_mrr_low, e.saved_mrr_high, ',.0f')}; cost {e.cost:,.0f}; ROI {roi}",
+            f"    {_adjustment(e)}",
             f"    truly saved (ground truth): {c.true_saved_customers:,.1f} customers, {c.true_saved_mrr:,.0f} MRR; "
             f"sleeping dogs contacted: {c.true_sleeping_dogs_treated:,}",
             f"    the oracle's best with {e.treated:,} contacts: {c.oracle_saved_customers:,.1f} customers, "
@@ -387,6 +399,17 @@ def summary(report: CampaignReport) -> str:
         f"model / oracle {u.get('qini_over_oracle', float('nan')):.2f}"
     )
     return "\n".join(lines)
+
+
+def _adjustment(e: CampaignEffect) -> str:
+    if e.effect is None:
+        return "not measured yet"
+    if e.adjusted_by is None:
+        return "unadjusted: not every contact has a score from before it"
+    return (
+        f"adjusted by the churn score before the contact: intervals {e.interval_vs_unadjusted:.0%} (customers) "
+        f"and {e.mrr_interval_vs_unadjusted:.0%} (MRR) of the unadjusted widths"
+    )
 
 
 def _pct(value) -> str:

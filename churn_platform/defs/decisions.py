@@ -7,13 +7,13 @@ import dagster as dg
 from pydantic import Field
 
 from churn_platform.business.declaration import TREATED
+from churn_platform.decisions.effect import COVARIATE, campaign_power, effect_chart, effects_frame, scores_at_contact
 from churn_platform.decisions.effect import campaign_effect as measure_campaigns
-from churn_platform.decisions.effect import effect_chart, effects_frame
 from churn_platform.decisions.targeting import TargetingPolicy, candidates_from_scores, worklist_from_candidates
 from churn_platform.defs.automation import follow_parents
 from churn_platform.defs.policies import freshness_for
 from churn_platform.defs.resources import BusinessResource, GroundTruth, MLflowResource, ReportStore, Warehouse
-from churn_platform.defs.scores import SCORES_SCHEMA, SCORES_TABLE
+from churn_platform.defs.scores import HISTORY_TABLE, SCORES_SCHEMA, SCORES_TABLE
 from churn_platform.ml.gate import CHALLENGER as CHALLENGER_ALIAS
 from churn_platform.ml.registry import UPLIFT_MODEL_NAME, load_by_alias, load_uplift, register_uplift, set_alias
 from churn_platform.ml.training import features_frame
@@ -117,6 +117,26 @@ def retention_worklist(
         f"{len(worklist) - len(treated):,} held out) of {len(scores):,} scored; "
         f"{positive:,} had a positive expected benefit"
     )
+    power = campaign_power(
+        worklist["churn_probability"],
+        expected_effect=(treated["uplift"] if uplift is not None else treated["churn_probability"] * policy.save_rate),
+        n_treated=len(treated),
+        n_control=len(worklist) - len(treated),
+    )
+    if len(worklist) == len(treated) and len(treated):
+        context.log.warning(f"{campaign}: no controls are held out, so its effect can never be measured")
+    elif power.expected_effect < power.detectable_effect:
+        needed = (
+            f"about {power.controls_for_expected:,} controls would"
+            if power.controls_for_expected
+            else "no number of controls would, with this many contacts"
+        )
+        context.log.warning(
+            f"{campaign}: the expected effect ({power.expected_effect * 100:.1f} points of churn) is below the "
+            f"smallest its {len(worklist) - len(treated):,} controls can tell from zero "
+            f"({power.detectable_effect * 100:.1f} points, 80% power at the 90% level); {needed}. Its measurement "
+            "will likely say 'not distinguishable from zero': hold out more (control_share) or contact more."
+        )
     preview = worklist.head(10)[
         ["rank", "customer_id", "arm", "churn_probability", "uplift", "expected_benefit", "reason"]
     ]
@@ -134,6 +154,9 @@ def retention_worklist(
             "spend": float(treated["cost"].sum()),
             "expected_benefit_treated": float(treated["expected_benefit"].sum()),
             "value_at_risk_selected": float(worklist["value_at_risk"].sum()),
+            "expected_effect": power.expected_effect,
+            "detectable_effect": power.detectable_effect if power.detectable_effect < 1 else "no controls",
+            "controls_for_expected_effect": power.controls_for_expected or "not reachable",
             "policy": dg.MetadataValue.json(dataclasses.asdict(policy)),
             "export_csv": dg.MetadataValue.path(str(csv_path)),
             "export_parquet": dg.MetadataValue.path(str(parquet_path)),
@@ -149,7 +172,7 @@ EFFECT_CHECK = "campaign_effects_distinguishable"
 
 @dg.asset(
     group_name="decisions",
-    deps=[dg.AssetKey("campaign_outcomes")],
+    deps=[dg.AssetKey("campaign_outcomes"), dg.AssetKey("churn_scores")],
     kinds={"python", "duckdb"},
     freshness_policy=freshness_for("decisions"),
     automation_condition=follow_parents(),
@@ -163,7 +186,9 @@ EFFECT_CHECK = "campaign_effects_distinguishable"
     description=(
         "What each campaign did, from `campaign_outcomes`: churn rates of its treated and control arms, the effect "
         "(control minus treated), saved customers and saved MRR with 90% bootstrap intervals, cost and ROI; table "
-        "`decisions.campaign_effects` and a chart."
+        "`decisions.campaign_effects` and a chart. Where every contact of a campaign has a churn score from before "
+        "it (`scores.churn_scores_history`), the effects are regression-adjusted by that score, which narrows the "
+        "intervals without biasing them."
     ),
 )
 def campaign_effect(
@@ -173,7 +198,7 @@ def campaign_effect(
     reports: ReportStore,
 ):
     retention = business.declaration().retention
-    outcomes = warehouse.read_table(DECISIONS_SCHEMA, "campaign_outcomes")
+    outcomes = scores_at_contact(warehouse.read_table(DECISIONS_SCHEMA, "campaign_outcomes"), score_history(warehouse))
     effects = measure_campaigns(outcomes, value_months=retention.value_months)
     table = effects_frame(effects)
     warehouse.write_table(DECISIONS_SCHEMA, EFFECTS_TABLE, table)
@@ -183,10 +208,16 @@ def campaign_effect(
         if e.effect is None:
             context.log.info(f"{e.campaign}: {e.matured} of {e.treated + e.control} contacts matured, not judged yet")
         else:
+            adjustment = (
+                f"; adjusted by the score before the contact (intervals {e.interval_vs_unadjusted:.0%} and "
+                f"{e.mrr_interval_vs_unadjusted:.0%} of the unadjusted widths)"
+                if e.adjusted_by
+                else "; unadjusted (not every contact has a score from before it)"
+            )
             context.log.info(
                 f"{e.campaign}: churn {e.churn_treated:.1%} treated against {e.churn_control:.1%} control; "
                 f"saved {e.saved_customers:.1f} customers [{e.saved_customers_low:.1f}, {e.saved_customers_high:.1f}], "
-                f"{e.saved_mrr:,.0f} MRR; cost {e.cost:,.0f}; {e.verdict}"
+                f"{e.saved_mrr:,.0f} MRR; cost {e.cost:,.0f}; {e.verdict}{adjustment}"
             )
     shown = table[
         [
@@ -199,6 +230,7 @@ def campaign_effect(
             "saved_mrr",
             "roi",
             "verdict",
+            "adjusted_by",
         ]
     ]
     yield dg.MaterializeResult(
@@ -208,6 +240,7 @@ def campaign_effect(
             "campaigns": len(effects),
             "measured_campaigns": sum(e.effect is not None for e in effects),
             "contacts": len(outcomes),
+            "contacts_with_score_before": int(outcomes[COVARIATE].notna().sum()),
             "by_campaign": dg.MetadataValue.md(
                 shown.to_markdown(index=False, floatfmt=".3f") if len(shown) else "no campaigns yet"
             ),
@@ -230,6 +263,24 @@ def campaign_effect(
             else "no campaign has matured yet"
         ),
         metadata={"unclear_campaigns": ", ".join(unclear) or "none", "measured_campaigns": len(measured)},
+    )
+
+
+def score_history(warehouse: Warehouse):
+    """``scores.churn_scores_history``'s scores of the customers in ``decisions.campaign_outcomes``
+    (no rows before the first scoring)."""
+    import pandas as pd
+
+    exists = warehouse.query(
+        "select count(*) as n from information_schema.tables "
+        f"where table_schema = '{SCORES_SCHEMA}' and table_name = '{HISTORY_TABLE}'"
+    )
+    if int(exists["n"].iloc[0]) == 0:
+        return pd.DataFrame(columns=["customer_id", "snapshot_date", "churn_probability", "scored_at"])
+    return warehouse.query(
+        "select cast(customer_id as varchar) as customer_id, snapshot_date, churn_probability, scored_at "
+        f'from "{SCORES_SCHEMA}"."{HISTORY_TABLE}" where cast(customer_id as varchar) in '
+        f'(select cast(customer_id as varchar) from "{DECISIONS_SCHEMA}"."campaign_outcomes")'
     )
 
 

@@ -31,6 +31,8 @@ def test_two_campaign_cycles_are_measured_and_compared_with_the_oracle(tmp_path,
         assert c["treated"] > 0 and c["control"] > 0 and c["verdict"] in VERDICTS, c
         assert c["saved_customers_low"] <= c["saved_customers"] <= c["saved_customers_high"], c
         assert c["oracle_saved_mrr"] > 0 and c["cost"] == pytest.approx(c["treated"] * 120.0)
+        # Every contact was drawn up from a score made before it: the effects are adjusted by it.
+        assert c["adjusted_by"] == "churn_probability_at_contact" and 0 < c["mrr_interval_vs_unadjusted"] <= 1.05, c
     for name in ("cycle-2-risk", "cycle-2-uplift"):
         c = campaigns[name]
         assert c["control"] / (c["treated"] + c["control"]) == pytest.approx(0.25, abs=0.06)
@@ -44,5 +46,6 @@ def test_two_campaign_cycles_are_measured_and_compared_with_the_oracle(tmp_path,
         "Cycle 2, uplift against risk with the same budget",
         "measured saved MRR: uplift / risk",
         "the oracle's best",
+        "adjusted by the churn score before the contact",
     ):
         assert line in out

@@ -23,7 +23,7 @@ def big_accounts(n: int = 1_000) -> pd.DataFrame:
     return frame
 
 
-def materialize(tmp_path, frame: pd.DataFrame, config: dict | None = None, declaration=B2B):
+def materialize(tmp_path, frame: pd.DataFrame, config: dict | None = None, declaration=B2B, instance=None):
     warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
     warehouse.write_table("scores", "churn_scores", frame)
     return dg.materialize(
@@ -36,7 +36,7 @@ def materialize(tmp_path, frame: pd.DataFrame, config: dict | None = None, decla
             "mlflow_store": MLflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment_name="w"),
         },
         run_config={"ops": {"retention_worklist": {"config": config or {}}}},
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     ), warehouse
 
@@ -54,6 +54,10 @@ def test_the_worklist_is_a_table_and_an_export_within_the_declared_budget(tmp_pa
     assert exported.customer_id.tolist() == table.customer_id.tolist()
     assert pd.read_parquet(meta["export_parquet"].value).reason.tolist() == table.reason.tolist()
     assert meta["spend"].value == pytest.approx(B2B.retention.contact_cost * meta["treated"].value)
+    # What its controls can measure, before it runs.
+    treated = table[table.arm == "treated"]
+    assert meta["expected_effect"].value == pytest.approx((treated.churn_probability * B2B.retention.save_rate).mean())
+    assert 0 < meta["detectable_effect"].value < 1
 
     # A rerun of the same campaign holds out the same customers.
     _, warehouse_again = materialize(tmp_path / "again", big_accounts())
@@ -61,11 +65,27 @@ def test_the_worklist_is_a_table_and_an_export_within_the_declared_budget(tmp_pa
 
 
 def test_a_run_can_name_its_campaign_and_change_the_budget(tmp_path):
-    result, warehouse = materialize(tmp_path, big_accounts(), {"campaign": "spring", "max_spend": 1_000.0})
+    instance = dg.DagsterInstance.ephemeral()
+    result, warehouse = materialize(
+        tmp_path, big_accounts(), {"campaign": "spring", "max_spend": 1_000.0}, instance=instance
+    )
     assert result.success
     table = warehouse.read_table("decisions", "retention_worklist")
     assert set(table.campaign) == {"spring"} and table.cost.sum() <= 1_000
     assert (table.arm == "treated").sum() == 1_000 // B2B.retention.contact_cost
+    # Eight contacts hold no control out (10% of eight rounds to none): the run says it cannot be measured.
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert meta["control"].value == 0 and meta["detectable_effect"].value == "no controls"
+    assert any("spring: no controls are held out" in m for m in logged), logged
+    # With 40 contacts and a quarter held out the controls are too few for the expected effect.
+    instance = dg.DagsterInstance.ephemeral()
+    config = {"campaign": "summer", "max_contacts": 40, "control_share": 0.25}
+    result, _ = materialize(tmp_path / "summer", big_accounts(), config, instance=instance)
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert meta["control"].value > 0 and meta["detectable_effect"].value > meta["expected_effect"].value
+    assert any("summer: the expected effect" in m and "hold out more" in m for m in logged), logged
 
 
 def test_nobody_scored_is_a_clear_failure(tmp_path):
@@ -93,9 +113,11 @@ def outcomes(campaign: str, n_treated: int, n_control: int, churn_treated, churn
     )
 
 
-def measure(tmp_path, frame: pd.DataFrame):
+def measure(tmp_path, frame: pd.DataFrame, history: pd.DataFrame | None = None):
     warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
     warehouse.write_table("decisions", "campaign_outcomes", frame)
+    if history is not None:
+        warehouse.write_table("scores", "churn_scores_history", history)
     result = dg.materialize(
         [campaign_effect],
         resources={
@@ -134,6 +156,48 @@ def test_no_campaign_yet_is_said_so(tmp_path):
     meta, check, warehouse = measure(tmp_path, outcomes("none", 0, 0, 0.1, 0.1, seed=4))
     assert check.passed and check.description == "no campaign has matured yet"
     assert meta["campaigns"].value == 0 and warehouse.read_table("decisions", "campaign_effects").empty
+
+
+def test_a_campaign_scored_before_its_contacts_is_measured_adjusted_by_the_score(tmp_path):
+    """Where every contact has a churn score from before it, the effect is adjusted by it: the
+    interval narrows; a campaign with unscored contacts is measured unadjusted."""
+    rng = np.random.default_rng(5)
+    n = 2_000
+    p = rng.beta(0.5, 2, n)  # a score that tells customers apart: it explains much of who churns
+    arm = np.where(np.arange(n) % 2 == 0, "treated", "control")
+    churned = rng.random(n) < np.where(arm == "treated", 0.6 * p, p)
+    scored = pd.DataFrame(
+        {
+            "action_id": [f"s-{i}" for i in range(n)],
+            "campaign": "scored",
+            "customer_id": np.arange(n),
+            "contact_date": pd.Timestamp("2025-08-01"),
+            "arm": arm,
+            "cost": np.where(arm == "treated", 120.0, 0.0),
+            "mrr": 400.0,
+            "matured": True,
+            "churned": churned,
+        }
+    )
+    unscored = scored.assign(campaign="unscored", action_id=[f"u-{i}" for i in range(n)], customer_id=np.arange(n) + n)
+    history = pd.DataFrame(
+        {
+            "customer_id": np.arange(n),
+            "snapshot_date": pd.Timestamp("2025-08-01"),
+            "churn_probability": p,
+            "model_version": "1",
+            "scored_at": pd.Timestamp("2026-01-01"),
+        }
+    )
+    meta, _, warehouse = measure(tmp_path, pd.concat([scored, unscored], ignore_index=True), history)
+    effects = warehouse.read_table("decisions", "campaign_effects").set_index("campaign")
+    assert effects.loc["scored", "adjusted_by"] == "churn_probability_at_contact"
+    assert effects.loc["scored", "interval_vs_unadjusted"] < 0.95
+    assert effects.loc["scored", "verdict"] == "kept customers"
+    assert pd.isna(effects.loc["unscored", "adjusted_by"]) and pd.isna(
+        effects.loc["unscored", "interval_vs_unadjusted"]
+    )
+    assert meta["contacts_with_score_before"].value == n
 
 
 def test_simulated_campaigns_are_measured_within_their_true_effect(tmp_path):

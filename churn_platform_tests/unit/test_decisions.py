@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_platform.decisions.effect import campaign_effect
+from churn_platform.decisions.effect import COVARIATE, campaign_effect, campaign_power, scores_at_contact
 from churn_platform.decisions.targeting import (
     WORKLIST_COLUMNS,
     TargetingPolicy,
@@ -120,6 +120,91 @@ def test_a_campaign_without_effect_is_reported_as_such_and_an_immature_one_is_no
 def test_a_contact_that_drives_customers_away_is_a_loss():
     (result,) = campaign_effect(contacts(3_000, 3_000, 0.30, 0.15))
     assert result.verdict == "lost customers" and result.effect_high < 0 and result.roi < 0
+
+
+def scored_contacts(seed: int, n: int = 1_000) -> tuple[pd.DataFrame, float, float]:
+    """A campaign whose contact cuts every customer's churn probability by 40%, with the probability
+    known before the contact, and its true effects on churn and on lost revenue per treated customer."""
+    rng = np.random.default_rng(seed)
+    p, mrr = rng.beta(2, 6, n), rng.lognormal(5, 1, n)
+    arm = np.where(rng.random(n) < 0.5, "control", "treated")
+    churned = rng.random(n) < np.where(arm == "treated", 0.6 * p, p)
+    frame = pd.DataFrame(
+        {"campaign": "c", "arm": arm, "churned": churned, "mrr": mrr, "cost": 10.0 * (arm == "treated"), COVARIATE: p}
+    )
+    treated = arm == "treated"
+    return frame, float(0.4 * p[treated].mean()), float((0.4 * p * mrr)[treated].mean())
+
+
+def test_a_score_from_before_the_contact_narrows_the_interval_without_bias():
+    (adjusted,) = campaign_effect(scored_contacts(0)[0])
+    (plain,) = campaign_effect(scored_contacts(0)[0].drop(columns=COVARIATE))
+    assert adjusted.adjusted_by == COVARIATE and plain.adjusted_by is None and plain.interval_vs_unadjusted is None
+    assert adjusted.interval_vs_unadjusted < 1 and adjusted.mrr_interval_vs_unadjusted < 1
+    assert adjusted.churn_treated == plain.churn_treated  # the arms' rates stay as observed
+    # Over many campaigns the adjusted estimates centre on the truth and spread less.
+    errors = {"adjusted": [], "plain": []}
+    for seed in range(150):
+        frame, effect, mrr_effect = scored_contacts(seed)
+        for kind, rows in (("adjusted", frame), ("plain", frame.drop(columns=COVARIATE))):
+            (e,) = campaign_effect(rows, resamples=20)
+            errors[kind].append((e.effect - effect, e.saved_mrr / e.treated - mrr_effect))
+    adjusted_errors, plain_errors = np.array(errors["adjusted"]), np.array(errors["plain"])
+    assert abs(adjusted_errors[:, 0].mean()) < 0.006 and abs(adjusted_errors[:, 1].mean()) < 2.5
+    assert (adjusted_errors.std(axis=0) < plain_errors.std(axis=0)).all()
+    # One contact without a score: the campaign is measured unadjusted.
+    frame = scored_contacts(1)[0]
+    frame.loc[3, COVARIATE] = np.nan
+    assert campaign_effect(frame)[0].adjusted_by is None
+
+
+def test_the_score_at_a_contact_is_the_latest_from_before_it_as_first_scored():
+    contacts = pd.DataFrame(
+        {"customer_id": [1, 2, 3, 4], "contact_date": pd.to_datetime(["2025-08-01"] * 3 + ["2025-10-15"])}
+    )
+    history = pd.DataFrame(
+        {
+            "customer_id": ["1", "1", "1", "1", "2", "3"],
+            "snapshot_date": pd.to_datetime(
+                ["2025-07-01", "2025-08-01", "2025-08-01", "2025-09-01", "2025-05-01", "2025-07-01"]
+            ),
+            "churn_probability": [0.1, 0.2, 0.9, 0.5, 0.3, 0.4],
+            "scored_at": pd.to_datetime(
+                ["2025-07-02", "2025-08-02", "2025-10-02", "2025-09-02", "2025-05-02", "2025-07-02"]
+            ),
+        }
+    )
+    got = scores_at_contact(contacts, history)[COVARIATE].tolist()
+    # 1: the 1 August snapshot, as first scored (not the later version's 0.9, nor September's);
+    # 2: May is too old; 3: July; 4: nothing scored.
+    assert got[0] == 0.2 and np.isnan(got[1]) and got[2] == 0.4 and np.isnan(got[3])
+    assert scores_at_contact(contacts, history.iloc[:0])[COVARIATE].isna().all()
+
+
+def test_a_campaigns_power_is_what_its_controls_detect():
+    # 2,000 contacted and 500 held out at a 20% churn rate: 1.645 + 0.842 standard errors.
+    power = campaign_power(np.full(2_500, 0.2), np.full(2_000, 0.05), 2_000, 500)
+    se = np.sqrt(0.2 * 0.8 * (1 / 2_000 + 1 / 500))
+    assert power.detectable_effect == pytest.approx(2.4865 * se, rel=1e-3)
+    assert power.expected_effect == pytest.approx(0.05) and power.detectable_effect < 0.05
+    # The controls the expected effect needs detect it exactly, and fewer do not.
+    small = campaign_power(np.full(1_000, 0.2), np.full(900, 0.05), 900, 100)
+    assert small.detectable_effect > 0.05 and small.controls_for_expected is not None
+    needed = small.controls_for_expected
+    assert campaign_power([0.2], [0.05], 900, needed).detectable_effect <= 0.05
+    assert campaign_power([0.2], [0.05], 900, needed - 1).detectable_effect > 0.05
+    # With a handful contacted no number of controls is enough; without controls nothing is.
+    assert campaign_power([0.2], [0.01], 50, 100).controls_for_expected is None
+    assert campaign_power([0.2], [0.05], 50, 0).detectable_effect == float("inf")
+    # Simulated: at the detectable effect about 80% of campaigns are told from zero.
+    told = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        arm = np.array(["treated"] * 2_000 + ["control"] * 500)
+        churned = rng.random(arm.size) < np.where(arm == "treated", 0.2 - power.detectable_effect, 0.2)
+        frame = pd.DataFrame({"campaign": "c", "arm": arm, "churned": churned, "mrr": 1.0, "cost": 1.0})
+        told += campaign_effect(frame, resamples=200)[0].verdict == "kept customers"
+    assert 0.7 <= told / 200 <= 0.9
 
 
 def scores(n: int = 400, seed: int = 2) -> pd.DataFrame:
