@@ -7,8 +7,9 @@ registry) through the life of a simulated business:
    ``retention_worklist`` targets by risk, holding a large share out as a control (a first campaign
    is also the experiment an uplift model learns from). The contacts are made the next morning.
 2. **Cycle 2** — two months later, the first campaign has matured: ``campaign_effect`` measures it
-   and ``uplift_model`` learns from it and becomes champion. The worklist now targets by uplift; the
-   same budget spent by risk is drawn up too.
+   and ``uplift_model`` learns from it. The worklist now targets by uplift (by the champion, or, when
+   the gate found it no better than ranking by risk, by the refused challenger, to show what it
+   would have done); the same budget spent by risk is drawn up too.
 3. **Measured** — two months on again, each targeting's campaign is measured against its controls.
    The two second campaigns are run in two copies of the same simulated world (same customers, same
    random draws), one contacting the uplift worklist and one the risk worklist, so each is measured
@@ -36,7 +37,7 @@ import pandas as pd
 from churn_platform.business.declaration import TREATED
 from churn_platform.decisions.effect import CampaignEffect
 from churn_platform.decisions.targeting import TargetingPolicy, expected_benefit
-from churn_platform.settings import Settings
+from churn_platform.settings import REGISTERED_MODEL_NAME, Settings
 
 RISK, UPLIFT = "risk", "uplift"
 
@@ -173,11 +174,12 @@ def _copy_table(source: Settings, target: Settings, schema: str, table: str) -> 
     warehouse_for(target).process_config_and_initialize().write_table(schema, table, frame)
 
 
-def _qini_on(settings: Settings, version: str, campaign: str, sources: Path) -> dict[str, Any]:
-    """The Qini coefficient of uplift model ``version`` on ``campaign``'s matured contacts, and the true
-    uplift's on the same contacts (the oracle's)."""
+def _qini_on(settings: Settings, version: str, churn_version: str, campaign: str, sources: Path) -> dict[str, Any]:
+    """The Qini coefficient of uplift model ``version`` on ``campaign``'s matured contacts, that of
+    ranking them by the risk of churn model ``churn_version``, and the true uplift's (the oracle's)."""
     from churn_platform.defs import warehouse_for
-    from churn_platform.ml.registry import MLflowLocation, load_uplift
+    from churn_platform.ml.registry import MLflowLocation, load_uplift, load_version
+    from churn_platform.ml.training import features_frame
     from churn_platform.ml.uplift import qini_coefficient
     from churn_platform.simulation.landing import ground_truth_dir
     from churn_platform.simulation.oracle import load_uplift_truth, uplift_oracle_metrics
@@ -185,15 +187,28 @@ def _qini_on(settings: Settings, version: str, campaign: str, sources: Path) -> 
     warehouse = warehouse_for(settings).process_config_and_initialize()
     rows = warehouse.read_table("decisions", "uplift_training_set")
     rows = rows[rows["campaign"] == campaign].sort_values("action_id", ignore_index=True)
-    estimator, _ = load_uplift(MLflowLocation(settings.mlflow_tracking_uri, ""), None, version=version)
+    location = MLflowLocation(settings.mlflow_tracking_uri, "")
+    estimator, _ = load_uplift(location, None, version=version)
     estimate = estimator.predict(rows)
+    churn = load_version(location, REGISTERED_MODEL_NAME, churn_version)
+    risk = churn.model.predict_proba(features_frame(rows, churn.catalogue, fill_missing=True))[:, 1]
     treated, churned = (rows["arm"] == TREATED).to_numpy(), rows["churned"].astype(bool).to_numpy()
     return {
         "campaign": campaign,
         "contacts": len(rows),
         "qini": qini_coefficient(estimate, treated, churned),
+        "churn_model_version": churn_version,
+        "risk_qini": qini_coefficient(risk, treated, churned),
         **uplift_oracle_metrics(load_uplift_truth(ground_truth_dir(sources)), rows, estimate),
     }
+
+
+def _champion_version(settings: Settings) -> str:
+    """The churn model version that is champion now (the one the risk worklist was drawn up by)."""
+    from churn_platform.ml.registry import MLflowLocation, resolve_alias
+    from churn_platform.settings import CHAMPION_ALIAS
+
+    return resolve_alias(MLflowLocation(settings.mlflow_tracking_uri, ""), REGISTERED_MODEL_NAME, CHAMPION_ALIAS)
 
 
 def _read_worklist(settings: Settings, campaign: str) -> pd.DataFrame:
@@ -234,12 +249,13 @@ def run_campaign_scenario(
     def settings_for(root: Path, folder: Path) -> Settings:
         return Settings(home=root, sources=str(folder), days=plan.days, business=plan.business)
 
-    def worklist_config(campaign: str, by_uplift: bool, control_share: float) -> dict:
+    def worklist_config(campaign: str, by_uplift: bool, control_share: float, alias: str = "champion") -> dict:
         """``retention_worklist``'s config for a campaign of the plan's budget."""
         return {
             "retention_worklist": {
                 "campaign": campaign,
                 "by_uplift": by_uplift,
+                "uplift_alias": alias,
                 "max_contacts": plan.contacts,
                 "control_share": control_share,
             }
@@ -279,18 +295,23 @@ def run_campaign_scenario(
             else f" ({uplift.get('reason')})"
         )
     )
-    if uplift.get("alias") != "champion":
+    if uplift.get("status") != "trained":
         raise RuntimeError(
-            f"the uplift model was not promoted after cycle 1 ({uplift}); the second cycle cannot target by uplift"
+            f"no uplift model was trained after cycle 1 ({uplift}); the second cycle cannot target by uplift"
         )
+    alias = uplift["alias"]
+    if alias != "champion":
+        # The gate kept targeting by risk; the uplift campaign shows what the refused version would have done.
+        say(f"  the gate refused it ({uplift.get('reason')}): cycle 2 by uplift uses churn_uplift@{alias}")
     materialize_selection(
         settings,
         "key:retention_worklist",
         "campaign-scenario",
         log_level,
-        asset_config=worklist_config(c2u, True, plan.control_share),
+        asset_config=worklist_config(c2u, True, plan.control_share, alias),
     )
     list2r, list2u = _read_worklist(settings, c2r), _read_worklist(settings, c2u)
+    churn_version = _champion_version(settings)
     targeting_version = str(uplift["model_version"])
     say(_worklist_line(list2u))
     say(_worklist_line(list2r) + " (the same budget by risk, for comparison)")
@@ -341,7 +362,14 @@ def run_campaign_scenario(
     out = CampaignReport(
         plan=dataclasses.asdict(plan),
         campaigns=results,
-        uplift={"model_version": targeting_version, **_qini_on(settings, targeting_version, c2u, sources)},
+        uplift={
+            "model_version": targeting_version,
+            "alias": alias,
+            "gate": uplift.get("reason"),
+            "risk_qini_cycle_1": uplift.get("risk_qini"),
+            "qini_cycle_1": uplift.get("qini"),
+            **_qini_on(settings, targeting_version, churn_version, c2u, sources),
+        },
         seconds=round(time.monotonic() - started, 1),
         home=str(home),
     )
@@ -393,9 +421,10 @@ def summary(report: CampaignReport) -> str:
         f"uplift / oracle {_ratio(by_uplift.true_saved_mrr, by_uplift.oracle_saved_mrr)}"
     )
     u = report.uplift
+    lines.append(f"  uplift model v{u['model_version']} (@{u['alias']}; the gate after cycle 1: {u.get('gate')})")
     lines.append(
-        f"  uplift model v{u['model_version']} (which chose cycle 2's contacts) on its {u['contacts']:,} matured contacts: "
-        f"Qini {u['qini']:.5f}, the true uplift's {u.get('oracle_qini', float('nan')):.5f}; "
+        f"  on the {u['contacts']:,} matured contacts it chose in cycle 2: Qini {u['qini']:.5f}, ranking them by "
+        f"risk {u['risk_qini']:.5f}, the true uplift's {u.get('oracle_qini', float('nan')):.5f}; "
         f"model / oracle {u.get('qini_over_oracle', float('nan')):.2f}"
     )
     return "\n".join(lines)

@@ -311,6 +311,7 @@ def _report(settings: Settings, instance, result, declaration, seconds: float) -
                 "alias",
                 "candidate",
                 "qini",
+                "risk_qini",
                 "oracle_qini",
                 "qini_over_oracle",
                 "held_out",

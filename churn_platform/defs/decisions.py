@@ -27,6 +27,7 @@ from churn_platform.ml.uplift import (
     out_of_fold,
     qini_coefficient,
     uplift_at,
+    uplift_gate,
 )
 from churn_platform.monitoring.business import inline_png
 from churn_platform.settings import CHAMPION_ALIAS
@@ -50,7 +51,10 @@ class WorklistConfig(dg.Config):
     control_share: float | None = None
     """The share held out as a control; default: the declaration's."""
     by_uplift: bool = True
-    """Rank by the uplift model's estimates when one is champion (``churn_uplift@champion``); else by risk."""
+    """Rank by the uplift model's estimates when one holds ``uplift_alias``; else by risk."""
+    uplift_alias: str = CHAMPION_ALIAS
+    """The uplift version ranked by: ``champion``, or ``challenger`` to draw up what a version the gate
+    refused would have chosen."""
 
 
 def targeting_policy(declaration, config: WorklistConfig) -> TargetingPolicy:
@@ -94,15 +98,21 @@ def retention_worklist(
     as_of = scores["snapshot_date"].max()
     campaign = config.campaign or f"{declaration.business}-{as_of:%Y-%m-%d}"
     uplift, uplift_name = None, ""
-    estimator, uplift_version = load_uplift(mlflow_store.location, CHAMPION_ALIAS) if config.by_uplift else (None, None)
+    estimator, uplift_version = (
+        load_uplift(mlflow_store.location, config.uplift_alias) if config.by_uplift else (None, None)
+    )
     if estimator is not None:
         features = warehouse.read_table("marts", "scoring_features")
         by_customer = features.set_index(features["customer_id"].astype(str))
         rows = by_customer.reindex(scores["customer_id"].astype(str)).reset_index(drop=True)
         uplift, uplift_name = estimator.predict(rows), f"{UPLIFT_MODEL_NAME} v{uplift_version}"
+        if config.uplift_alias != CHAMPION_ALIAS:
+            uplift_name += f" @{config.uplift_alias}"
         context.log.info(f"targeting by the uplift of {uplift_name}: mean estimated uplift {uplift.mean():+.4f}")
     else:
-        context.log.info("targeting by risk (no uplift model is champion)" if config.by_uplift else "targeting by risk")
+        context.log.info(
+            f"targeting by risk (no uplift model is {config.uplift_alias})" if config.by_uplift else "targeting by risk"
+        )
     candidates = candidates_from_scores(scores, policy, uplift, uplift_name)
     worklist = worklist_from_candidates(candidates, policy, campaign)
     warehouse.write_table(DECISIONS_SCHEMA, WORKLIST_TABLE, worklist)
@@ -313,6 +323,9 @@ class UpliftConfig(dg.Config):
     churn model candidate per arm."""
     min_per_arm: int = 50
     """The fewest matured contacts an arm of the training campaigns needs before a model is fitted."""
+    beat_risk: bool = True
+    """Promote only a model whose holdout Qini is above that of ranking the same contacts by the churn
+    champion's risk: the worklist targets by risk until an uplift model ranks better than it."""
 
 
 @dg.asset(
@@ -322,11 +335,12 @@ class UpliftConfig(dg.Config):
     freshness_policy=freshness_for("decisions"),
     automation_condition=follow_parents(),
     description=(
-        "An uplift model (a T-learner: one churn model per arm) learnt from the matured contacts of the "
-        "campaigns with controls (`uplift_training_set`), held out on the latest campaign; tracked in MLflow, "
-        "registered as `churn_uplift` and moved to `champion` when its holdout Qini coefficient is above 0 "
-        "and not below the current champion's on the same contacts. Until enough contacts have matured it "
-        "says what it waits for."
+        "An uplift model learnt from the matured contacts of the campaigns with controls (`uplift_training_set`): "
+        "`risk_scaled` (the churn champion's risk shifted by a contact's penalised effect) unless a T-learner is "
+        "clearly better, judged on the latest campaign (or by cross-fitting a single one); tracked in MLflow, "
+        "registered as `churn_uplift` and moved to `champion` when its holdout Qini coefficient is above 0, "
+        "above that of ranking the same contacts by churn risk, and not below the current champion's. Until "
+        "enough contacts have matured it says what it waits for."
     ),
 )
 def uplift_model(
@@ -353,14 +367,20 @@ def uplift_model(
     else:
         train, holdout, held_out = split
     treated, churned = (holdout["arm"] == TREATED).to_numpy(), holdout["churned"].to_numpy()
-    churn_model = None
-    if "risk_scaled" in config.candidates:
+    churn_model, risk_qini = None, None
+    if "risk_scaled" in config.candidates or config.beat_risk:
         try:
             loaded = load_by_alias(mlflow_store.location, mlflow_store.registered_model_name, CHAMPION_ALIAS)
             churn_model = loaded.model
-            context.log.info(f"risk_scaled: over churn_model v{loaded.version}")
         except Exception as exc:
-            context.log.warning(f"risk_scaled: no churn champion to build on ({type(exc).__name__}: {exc})")
+            context.log.warning(f"no churn champion to build on or compare with ({type(exc).__name__}: {exc})")
+        else:
+            # Ranking by risk is what the worklist does without an uplift model: the baseline to beat.
+            risk = churn_model.predict_proba(features_frame(holdout, catalogue, fill_missing=True))[:, 1]
+            risk_qini = qini_coefficient(risk, treated, churned)
+            context.log.info(
+                f"churn_model v{loaded.version}: ranking by its risk has Qini {risk_qini:.5f} on {held_out}"
+            )
 
     def fitter(candidate: str):
         if candidate == "risk_scaled":
@@ -398,6 +418,8 @@ def uplift_model(
         "training_contacts": float(len(train)),
         **ground_truth.uplift_oracle_metrics(holdout, estimate),
     }
+    if risk_qini is not None:
+        metrics["risk_qini"] = risk_qini
     if "oracle_qini" in metrics:
         context.log.info(
             f"the true uplift's Qini on the same contacts: {metrics['oracle_qini']:.5f}; "
@@ -406,16 +428,7 @@ def uplift_model(
     location = mlflow_store.location
     champion, champion_version = load_uplift(location, CHAMPION_ALIAS)
     champion_qini = qini_coefficient(champion.predict(holdout), treated, churned) if champion is not None else None
-    promote = qini > 0 and (champion_qini is None or qini >= champion_qini)
-    findings = [f"holdout Qini {qini:.5f} " + ("is above 0" if qini > 0 else "is not above 0")]
-    if champion_qini is None:
-        findings.append("first uplift model")
-    else:
-        findings.append(
-            f"{'reaches' if qini >= champion_qini else 'is below'} the champion's (v{champion_version}) "
-            f"{champion_qini:.5f} on the same contacts"
-        )
-    reason = "; ".join(findings)
+    promote, reason = uplift_gate(qini, risk_qini if config.beat_risk else None, champion_qini, champion_version)
     version, run_id = register_uplift(
         location,
         learner,

@@ -263,3 +263,25 @@ def out_of_fold(fit, frame: pd.DataFrame, folds: int = CROSS_FIT_FOLDS, seed: in
     for k in range(folds):
         out[fold == k] = fit(frame[fold != k]).uplift(frame[fold == k])
     return out
+
+
+def uplift_gate(
+    qini: float, risk_qini: float | None, champion_qini: float | None, champion_version: str | None = None
+) -> tuple[bool, str]:
+    """Whether a new uplift model becomes champion, and why: its holdout Qini must be above 0, above
+    that of ranking the same contacts by churn risk (``risk_qini``; None: not required), and not below
+    the current champion's (``champion_qini``; None: there is none)."""
+    above_zero = qini > 0
+    beats_risk = risk_qini is None or qini > risk_qini
+    keeps_up = champion_qini is None or qini >= champion_qini
+    findings = [f"holdout Qini {qini:.5f} " + ("is above 0" if above_zero else "is not above 0")]
+    if risk_qini is not None:
+        findings.append(f"{'above' if beats_risk else 'not above'} ranking by churn risk's {risk_qini:.5f}")
+    if champion_qini is None:
+        findings.append("first uplift model")
+    else:
+        findings.append(
+            f"{'reaches' if keeps_up else 'is below'} the champion's (v{champion_version}) "
+            f"{champion_qini:.5f} on the same contacts"
+        )
+    return above_zero and beats_risk and keeps_up, "; ".join(findings)

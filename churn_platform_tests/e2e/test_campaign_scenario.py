@@ -41,11 +41,18 @@ def test_two_campaign_cycles_are_measured_and_compared_with_the_oracle(tmp_path,
     assert uplift_list.targeted_by.str.startswith("uplift").all() and (uplift_list.uplift > 0).all()
     risk_list = pd.read_parquet(home / "reports" / "worklists" / "cycle-2-risk.parquet")
     assert (risk_list.targeted_by == "risk").all()
-    assert report["uplift"]["model_version"] == "1" and "oracle_qini" in report["uplift"], report["uplift"]
+    u = report["uplift"]
+    assert u["model_version"] == "1" and "oracle_qini" in u, u
+    # The gate compared the model with ranking cycle 1's contacts by risk; its choice follows the comparison.
+    assert "ranking by churn risk's" in u["gate"] and u["risk_qini"] is not None, u
+    assert (u["alias"] == "champion") == (u["qini_cycle_1"] > max(u["risk_qini_cycle_1"], 0)), u
+    suffix = "" if u["alias"] == "champion" else " @challenger"
+    assert set(uplift_list.targeted_by) == {f"uplift (churn_uplift v1{suffix})"}
     for line in (
         "Cycle 2, uplift against risk with the same budget",
         "measured saved MRR: uplift / risk",
         "the oracle's best",
         "adjusted by the churn score before the contact",
+        "ranking them by risk",
     ):
         assert line in out

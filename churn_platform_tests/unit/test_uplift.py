@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from churn_platform.business.catalogue import Catalogue, Feature
-from churn_platform.ml.uplift import fit_t_learner, qini_coefficient, qini_curve, uplift_at
+from churn_platform.ml.uplift import fit_t_learner, qini_coefficient, qini_curve, uplift_at, uplift_gate
 
 CATALOGUE = Catalogue(
     (
@@ -101,3 +101,17 @@ def test_the_risk_scaled_learner_follows_risk_on_a_small_campaign_and_learns_who
     assert uplift_at(-estimate, treated, churned, 0.1) < 0  # those it ranks last are driven away
     with pytest.raises(ValueError, match="control arm has"):
         fit_risk_scaled(small[small.arm == "treated"], CATALOGUE, churn_model)
+
+
+def test_an_uplift_model_is_promoted_only_above_zero_risk_and_the_champion():
+    promote, reason = uplift_gate(0.012, risk_qini=0.010, champion_qini=None)
+    assert promote and "above ranking by churn risk's 0.01000" in reason and "first uplift model" in reason
+    # No better than ranking by risk: the worklist keeps targeting by risk.
+    promote, reason = uplift_gate(0.0031, risk_qini=0.0046, champion_qini=None)
+    assert not promote and "not above ranking by churn risk's 0.00460" in reason
+    promote, reason = uplift_gate(0.012, risk_qini=0.010, champion_qini=0.013, champion_version="2")
+    assert not promote and "is below the champion's (v2) 0.01300" in reason
+    assert not uplift_gate(-0.001, risk_qini=None, champion_qini=None)[0]
+    # Without a churn champion to compare with, risk is not required.
+    promote, reason = uplift_gate(0.002, risk_qini=None, champion_qini=0.002, champion_version="1")
+    assert promote and "churn risk" not in reason
