@@ -150,14 +150,18 @@ def prediction_log(
     warehouse.write_table("monitoring", "prediction_log", served)
     training = warehouse.read_table("marts", "training_set")
     by_version = served.groupby("model_version").size().to_dict() if len(served) else {}
+    by_arm = served.groupby(["arm", "model_version"]).size().to_dict() if len(served) else {}
     context.log.info(
-        f"{len(served):,} logged predictions ({', '.join(f'v{k}: {v:,}' for k, v in by_version.items()) or 'none'})"
+        f"{len(served):,} logged predictions "
+        f"({', '.join(f'{arm} v{version}: {n:,}' for (arm, version), n in by_arm.items()) or 'none'})"
     )
     yield dg.MaterializeResult(
         metadata={
             "rows": len(served),
             "customers": int(served["customer_id"].nunique()) if len(served) else 0,
             "by_model_version": dg.MetadataValue.json({str(k): int(v) for k, v in by_version.items()}),
+            "by_arm": dg.MetadataValue.json({f"{arm} v{version}": int(n) for (arm, version), n in by_arm.items()}),
+            "returned": int(served["served"].sum()) if len(served) else 0,
             "latest_prediction": str(pd.to_datetime(served["logged_at"], utc=True).max()) if len(served) else "none",
             "mean_probability": float(served["churn_probability"].mean()) if len(served) else float("nan"),
             "log_path": dg.MetadataValue.path(prediction_logs.path),
@@ -223,6 +227,8 @@ def prediction_drift_report(
     holdout = time_split(warehouse.read_table("marts", "training_set"), champion.features).test
     reference = pd.Series(champion.predict_proba(holdout))
     served = warehouse.read_table("monitoring", "prediction_log")
+    if "arm" in served.columns:  # the champion's scores only: a challenger's are another model's
+        served = served[served["arm"].fillna("champion") == "champion"]
     result = prediction_drift(reference, served["churn_probability"], reports.path_for("prediction_drift_report.html"))
     if result.score is None:
         context.log.info(f"no prediction drift verdict: {result.note}")

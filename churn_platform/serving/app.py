@@ -60,8 +60,12 @@ from churn_platform.serving.config import (
 )
 from churn_platform.serving.customer_features import CustomerFeatures
 from churn_platform.serving.prediction_log import PredictionLogWriter
+from churn_platform.serving.rollout import CANARY, CHAMPION, SHADOW, Rollout, in_canary, in_shadow
 from churn_platform.serving.schemas import (
     AdminResult,
+    ChallengerInfo,
+    ChallengerRequest,
+    ChallengerResult,
     CustomersRequest,
     CustomersResponse,
     Health,
@@ -207,7 +211,19 @@ class _Metrics:
             boundaries=[1, 4, 16, 64, 256, 1024, 4096, 16384],
         )
         self.predictions = metrics.Counter(
-            "churn_predictions", description="Rows scored, by model version.", tag_keys=("model_version",)
+            "churn_predictions",
+            description="Rows scored, by model version and rollout arm (champion, canary: answered; shadow: logged only).",
+            tag_keys=("model_version", "arm"),
+        )
+        self.model_latency = metrics.Histogram(
+            "churn_model_latency_ms",
+            description="Time of one model call (a batch), by model version and rollout arm.",
+            boundaries=[0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500],
+            tag_keys=("model_version", "arm"),
+        )
+        self.challenger_fallbacks = metrics.Counter(
+            "churn_challenger_fallbacks",
+            description="Canary records answered by the champion because the challenger could not score them.",
         )
         self.errors = metrics.Counter(
             "churn_api_errors", description="Responses with status 5xx, by endpoint.", tag_keys=("endpoint",)
@@ -231,6 +247,7 @@ class _Metrics:
         for endpoint in ENDPOINTS:
             self.errors._record(0.0, {"endpoint": endpoint})
         self.load_failures._record(0.0)
+        self.challenger_fallbacks._record(0.0)
         self.log_dropped._record(0.0)
 
     def request(self, endpoint: str, status: int, latency_ms: float) -> None:
@@ -303,6 +320,8 @@ class ChampionPointer:
         self._name, self._alias = model_name, alias
         self._options = PointerOptions()
         self._admin_pin: str | None = None
+        # An admin's challenger (or its removal) until the next deployment config; None: the config's.
+        self._admin_challenger: tuple[Rollout | None] | None = None
         self._resolved: str | None = None
         self._error: str | None = None
         self._checked = float("-inf")
@@ -310,7 +329,8 @@ class ChampionPointer:
 
     async def reconfigure(self, config: dict) -> None:
         self._options = PointerOptions.model_validate(config or {})
-        self._admin_pin = None  # a new deployment config replaces an admin's pin
+        self._admin_pin = None  # a new deployment config replaces an admin's pin and challenger
+        self._admin_challenger = None
 
     async def _resolve(self) -> None:
         async with self._lock:
@@ -321,13 +341,42 @@ class ChampionPointer:
                 self._error = f"cannot resolve models:/{self._name}@{self._alias}: {type(exc).__name__}: {exc}"[:500]
             self._checked = time.monotonic()
 
+    def _challenger(self) -> dict | None:
+        rollout = self._admin_challenger[0] if self._admin_challenger is not None else self._options.challenger
+        return rollout.model_dump() if rollout is not None else None
+
     async def target(self) -> dict:
         pinned = self._admin_pin or self._options.pinned_version
         if pinned:
-            return {"version": pinned, "following": "pinned", "error": None}
+            return {"version": pinned, "following": "pinned", "error": None, "challenger": self._challenger()}
         if time.monotonic() - self._checked >= self._options.poll_interval_s:
             await self._resolve()
-        return {"version": self._resolved, "following": "alias", "error": self._error}
+        return {"version": self._resolved, "following": "alias", "error": self._error, "challenger": self._challenger()}
+
+    async def _exists(self, version: str) -> str | None:
+        """None when the registered model has ``version``, else why not."""
+        from mlflow import MlflowClient
+
+        def exists() -> None:
+            self._location.activate_registry()
+            MlflowClient().get_model_version(self._name, version)
+
+        try:
+            await asyncio.to_thread(exists)
+        except Exception as exc:
+            return f"{self._name} has no version {version!r}: {type(exc).__name__}"
+        return None
+
+    async def set_challenger(self, rollout: dict | None) -> dict:
+        """Serve ``rollout``'s version beside the champion (None: remove the challenger), until the next
+        deployment config."""
+        parsed = Rollout.model_validate(rollout) if rollout is not None else None
+        if parsed is not None:
+            missing = await self._exists(parsed.version)
+            if missing:
+                return {"ok": False, "detail": missing}
+        self._admin_challenger = (parsed,)
+        return {"ok": True, **(await self.target())}
 
     async def refresh(self) -> dict:
         await self._resolve()
@@ -335,16 +384,9 @@ class ChampionPointer:
 
     async def pin(self, version: str | None) -> dict:
         if version is not None:
-            from mlflow import MlflowClient
-
-            def exists() -> None:
-                self._location.activate_registry()
-                MlflowClient().get_model_version(self._name, version)
-
-            try:
-                await asyncio.to_thread(exists)
-            except Exception as exc:
-                return {"ok": False, "detail": f"{self._name} has no version {version!r}: {type(exc).__name__}"}
+            missing = await self._exists(version)
+            if missing:
+                return {"ok": False, "detail": missing}
         self._admin_pin = version
         if version is None:
             await self._resolve()
@@ -471,6 +513,13 @@ class ChurnPredictor:
         self._log: PredictionLogWriter | None = None
         self._background: asyncio.Task | None = None
         self._swap_lock = asyncio.Lock()
+        # The challenger and its rollout, assigned together: (model, rollout, loaded_at) or None.
+        self._live_challenger: tuple[LoadedModel, Rollout, dt.datetime] | None = None
+        self._challenger_wanted: Rollout | None = None
+        self._challenger_error: str | None = None
+        self._challenger_failed: tuple[str | None, float] = (None, 0.0)
+        self._challenger_lock = asyncio.Lock()
+        self._shadow_tasks: set[asyncio.Task] = set()
         self._decision_models = DecisionModels(self._location)
         self._decision_models.sync()
         # Start with the alias's version, so that a new replica answers at once; the pointer may
@@ -484,8 +533,8 @@ class ChurnPredictor:
 
     # -- model lifecycle ------------------------------------------------------------------------
 
-    def _load(self, version: str) -> LoadedModel:
-        model = load_version(self._location, self._name, version, self._alias).with_compiled_scorer()
+    def _load(self, version: str, alias: str | None = None) -> LoadedModel:
+        model = load_version(self._location, self._name, version, alias or self._alias).with_compiled_scorer()
         log.info("%s version %s: %s", self._name, version, model.scorer_note)
         if model.signature is not None:
             served = columns_from_signature(model.signature)
@@ -526,6 +575,52 @@ class ChurnPredictor:
             self._metrics.model_info.set(1, {"model_name": self._model.name, "model_version": self._model.version})
 
     async def _apply(self, target: dict) -> None:
+        await self._apply_champion(target)
+        await self._apply_challenger(target.get("challenger"))
+
+    async def _apply_challenger(self, spec: dict | None) -> None:
+        """Load, keep or drop the challenger the pointer names. A challenger that fails to load leaves
+        the previous one (if any) in place and is retried later; the champion is never affected."""
+        async with self._challenger_lock:
+            wanted = Rollout.model_validate(spec) if spec else None
+            self._challenger_wanted = wanted
+            live = self._live_challenger
+            if wanted is None:
+                if live is not None:
+                    log.info("challenger version %s removed", live[0].version)
+                self._live_challenger, self._challenger_error = None, None
+                return
+            if live is not None and live[0].version == wanted.version:
+                if live[1] != wanted:
+                    self._live_challenger = (live[0], wanted, live[2])
+                    log.info("challenger version %s: now %s of %.0f%%", wanted.version, wanted.mode, wanted.share * 100)
+                self._challenger_error = None
+                return
+            failed_version, retry_at = self._challenger_failed
+            if failed_version == wanted.version and time.monotonic() < retry_at:
+                return
+            try:
+                model = await asyncio.to_thread(self._load, wanted.version, "challenger")
+            except Exception as exc:
+                self._challenger_failed = (wanted.version, time.monotonic() + RETRY_FAILED_LOAD_S)
+                still = f"; still comparing version {live[0].version}" if live else ""
+                self._challenger_error = (
+                    f"cannot load challenger version {wanted.version}: {type(exc).__name__}: {exc}"[:500] + still
+                )
+                self._metrics.load_failures.inc()
+                log.error(self._challenger_error)
+                return
+            self._live_challenger = (model, wanted, dt.datetime.now(dt.UTC))
+            self._challenger_error = None
+            log.info(
+                "challenger version %s loaded: %s of %.0f%% (champion %s)",
+                wanted.version,
+                wanted.mode,
+                wanted.share * 100,
+                self._model.version if self._model else "none",
+            )
+
+    async def _apply_champion(self, target: dict) -> None:
         async with self._swap_lock:
             version, self._following = target.get("version"), target.get("following", "alias")
             self._target = version
@@ -570,8 +665,9 @@ class ChurnPredictor:
         options = ServingOptions.model_validate(config or {})
         self._options = options
         _State.max_body_bytes = options.max_body_bytes
-        self._score.set_max_batch_size(options.max_batch_size)
-        self._score.set_batch_wait_timeout_s(options.batch_wait_timeout_s)
+        for batched in (self._score, self._score_challenger):
+            batched.set_max_batch_size(options.max_batch_size)
+            batched.set_batch_wait_timeout_s(options.batch_wait_timeout_s)
         if options.prediction_log_dir and (self._log is None or str(self._log.directory) != options.prediction_log_dir):
             if self._log is not None:
                 await asyncio.to_thread(self._log.close)
@@ -611,12 +707,25 @@ class ChurnPredictor:
         model = self._model
         if model is None:
             raise ServingError(503, f"no model loaded: {self._error}")
+        return self._score_batches(model, CHAMPION, batches)
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    async def _score_challenger(self, batches: list[list[dict]]) -> list[tuple[np.ndarray, LoadedModel]]:
+        live = self._live_challenger
+        if live is None:
+            raise RuntimeError("the challenger was removed")
+        return self._score_batches(live[0], live[1].mode, batches)
+
+    def _score_batches(self, model: LoadedModel, arm: str, batches: list[list[dict]]):
         sizes = [len(b) for b in batches]
         rows = batches[0] if len(batches) == 1 else [r for b in batches for r in b]
+        started = time.perf_counter()
         proba = model.score_records(rows)
+        self._metrics.model_latency.observe(
+            (time.perf_counter() - started) * 1000, {"model_version": model.version, "arm": arm}
+        )
         self._metrics.batch_requests.observe(len(batches))
         self._metrics.batch_rows.observe(len(rows))
-        self._metrics.predictions.inc(len(rows), {"model_version": model.version})
         return [(part, model) for part in np.split(proba, np.cumsum(sizes)[:-1])]
 
     async def _predict(self, x: list[dict]) -> tuple[np.ndarray, LoadedModel]:
@@ -626,6 +735,75 @@ class ChurnPredictor:
         if not np.all(np.isfinite(proba)):
             raise HTTPException(status_code=422, detail="these features give no finite probability")
         return proba, model
+
+    async def _answer(
+        self, request_id: str, endpoint: str, records: list[dict], ids: list, explain: bool, as_of=None
+    ) -> tuple[np.ndarray, LoadedModel, list[str], list[str], list | None]:
+        """Score ``records`` as the rollout says: each record's probability, the champion, the version
+        and arm that answered each, and the drivers (with ``explain``). Every score is logged, with
+        its arm and whether it was returned; a shadow challenger scores after the answer."""
+        proba, model = await self._predict(records)
+        n = len(records)
+        versions, arms = [model.version] * n, [CHAMPION] * n
+        live = self._live_challenger
+        canary = np.zeros(n, dtype=bool)
+        challenger_proba, challenger = None, None
+        if live is not None and live[1].mode == CANARY and live[1].share > 0:
+            canary = in_canary(ids, live[1].share)
+            if canary.any():
+                picked = [records[i] for i in np.flatnonzero(canary)]
+                try:
+                    challenger_proba, challenger = await self._score_challenger(picked)
+                    if not np.all(np.isfinite(challenger_proba)):
+                        raise ValueError("no finite probability")
+                except Exception as exc:  # the champion's answer stands: a rollout never fails a request
+                    log.warning("canary version could not score %d records, the champion answers: %s", len(picked), exc)
+                    self._metrics.challenger_fallbacks.inc(len(picked))
+                    canary[:] = False
+                    challenger_proba, challenger = None, None
+        drivers = self._drivers(model, records) if explain else None
+        served = proba.copy()
+        where = np.flatnonzero(canary)
+        if challenger_proba is not None and challenger is not None:
+            served[where] = challenger_proba
+            picked = [records[i] for i in where]
+            for i in where:
+                versions[i], arms[i] = challenger.version, CANARY
+            if drivers is not None:
+                for i, d in zip(where, self._drivers(challenger, picked)):
+                    drivers[i] = d
+            self._count(challenger.version, CANARY, len(where))
+            picked_as_of = [as_of[i] for i in where] if as_of is not None else None
+            self._log_predictions(
+                request_id,
+                endpoint,
+                picked,
+                [ids[i] for i in where],
+                challenger_proba,
+                challenger,
+                picked_as_of,
+                CANARY,
+            )
+        self._count(model.version, CHAMPION, n - len(where))
+        self._log_predictions(request_id, endpoint, records, ids, proba, model, as_of, CHAMPION, ~canary)
+        if live is not None and live[1].mode == SHADOW and in_shadow(request_id, live[1].share):
+            task = asyncio.get_running_loop().create_task(self._shadow(request_id, endpoint, records, ids, as_of))
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+        return served, model, versions, arms, drivers
+
+    async def _shadow(self, request_id: str, endpoint: str, records: list[dict], ids: list, as_of) -> None:
+        try:
+            proba, challenger = await self._score_challenger(records)
+        except Exception as exc:  # a shadow never affects anything but its own log rows
+            log.warning("shadow scoring failed: %s", exc)
+            return
+        self._count(challenger.version, SHADOW, len(records))
+        self._log_predictions(request_id, endpoint, records, ids, proba, challenger, as_of, SHADOW, None)
+
+    def _count(self, version: str, arm: str, rows: int) -> None:
+        if rows:
+            self._metrics.predictions.inc(rows, {"model_version": version, "arm": arm})
 
     def _drivers(self, model: LoadedModel, records: list[dict]) -> list[list[dict]]:
         # Through the compiled scorer: the model's own contributions (TreeSHAP, linear terms) or occlusion.
@@ -646,7 +824,11 @@ class ChurnPredictor:
         proba: np.ndarray,
         model: LoadedModel,
         as_of=None,
+        arm: str = CHAMPION,
+        served=None,
     ) -> None:
+        """Log one model's scores of ``records``: ``served`` marks which were returned (None: all were
+        for the champion and a canary, none for a shadow)."""
         if self._log is None:
             return
         try:
@@ -657,11 +839,13 @@ class ChurnPredictor:
                 "endpoint": endpoint,
                 "model_name": model.name,
                 "model_version": model.version,
+                "arm": arm,
             }
             days = as_of if as_of is not None else [now.date()] * len(records)
+            returned = served if served is not None else [arm != SHADOW] * len(records)
             rows = [
-                {**r, **meta, "customer_id": cid, "as_of": day, "churn_probability": float(p)}
-                for r, cid, day, p in zip(records, ids, days, proba)
+                {**r, **meta, "customer_id": cid, "as_of": day, "churn_probability": float(p), "served": bool(s)}
+                for r, cid, day, p, s in zip(records, ids, days, proba, returned)
             ]
             dropped = self._log.append(rows)
             if dropped:
@@ -728,16 +912,21 @@ class ChurnPredictor:
             # Before validating: without a model the API may not even know its record schema yet.
             raise HTTPException(status_code=503, detail=f"no model loaded: {self._error}")
         records = self._parse_records(await request.body())
-        proba, model = await self._predict(records)
         request_id = request.state.request_id
         ids = [None if r.get("customer_id") is None else str(r["customer_id"]) for r in records]
-        drivers = self._drivers(model, records) if explain else None
+        proba, model, versions, arms, drivers = await self._answer(request_id, "/v1/predict", records, ids, explain)
         extras = self._decision_models.answer(records, horizons, offer)
         predictions = [
-            {"churn_probability": float(p), "customer_id": cid, "drivers": drivers[i] if drivers else None, **extras[i]}
+            {
+                "churn_probability": float(p),
+                "customer_id": cid,
+                "drivers": drivers[i] if drivers else None,
+                **extras[i],
+                "model_version": versions[i],
+                "arm": arms[i],
+            }
             for i, (p, cid) in enumerate(zip(proba, ids))
         ]
-        self._log_predictions(request_id, "/v1/predict", records, ids, proba, model)
         return _json(
             {
                 "request_id": request_id,
@@ -770,16 +959,19 @@ class ChurnPredictor:
         except LookupError as exc:
             raise HTTPException(status_code=503, detail=f"customer features unavailable: {exc}") from None
         request_id = request.state.request_id
-        model, proba, drivers, extras = self._model, np.empty(0), None, []
+        model, proba, drivers, extras, versions, arms = self._model, np.empty(0), None, [], [], []
         if len(rows):
             records = features_frame(rows, self._model.features, fill_missing=True).to_dict("records")
-            proba, model = await self._predict(records)
-            drivers = self._drivers(model, records) if body.explain else None
-            extras = self._decision_models.answer(records, body.horizons, body.offer)
             as_of = [pd.Timestamp(d).date() for d in rows[TIME_COLUMN]]
-            self._log_predictions(
-                request_id, "/v1/predict/customers", records, rows[ID_COLUMN].tolist(), proba, model, as_of
+            proba, model, versions, arms, drivers = await self._answer(
+                request_id,
+                "/v1/predict/customers",
+                records,
+                [str(c) for c in rows[ID_COLUMN].tolist()],
+                body.explain,
+                as_of,
             )
+            extras = self._decision_models.answer(records, body.horizons, body.offer)
         results, k = [], 0
         for cid, ok in zip(body.customer_ids, found):
             if ok:
@@ -791,6 +983,8 @@ class ChurnPredictor:
                         "snapshot_date": pd.Timestamp(rows[TIME_COLUMN].iloc[k]).date(),
                         "drivers": drivers[k] if drivers else None,
                         **extras[k],
+                        "model_version": versions[k],
+                        "arm": arms[k],
                         "detail": None,
                     }
                 )
@@ -837,6 +1031,22 @@ class ChurnPredictor:
             features=self._feature_columns,
             scorer=model.scorer_note or None,
             decision_models=self._decision_models.versions(),
+            challenger=self._challenger_info(),
+        )
+
+    def _challenger_info(self) -> ChallengerInfo | None:
+        live, wanted = self._live_challenger, self._challenger_wanted
+        shown = wanted or (live[1] if live else None)
+        if shown is None:
+            return None
+        loaded = live is not None and live[0].version == shown.version
+        return ChallengerInfo(
+            version=shown.version,
+            mode=shown.mode,
+            share=shown.share,
+            loaded=loaded,
+            loaded_at=live[2] if loaded else None,
+            detail=None if loaded else (self._challenger_error or "loading"),
         )
 
     @api.get(
@@ -891,6 +1101,27 @@ class ChurnPredictor:
         return AdminResult(
             target_version=result.get("version"), following=result.get("following", "alias"), detail=self._error
         )
+
+    @api.post(
+        "/v1/admin/challenger",
+        response_model=ChallengerResult,
+        responses={
+            401: ERROR_RESPONSES[401],
+            403: {"description": "Admin API disabled."},
+            404: {"description": "No such version."},
+        },
+        summary="Serve a challenger beside the champion, in shadow or canary (null version removes it)",
+    )
+    async def admin_challenger(self, request: Request, body: ChallengerRequest) -> ChallengerResult:
+        """Every replica follows within its sync interval; this one at once. A challenger that cannot be
+        loaded is reported in `detail` and `/v1/model`, and never affects the champion's answers."""
+        self._require_admin(request)
+        rollout = None if body.version is None else body.model_dump()
+        result = await self._pointer.set_challenger.remote(rollout)
+        if not result.get("ok"):
+            raise HTTPException(status_code=404, detail=result.get("detail"))
+        await self._apply(result)
+        return ChallengerResult(challenger=self._challenger_info(), detail=self._challenger_error)
 
     def _require_admin(self, request: Request) -> None:
         if self._admin_token is None:

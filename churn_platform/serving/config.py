@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from churn_platform.serving.rollout import Rollout
 from churn_platform.settings import describe_invalid
 
 ADMIN_TOKEN_ENV = "CHURN_PLATFORM_SERVING_ADMIN_TOKEN"
@@ -83,6 +84,9 @@ class PointerOptions(BaseModel):
 
     pinned_version: str | None = Field(None, description="Serve this version instead of following the alias.")
     poll_interval_s: float = Field(5.0, gt=0, description="How often the registry's alias is resolved.")
+    challenger: Rollout | None = Field(
+        None, description="A challenger version served beside the champion, in shadow or canary (none: no challenger)."
+    )
 
 
 class Autoscaling(BaseModel):

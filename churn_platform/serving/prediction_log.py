@@ -38,9 +38,14 @@ META_COLUMNS = (
     "model_name",
     "model_version",
     "churn_probability",
+    "arm",
+    "served",
 )
 """``as_of`` is the day the features describe: the snapshot date when scored by customer id, else the
-day served. The features the model scored follow, one column each (its catalogue's)."""
+day served. ``arm`` is the rollout arm of the version that scored (``champion``, ``canary`` or
+``shadow``) and ``served`` whether its score was the answer returned: during a canary the champion
+also scores the canary's customers, and a shadow's scores are never returned. The features the model
+scored follow, one column each (its catalogue's)."""
 
 
 def log_schema(catalogue: Catalogue | None = None) -> pa.Schema:
@@ -54,6 +59,8 @@ def log_schema(catalogue: Catalogue | None = None) -> pa.Schema:
         pa.field("model_name", pa.string()),
         pa.field("model_version", pa.string()),
         pa.field("churn_probability", pa.float64()),
+        pa.field("arm", pa.string()),
+        pa.field("served", pa.bool_()),
     ]
     if catalogue is not None:
         fields += [
@@ -169,4 +176,7 @@ def read_prediction_log(directory: str | os.PathLike) -> pd.DataFrame:
         ).df()
     if "logged_at" in frame.columns:
         frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)
+    # Written before rollouts: every row was the champion's answer.
+    frame["arm"] = frame["arm"].fillna("champion") if "arm" in frame.columns else "champion"
+    frame["served"] = frame["served"].fillna(True).astype(bool) if "served" in frame.columns else True
     return frame

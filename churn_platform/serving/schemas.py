@@ -165,6 +165,10 @@ class ScoredRecord(BaseModel):
     drivers: list[Driver] | None = Field(None, description="The top drivers, when `explain=true`.")
     horizons: Horizons | None = Field(None, description="Churn probability at 30, 60, 90 days, when `horizons=true`.")
     offer: Offer | None = Field(None, description="A retention offer's expected effect, when `offer=true`.")
+    model_version: str | None = Field(
+        None, description="The version that answered: the champion's, or a canary challenger's for its customers."
+    )
+    arm: Literal["champion", "canary"] | None = Field(None, description="Which arm of a rollout answered.")
 
 
 class PredictResponse(BaseModel):
@@ -234,6 +238,8 @@ class CustomerResult(BaseModel):
     drivers: list[Driver] | None = None
     horizons: Horizons | None = None
     offer: Offer | None = None
+    model_version: str | None = Field(None, description="The version that answered (see `ScoredRecord`).")
+    arm: Literal["champion", "canary"] | None = None
     detail: str | None = Field(None, description="Why there is no prediction for this id.")
 
 
@@ -244,6 +250,15 @@ class CustomersResponse(BaseModel):
     features_as_of: dt.date | None = Field(None, description="The snapshot date of the scoring features used.")
     results: list[CustomerResult]
     unknown: int = Field(..., description="How many ids were not found.")
+
+
+class ChallengerInfo(BaseModel):
+    version: str = Field(..., description="The challenger version asked for.")
+    mode: Literal["shadow", "canary"]
+    share: float = Field(..., description="shadow: the share of requests it scores; canary: of customers it answers.")
+    loaded: bool = Field(..., description="Whether this replica has it loaded (false: see `detail`).")
+    loaded_at: dt.datetime | None = None
+    detail: str | None = Field(None, description="Why it is not loaded, when it is not.")
 
 
 class ModelInfo(BaseModel):
@@ -267,6 +282,9 @@ class ModelInfo(BaseModel):
         default_factory=dict,
         description="The survival and uplift models' champion versions this replica answers `horizons` and `offer` with (null: none yet).",
     )
+    challenger: ChallengerInfo | None = Field(
+        None, description="A challenger served beside the champion (shadow or canary), when there is one."
+    )
 
 
 class Health(BaseModel):
@@ -288,4 +306,28 @@ class SwitchRequest(BaseModel):
 class AdminResult(BaseModel):
     target_version: str | None
     following: Literal["alias", "pinned"]
+    detail: str | None = None
+
+
+class ChallengerRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"version": "4", "mode": "shadow", "share": 0.5},
+                {"version": "4", "mode": "canary", "share": 0.1},
+                {"version": None},
+            ]
+        },
+    )
+
+    version: str | None = Field(
+        ..., max_length=32, description="The registered version to serve beside the champion; null removes it."
+    )
+    mode: Literal["shadow", "canary"] = "shadow"
+    share: float = Field(0.1, ge=0, le=1, description="shadow: the share of requests; canary: of customers (by id).")
+
+
+class ChallengerResult(BaseModel):
+    challenger: ChallengerInfo | None = Field(None, description="The challenger now, on the replica that answered.")
     detail: str | None = None

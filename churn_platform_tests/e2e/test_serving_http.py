@@ -479,6 +479,102 @@ def test_hot_swap_under_concurrent_requests_drops_nothing_and_a_failed_load_keep
     wait_for(lambda: httpx.get(f"{url}/health").json()["status"] == "ready", what="ready again")
 
 
+def test_a_challenger_in_shadow_then_canary_is_logged_and_answers_its_customers_and_changes_drop_nothing(
+    served, url, champion, spare_versions
+):
+    """Under load: a shadow challenger scores every request and is only logged; a canary answers its
+    customers (the same ones on every request) and the champion the rest; a challenger that cannot
+    be loaded changes nothing; removing it puts every customer back. No request fails throughout."""
+    _, same, broken = spare_versions
+    ids = [f"roll-{i}" for i in range(40)]
+    results: list[dict] = []
+    stop = threading.Event()
+
+    def hammer(offset: int):
+        with httpx.Client(timeout=30) as session:
+            for n in itertools.count():
+                if stop.is_set():
+                    return
+                cid = ids[(n * 7 + offset) % len(ids)]
+                r = session.post(f"{url}/v1/predict", json=[{**CATALOGUE.example_record(), "customer_id": cid}])
+                entry = {"status": r.status_code, "customer_id": cid, "text": r.text[:300]}
+                if r.status_code == 200:
+                    entry.update(r.json()["predictions"][0], request_id=r.json()["request_id"])
+                results.append(entry)
+
+    def challenger(body: dict, status: int = 200) -> dict:
+        r = httpx.post(f"{url}/v1/admin/challenger", json=body, headers=admin())
+        assert r.status_code == status, r.text
+        return r.json()
+
+    def model_info_shows(predicate, what: str):
+        return wait_for(lambda: predicate(httpx.get(f"{url}/v1/model").json().get("challenger")), what=what)
+
+    threads = [threading.Thread(target=hammer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        # Shadow: every request is also scored by the challenger; only the champion answers.
+        shown = challenger({"version": same, "mode": "shadow", "share": 1.0})["challenger"]
+        assert shown["version"] == same and shown["mode"] == "shadow" and shown["loaded"], shown
+        shadow_from = len(results)
+        time.sleep(1.5)
+        shadow_results = results[shadow_from:]
+        # Canary of half the customers by id.
+        challenger({"version": same, "mode": "canary", "share": 0.5})
+        model_info_shows(lambda c: c and c["mode"] == "canary", "every replica to run the canary")
+        canary_from = len(results)
+        time.sleep(2.0)
+        canary_results = results[canary_from:]
+        # A challenger that cannot be loaded: the canary in place keeps going, the failure is shown.
+        failed = challenger({"version": broken, "mode": "canary", "share": 0.5})
+        assert failed["challenger"]["loaded"] is False and f"version {broken}" in failed["detail"], failed
+        time.sleep(1.0)
+        # Removed: everybody is answered by the champion again.
+        assert challenger({"version": None}) == {"challenger": None, "detail": None}
+        model_info_shows(lambda c: c is None, "every replica to drop the challenger")
+        after_from = len(results)
+        time.sleep(1.0)
+        after_results = results[after_from:]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        httpx.post(f"{url}/v1/admin/challenger", json={"version": None}, headers=admin())
+    failures = [r for r in results if r["status"] != 200]
+    assert not failures, failures[:5]
+    assert shadow_results and all(r["arm"] == "champion" for r in shadow_results)
+    # The canary: both arms answer, each customer always by the same one.
+    arms_by_customer: dict[str, set] = {}
+    for r in canary_results:
+        arms_by_customer.setdefault(r["customer_id"], set()).add((r["arm"], r["model_version"]))
+    assert all(len(a) == 1 for a in arms_by_customer.values()), arms_by_customer
+    answered = {next(iter(a)) for a in arms_by_customer.values()}
+    assert answered == {("champion", champion.version), ("canary", same)}, answered
+    assert all(r["arm"] == "champion" and r["model_version"] == champion.version for r in after_results)
+    # Unknown versions and bad shares are refused with the field named.
+    assert "no version" in challenger({"version": "999", "mode": "canary"}, status=404)["detail"]
+    bad = challenger({"version": same, "mode": "canary", "share": 1.5}, status=422)
+    assert bad["detail"][0]["loc"][-1] == "share"
+
+    # The log holds every score with its arm; a shadow's and the champion's under a canary are not served.
+    def logged():
+        frame = read_prediction_log(served["log_dir"])
+        frame = frame[frame["customer_id"].isin(ids)]
+        return frame if (frame["arm"] == "shadow").any() and (frame["arm"] == "canary").any() else None
+
+    frame = wait_for(logged, what="the rollout's scores in the prediction log")
+    shadow = frame[frame["arm"] == "shadow"]
+    assert (shadow["model_version"] == same).all() and not shadow["served"].any()
+    canary = frame[frame["arm"] == "canary"]
+    assert (canary["model_version"] == same).all() and canary["served"].all()
+    # A request answered by the canary has the champion's score beside it, not served.
+    beside = frame[frame["request_id"].isin(canary["request_id"]) & (frame["arm"] == "champion")]
+    assert len(beside) and not beside["served"].any() and (beside["model_version"] == champion.version).all()
+    shadowed = {r["request_id"] for r in shadow_results}
+    assert shadowed & set(shadow["request_id"])
+
+
 def test_fuzzing_the_openapi_schema_gives_no_server_error(url):
     """Schemathesis generates valid and invalid requests for every operation of /openapi.json;
     none may get a 5xx. (Schemathesis' pytest loader does not support pytest 9 yet, so the
@@ -487,7 +583,7 @@ def test_fuzzing_the_openapi_schema_gives_no_server_error(url):
     server_errors: list[str] = []
     calls = {"n": 0}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 6
+    assert len(operations) == 7
     for operation, mode in itertools.product(operations, (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)):
         if mode is GenerationMode.NEGATIVE and operation.method.upper() == "GET":
             continue  # nothing in a GET of these endpoints can be made invalid
