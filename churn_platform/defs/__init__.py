@@ -34,6 +34,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
     from churn_platform.defs.monitoring import (
         feature_drift_report,
         model_performance,
+        online_comparison,
         prediction_drift_report,
         prediction_log,
     )
@@ -66,6 +67,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
         prediction_log,
         prediction_drift_report,
         model_performance,
+        online_comparison,
         business_health,
         # Measured only where the business records its contacts.
         *([campaign_effect, uplift_model] if "actions" in declaration.present else []),

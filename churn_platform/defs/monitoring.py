@@ -329,3 +329,95 @@ def model_performance(
             "model_version": str(latest["model_version"]),
         },
     )
+
+
+ONLINE_CHECK = "challenger_not_worse_online"
+
+
+@monitoring_asset(
+    deps=[dg.AssetKey("prediction_log"), dg.AssetKey("churn_outcomes")],
+    kinds={"python"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            ONLINE_CHECK,
+            asset="online_comparison",
+            description=(
+                "Warns when a challenger's matured ROC-AUC on the same live customers is below the champion's by "
+                "more than the promotion gate's tolerance."
+            ),
+        )
+    ],
+    description=(
+        "Each shadow or canary challenger against the champion on the same live records (`prediction_log`): how far "
+        "apart their probabilities are, how alike their rankings, their score distributions and, once the outcomes "
+        "mature (`churn_outcomes`), ROC-AUC and calibration of each on the same customers; table "
+        "`monitoring.online_comparison`."
+    ),
+)
+def online_comparison(context: dg.AssetExecutionContext, warehouse: Warehouse, policy: MonitoringPolicy):
+    from churn_platform.monitoring.online import compare_online, comparisons_frame
+
+    comparisons = compare_online(
+        warehouse.read_table("monitoring", "prediction_log"), warehouse.read_table("monitoring", "churn_outcomes")
+    )
+    table = comparisons_frame(comparisons)
+    warehouse.write_table("monitoring", "online_comparison", table)
+    for c in comparisons:
+        judged = (
+            f"; matured ROC-AUC {c.roc_auc_challenger:.3f} against {c.roc_auc_champion:.3f} on {c.labelled_pairs:,} "
+            "customers"
+            if c.roc_auc_difference is not None
+            else f"; {c.labelled_pairs:,} matured pairs, not yet enough to compare performance"
+        )
+        context.log.info(
+            f"challenger v{c.challenger_version} ({c.mode}) against champion v{c.champion_version}: {c.pairs:,} pairs, "
+            f"mean |difference| {c.mean_abs_difference:.4f}, rank correlation {c.rank_correlation:.3f}, "
+            f"top-decile agreement {c.top_decile_agreement:.0%}{judged}"
+        )
+    shown = table[
+        [
+            "challenger_version",
+            "champion_version",
+            "mode",
+            "pairs",
+            "mean_abs_difference",
+            "rank_correlation",
+            "top_decile_agreement",
+            "ks_statistic",
+            "labelled_pairs",
+            "roc_auc_champion",
+            "roc_auc_challenger",
+        ]
+    ]
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(table),
+            "table": "monitoring.online_comparison",
+            "comparisons": dg.MetadataValue.md(
+                shown.to_markdown(index=False, floatfmt=".4f") if len(shown) else "no challenger in the prediction log"
+            ),
+        }
+    )
+    worse = [
+        c for c in comparisons if c.roc_auc_difference is not None and c.roc_auc_difference < -policy.gate_tolerance
+    ]
+    judged = [c for c in comparisons if c.roc_auc_difference is not None]
+    yield dg.AssetCheckResult(
+        check_name=ONLINE_CHECK,
+        passed=not worse,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "; ".join(
+                f"challenger v{c.challenger_version} ({c.mode}): matured ROC-AUC {c.roc_auc_challenger:.3f} is below "
+                f"champion v{c.champion_version}'s {c.roc_auc_champion:.3f} by more than {policy.gate_tolerance:g}"
+                for c in worse
+            )
+            if worse
+            else f"{len(judged)} challenger comparison(s) with matured outcomes, none worse than the champion"
+            if judged
+            else "no challenger with enough matured outcomes to judge"
+            if comparisons
+            else "no challenger in the prediction log"
+        ),
+        metadata={"worse": ", ".join(f"v{c.challenger_version}" for c in worse) or "none", "judged": len(judged)},
+    )

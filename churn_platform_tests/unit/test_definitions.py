@@ -49,6 +49,7 @@ EXPECTED_GROUPS = {
     "prediction_drift_report": "monitoring",
     "churn_outcomes": "monitoring",
     "model_performance": "monitoring",
+    "online_comparison": "monitoring",
     "business_metrics_monthly": "business",
     "business_health": "business",
 }

@@ -1,0 +1,101 @@
+"""A challenger against the champion on the same live records, from a prediction log with rollout
+arms, and the asset's check when a challenger ranks worse once outcomes mature."""
+
+from __future__ import annotations
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn_platform.defs.monitoring import online_comparison
+from churn_platform.defs.resources import DuckDBWarehouseResource, MonitoringPolicy
+from churn_platform.monitoring.online import MIN_LABELLED_PAIRS, compare_online, pairs_of
+
+
+def rollout_log(n: int = 2_000, seed: int = 0, challenger_noise: float = 0.3, mode: str = "shadow"):
+    """A champion (v1) and a challenger (v2) scoring the same customers, each once, with their true
+    outcome: the champion's log-odds follow the truth, the challenger's add ``challenger_noise``."""
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(-1.5, 1.2, n)
+    churned = rng.random(n) < 1 / (1 + np.exp(-truth))
+
+    def p(noise):
+        return 1 / (1 + np.exp(-(truth + rng.normal(0, noise, n))))
+
+    ids = [f"c{i}" for i in range(n)]
+    common = {"request_id": [f"r{i}" for i in range(n)], "customer_id": ids, "as_of": pd.Timestamp("2025-10-01")}
+    logged = pd.Timestamp("2025-10-01 10:00", tz="UTC")
+    champion = pd.DataFrame(
+        {**common, "model_version": "1", "arm": "champion", "served": mode != "canary", "churn_probability": p(0.05)}
+    )
+    challenger = pd.DataFrame(
+        {
+            **common,
+            "model_version": "2",
+            "arm": mode,
+            "served": mode == "canary",
+            "churn_probability": p(challenger_noise),
+        }
+    )
+    log = pd.concat([champion, challenger], ignore_index=True).assign(logged_at=logged, endpoint="/v1/predict")
+    # A record without an id cannot be paired.
+    log = pd.concat([log, log.head(1).assign(customer_id=None, request_id="anonymous")], ignore_index=True)
+    outcomes = pd.DataFrame(
+        {"customer_id": ids, "as_of": pd.Timestamp("2025-10-01"), "matured": True, "churned": churned}
+    )
+    return log, outcomes
+
+
+def test_the_versions_are_compared_on_the_same_records_and_on_their_outcomes():
+    log, outcomes = rollout_log(challenger_noise=0.3)
+    assert len(pairs_of(log)) == 2_000
+    (c,) = compare_online(log)
+    assert (c.challenger_version, c.champion_version, c.mode, c.pairs) == ("2", "1", "shadow", 2_000)
+    assert 0.9 < c.rank_correlation < 1 and 0.5 < c.top_decile_agreement < 1 and c.mean_abs_difference > 0
+    assert c.labelled_pairs == 0 and c.roc_auc_challenger is None  # no outcomes yet
+    (judged,) = compare_online(log, outcomes)
+    assert judged.labelled_pairs == 2_000
+    assert judged.roc_auc_champion > judged.roc_auc_challenger and judged.roc_auc_difference < 0
+    assert judged.ece_champion is not None and judged.ece_challenger is not None
+    # Too few matured pairs: the performance is not compared yet.
+    (few,) = compare_online(log, outcomes.head(MIN_LABELLED_PAIRS - 1))
+    assert few.labelled_pairs == MIN_LABELLED_PAIRS - 1 and few.roc_auc_champion is None
+    # Outcomes not yet matured do not count.
+    (young,) = compare_online(log, outcomes.assign(matured=False, churned=None))
+    assert young.labelled_pairs == 0
+    # Without a rollout there is nothing to compare.
+    assert compare_online(log[log["arm"] == "champion"]) == []
+
+
+def materialize(tmp_path, log, outcomes):
+    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
+    warehouse.write_table("monitoring", "prediction_log", log)
+    warehouse.write_table("monitoring", "churn_outcomes", outcomes)
+    result = dg.materialize(
+        [online_comparison],
+        resources={"warehouse": warehouse, "policy": MonitoringPolicy()},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    (check,) = result.get_asset_check_evaluations()
+    return result.get_asset_materialization_events()[0].materialization.metadata, check, warehouse
+
+
+@pytest.mark.parametrize("mode", ["shadow", "canary"])
+def test_a_challenger_that_ranks_worse_on_live_customers_is_a_warning(tmp_path, mode):
+    log, outcomes = rollout_log(challenger_noise=2.0, mode=mode)
+    meta, check, warehouse = materialize(tmp_path, log, outcomes)
+    table = warehouse.read_table("monitoring", "online_comparison")
+    assert list(table["mode"]) == [mode] and table["labelled_pairs"].iloc[0] == 2_000
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert f"challenger v2 ({mode})" in check.description and "below champion v1" in check.description
+    assert meta["dagster/row_count"].value == 1
+
+
+def test_a_challenger_as_good_passes_and_no_rollout_says_so(tmp_path):
+    log, outcomes = rollout_log(challenger_noise=0.05, seed=1)
+    _, check, _ = materialize(tmp_path, log, outcomes)
+    assert check.passed and "none worse than the champion" in check.description
+    _, check, warehouse = materialize(tmp_path / "none", log[log["arm"] == "champion"], outcomes)
+    assert check.passed and check.description == "no challenger in the prediction log"
+    assert warehouse.read_table("monitoring", "online_comparison").empty
