@@ -327,6 +327,19 @@ class Policy(_Strict):
         "roc_auc, or empc (the expected maximum profit of a retention campaign on its scores, valued by the "
         "retention section); the ROC-AUC floor holds either way.",
     )
+    rollout: Literal["none", "shadow", "canary"] = Field(
+        "none",
+        description="none: a version that passes the gate becomes champion at once. shadow or canary: it becomes "
+        "@rollout instead, the API serves it beside the champion in that mode, and online_comparison makes it "
+        "champion once rollout_min_matured of its live scores have matured outcomes and its ROC-AUC on them is not "
+        "worse than the champion's by more than gate_tolerance (or rolls it back if it is).",
+    )
+    rollout_share: float = Field(
+        0.5, gt=0.0, le=1.0, description="shadow: the share of requests it scores; canary: of customers it answers."
+    )
+    rollout_min_matured: int = Field(
+        200, ge=50, description="Live scores with matured outcomes a rollout needs before it is decided."
+    )
     max_quarantine_share: float = Field(
         policy.MAX_QUARANTINE_SHARE,
         ge=0.0,

@@ -122,6 +122,9 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
                     else declaration.policy.gate_tolerance
                 ),
                 gate_metric=declaration.policy.gate_metric,
+                rollout=declaration.policy.rollout,
+                rollout_share=declaration.policy.rollout_share,
+                rollout_min_matured=declaration.policy.rollout_min_matured,
             ),
             "prediction_logs": PredictionLogStore(path=str(settings.prediction_log_dir)),
             "notifier": Notifier(webhook_url=settings.alert_webhook_url),

@@ -139,12 +139,20 @@ def churn_model(
         candidate_empc=selected.test_metrics.get("empc"),
         champion_empc=champion_scored.get("empc"),
     )
+    # With a rollout policy a version that passed is served beside the champion before it replaces it.
+    decision = gate.stage(decision, policy.rollout, policy.rollout_share)
     apply_decision(location, name, decision)
     context.log.info(f"{name} version {registered.version} → @{decision.alias}: {decision.reason}")
     notifier.notify(
-        "promotion" if decision.promoted else "challenger",
+        "rollout" if decision.alias == gate.ROLLOUT else "promotion" if decision.promoted else "challenger",
         f"{name} version {registered.version} "
-        + ("promoted to @champion" if decision.promoted else f"kept as @{decision.alias}: not promoted"),
+        + (
+            f"passed the gate; in {decision.rollout_mode} beside the champion (@{gate.ROLLOUT})"
+            if decision.alias == gate.ROLLOUT
+            else "promoted to @champion"
+            if decision.promoted
+            else f"kept as @{decision.alias}: not promoted"
+        ),
         {
             "reason": decision.reason,
             "candidate_roc_auc": round(decision.candidate_roc_auc, 4),

@@ -12,6 +12,7 @@ from churn_platform.defs.resources import (
     BusinessResource,
     MLflowResource,
     MonitoringPolicy,
+    Notifier,
     PredictionLogStore,
     ReportStore,
     Warehouse,
@@ -351,10 +352,17 @@ ONLINE_CHECK = "challenger_not_worse_online"
         "Each shadow or canary challenger against the champion on the same live records (`prediction_log`): how far "
         "apart their probabilities are, how alike their rankings, their score distributions and, once the outcomes "
         "mature (`churn_outcomes`), ROC-AUC and calibration of each on the same customers; table "
-        "`monitoring.online_comparison`."
+        "`monitoring.online_comparison`. A version the gate staged as `@rollout` (policy.rollout) is decided here: "
+        "made champion once enough of its live scores have matured and it is not worse, rolled back if it is."
     ),
 )
-def online_comparison(context: dg.AssetExecutionContext, warehouse: Warehouse, policy: MonitoringPolicy):
+def online_comparison(
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    policy: MonitoringPolicy,
+    mlflow_store: MLflowResource,
+    notifier: Notifier,
+):
     from churn_platform.monitoring.online import compare_online, comparisons_frame
 
     comparisons = compare_online(
@@ -389,8 +397,10 @@ def online_comparison(context: dg.AssetExecutionContext, warehouse: Warehouse, p
             "roc_auc_challenger",
         ]
     ]
+    rollout = decide_rollout(context, comparisons, policy, mlflow_store, notifier)
     yield dg.MaterializeResult(
         metadata={
+            **rollout,
             "dagster/row_count": len(table),
             "table": "monitoring.online_comparison",
             "comparisons": dg.MetadataValue.md(
@@ -421,3 +431,45 @@ def online_comparison(context: dg.AssetExecutionContext, warehouse: Warehouse, p
         ),
         metadata={"worse": ", ".join(f"v{c.challenger_version}" for c in worse) or "none", "judged": len(judged)},
     )
+
+
+def decide_rollout(context, comparisons, policy: MonitoringPolicy, mlflow_store: MLflowResource, notifier) -> dict:
+    """Decide the registry's ``@rollout`` version, if there is one, from its comparison with the current
+    champion: promote it, roll it back, or wait for more matured outcomes. Returns the decision as metadata."""
+    from churn_platform.ml import gate
+    from churn_platform.ml.registry import alias_version, alias_with_tags, settle_rollout
+
+    location, name = mlflow_store.location, mlflow_store.registered_model_name
+    found = alias_with_tags(location, name, gate.ROLLOUT)
+    if found is None:
+        return {"rollout": "none"}
+    version, tags = found
+    champion = alias_version(location.tracking_uri, name, gate.CHAMPION) or "none"
+    match = next((c for c in comparisons if c.challenger_version == version and c.champion_version == champion), None)
+    verdict = gate.rollout_verdict(
+        version,
+        champion,
+        match.labelled_pairs if match else 0,
+        match.roc_auc_challenger if match else None,
+        match.roc_auc_champion if match else None,
+        min_matured=policy.rollout_min_matured,
+        tolerance=policy.gate_tolerance,
+    )
+    context.log.info(
+        f"{name}@{gate.ROLLOUT} (version {version}, {tags.get('rollout_mode', '?')}): {verdict.action}: {verdict.reason}"
+    )
+    if verdict.action != "wait":
+        promote = verdict.action == "promote"
+        settle_rollout(location, name, version, promote, verdict.reason)
+        notifier.notify(
+            "promotion" if promote else "rollback",
+            f"{name} version {version} " + ("promoted to @champion after its rollout" if promote else "rolled back"),
+            {"reason": verdict.reason, "run_id": context.run_id},
+            logger=context.log,
+        )
+    return {
+        "rollout": f"version {version}: {verdict.action}",
+        "rollout_reason": verdict.reason,
+        "rollout_pairs": match.pairs if match else 0,
+        "rollout_matured_pairs": match.labelled_pairs if match else 0,
+    }

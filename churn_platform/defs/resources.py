@@ -298,3 +298,9 @@ class MonitoringPolicy(dg.ConfigurableResource):
     """How much lower than the champion's ROC-AUC a new version's may be and still be promoted."""
     gate_metric: str = "roc_auc"
     """What the gate compares a new version with the champion by: roc_auc or empc (the declaration's policy.gate_metric)."""
+    rollout: str = "none"
+    """none, or shadow or canary: a version that passes the gate is served beside the champion first (policy.rollout)."""
+    rollout_share: float = 0.5
+    """The rollout's share of requests (shadow) or customers (canary) (policy.rollout_share)."""
+    rollout_min_matured: int = 200
+    """Matured live scores a rollout needs before online_comparison decides it (policy.rollout_min_matured)."""

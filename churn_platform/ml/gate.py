@@ -10,6 +10,10 @@ With ``metric="empc"`` (the declaration's ``policy.gate_metric``) the comparison
 is by the expected maximum profit (EMPC, ``ml.profit``) on the same rows instead, and the tolerance
 is a share of the champion's EMPC; the ROC-AUC floor holds either way.
 
+With a rollout (the declaration's ``policy.rollout``: shadow or canary), a version that passes is
+not made champion at once: ``stage`` gives it alias ``rollout``, the API serves it beside the
+champion in that mode, and ``rollout_verdict`` later decides from the live comparison.
+
 Otherwise it gets alias `challenger` and the champion stays where it is. The first
 version of a model only has to reach the floor. A champion that cannot be scored on
 the holdout (it fails to load, or expects other features) is reported, and the new
@@ -24,6 +28,8 @@ from churn_platform import policy
 from churn_platform.settings import CHAMPION_ALIAS as CHAMPION
 
 CHALLENGER = "challenger"
+ROLLOUT = "rollout"
+"""The alias of a version that passed the gate and is served beside the champion until decided."""
 DEFAULT_FLOOR = policy.ROC_AUC_FLOOR
 DEFAULT_TOLERANCE = policy.GATE_TOLERANCE
 METRICS = ("roc_auc", "empc")
@@ -45,10 +51,16 @@ class GateDecision:
     metric: str = "roc_auc"
     candidate_empc: float | None = None
     champion_empc: float | None = None
+    rollout_mode: str | None = None
+    rollout_share: float | None = None
 
     def tags(self) -> dict[str, str]:
-        """The decision as MLflow model-version tags."""
+        """The decision as MLflow model-version tags (a rollout's mode and share are what the API reads)."""
+        rollout = (
+            {"rollout_mode": self.rollout_mode, "rollout_share": f"{self.rollout_share:g}"} if self.rollout_mode else {}
+        )
         return {
+            **rollout,
             "gate_decision": "promoted" if self.promoted else "rejected",
             "gate_reason": self.reason,
             "gate_floor": f"{self.floor:.4f}",
@@ -143,3 +155,53 @@ def decide(
         f"holdout ROC-AUC {candidate_roc_auc:.4f} against champion version {champion_version}'s "
         f"{champion_roc_auc:.4f} on the same rows (tolerance {tolerance:.4f})",
     )
+
+
+def stage(decision: GateDecision, mode: str, share: float) -> GateDecision:
+    """A promoted decision turned into a rollout (``mode`` shadow or canary, with ``share``): alias
+    ``rollout`` instead of ``champion``. A first version, a refused one, or mode ``none`` is unchanged."""
+    if mode == "none" or not decision.promoted or decision.champion_version is None:
+        return decision
+    if mode not in ("shadow", "canary") or not 0 < share <= 1:
+        raise ValueError(f"a rollout is shadow or canary with a share in (0, 1], not {mode!r} with {share}")
+    return dataclasses.replace(
+        decision,
+        alias=ROLLOUT,
+        reason=f"{decision.reason}; served in {mode} ({share:.0%}) beside champion version {decision.champion_version} "
+        "until its live comparison decides",
+        rollout_mode=mode,
+        rollout_share=share,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutVerdict:
+    action: str
+    """``promote`` (the rollout becomes champion), ``roll back`` or ``wait``."""
+    reason: str
+
+
+def rollout_verdict(
+    version: str,
+    champion_version: str,
+    labelled_pairs: int,
+    roc_auc: float | None,
+    champion_roc_auc: float | None,
+    min_matured: int,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> RolloutVerdict:
+    """What to do with rollout ``version`` given its live comparison with the champion on the same
+    customers: wait for ``min_matured`` matured pairs; then promote it unless its ROC-AUC is below the
+    champion's by more than ``tolerance``, in which case roll it back."""
+    if labelled_pairs < min_matured or roc_auc is None or champion_roc_auc is None:
+        return RolloutVerdict(
+            "wait", f"version {version}: {labelled_pairs} of {min_matured} live scores needed have matured outcomes"
+        )
+    difference = roc_auc - champion_roc_auc
+    compared = (
+        f"version {version}'s live ROC-AUC {roc_auc:.4f} against champion version {champion_version}'s "
+        f"{champion_roc_auc:.4f} on the same {labelled_pairs} customers"
+    )
+    if difference < -tolerance:
+        return RolloutVerdict("roll back", f"{compared}: worse by more than {tolerance:g}")
+    return RolloutVerdict("promote", f"{compared}: not worse by more than {tolerance:g}")

@@ -342,6 +342,21 @@ def alias_version(tracking_uri: str, name: str, alias: str) -> str | None:
         raise
 
 
+def alias_with_tags(location: MLflowLocation, name: str, alias: str) -> tuple[str, dict[str, str]] | None:
+    """The version ``name@alias`` points to and its tags, or None when there is no such alias."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    location.activate_registry()
+    try:
+        version = MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower():
+            return None
+        raise
+    return str(version.version), dict(version.tags or {})
+
+
 def load_catalogue(run_id: str | None, model) -> Catalogue:
     """The feature catalogue a version was trained on: its run's artifact; for a model logged without
     one, its input columns as the fitted model names them (numeric or categorical by its encoders)."""
@@ -495,6 +510,21 @@ def set_alias(location: MLflowLocation, name: str, alias: str, version: str) -> 
 
     location.activate_registry()
     MlflowClient().set_registered_model_alias(name, alias, str(version))
+
+
+def settle_rollout(location: MLflowLocation, name: str, version: str, promote: bool, reason: str) -> None:
+    """End the rollout of ``version``: promoted, it becomes ``champion``; rolled back, ``challenger``.
+    Either way the ``rollout`` alias is removed and the decision kept in the version's tags."""
+    from mlflow import MlflowClient
+
+    from churn_platform.ml.gate import CHALLENGER, CHAMPION, ROLLOUT
+
+    location.activate_registry()
+    client = MlflowClient()
+    client.set_model_version_tag(name, version, "rollout_decision", "promoted" if promote else "rolled back")
+    client.set_model_version_tag(name, version, "rollout_reason", reason[:5000])
+    client.set_registered_model_alias(name, CHAMPION if promote else CHALLENGER, str(version))
+    client.delete_registered_model_alias(name, ROLLOUT)
 
 
 def load_uplift(location: MLflowLocation, alias: str | None, version: str | None = None):

@@ -22,6 +22,8 @@ KINDS = (
     "run_failed",
     "promotion",
     "challenger",
+    "rollout",
+    "rollback",
 )
 
 
@@ -43,6 +45,7 @@ class Alert:
             "check_failed": "danger",
             "freshness_failed": "danger",
             "run_failed": "danger",
+            "rollback": "danger",
             "promotion": "good",
         }.get(self.kind, "warning")
         return {

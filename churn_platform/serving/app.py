@@ -37,12 +37,14 @@ from pydantic import TypeAdapter, ValidationError
 from ray import serve
 
 from churn_platform.business.catalogue import ID_COLUMN, TIME_COLUMN, Catalogue
+from churn_platform.ml.gate import ROLLOUT as ROLLOUT_ALIAS
 from churn_platform.ml.registry import (
     SURVIVAL_MODEL_NAME,
     UPLIFT_MODEL_NAME,
     LoadedModel,
     MLflowLocation,
     alias_version,
+    alias_with_tags,
     load_decision_model,
     load_version,
     resolve_alias,
@@ -323,6 +325,7 @@ class ChampionPointer:
         # An admin's challenger (or its removal) until the next deployment config; None: the config's.
         self._admin_challenger: tuple[Rollout | None] | None = None
         self._resolved: str | None = None
+        self._rollout: Rollout | None = None  # the registry's @rollout version, from its tags
         self._error: str | None = None
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
@@ -339,10 +342,29 @@ class ChampionPointer:
                 self._error = None
             except Exception as exc:
                 self._error = f"cannot resolve models:/{self._name}@{self._alias}: {type(exc).__name__}: {exc}"[:500]
+            if self._options.follow_rollout:
+                self._rollout = await asyncio.to_thread(self._registry_rollout)
             self._checked = time.monotonic()
 
+    def _registry_rollout(self) -> Rollout | None:
+        try:
+            found = alias_with_tags(self._location, self._name, ROLLOUT_ALIAS)
+            if found is None:
+                return None
+            version, tags = found
+            return Rollout(
+                version=version, mode=tags.get("rollout_mode", "shadow"), share=float(tags.get("rollout_share", 0.5))
+            )
+        except Exception as exc:  # an unreadable rollout is no rollout; the champion is unaffected
+            log.warning("cannot read models:/%s@%s: %s", self._name, ROLLOUT_ALIAS, exc)
+            return None
+
     def _challenger(self) -> dict | None:
-        rollout = self._admin_challenger[0] if self._admin_challenger is not None else self._options.challenger
+        """An admin's challenger (or removal), else the deployment config's, else the registry's @rollout."""
+        if self._admin_challenger is not None:
+            rollout = self._admin_challenger[0]
+        else:
+            rollout = self._options.challenger or (self._rollout if self._options.follow_rollout else None)
         return rollout.model_dump() if rollout is not None else None
 
     async def target(self) -> dict:
@@ -367,9 +389,13 @@ class ChampionPointer:
             return f"{self._name} has no version {version!r}: {type(exc).__name__}"
         return None
 
-    async def set_challenger(self, rollout: dict | None) -> dict:
+    async def set_challenger(self, rollout: dict | None, reset: bool = False) -> dict:
         """Serve ``rollout``'s version beside the champion (None: remove the challenger), until the next
-        deployment config."""
+        deployment config; with ``reset``, drop the admin's setting and follow the config and registry."""
+        if reset:
+            self._admin_challenger = None
+            await self._resolve()
+            return {"ok": True, **(await self.target())}
         parsed = Rollout.model_validate(rollout) if rollout is not None else None
         if parsed is not None:
             missing = await self._exists(parsed.version)
@@ -1116,8 +1142,8 @@ class ChurnPredictor:
         """Every replica follows within its sync interval; this one at once. A challenger that cannot be
         loaded is reported in `detail` and `/v1/model`, and never affects the champion's answers."""
         self._require_admin(request)
-        rollout = None if body.version is None else body.model_dump()
-        result = await self._pointer.set_challenger.remote(rollout)
+        rollout = None if body.version is None else body.model_dump(exclude={"reset"})
+        result = await self._pointer.set_challenger.remote(rollout, body.reset)
         if not result.get("ok"):
             raise HTTPException(status_code=404, detail=result.get("detail"))
         await self._apply(result)

@@ -87,6 +87,11 @@ class PointerOptions(BaseModel):
     challenger: Rollout | None = Field(
         None, description="A challenger version served beside the champion, in shadow or canary (none: no challenger)."
     )
+    follow_rollout: bool = Field(
+        True,
+        description="Without a challenger here or from an admin, serve the registry's @rollout version (a version "
+        "the gate staged, policy.rollout) as the challenger, in the mode and share of its tags.",
+    )
 
 
 class Autoscaling(BaseModel):

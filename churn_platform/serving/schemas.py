@@ -317,6 +317,7 @@ class ChallengerRequest(BaseModel):
                 {"version": "4", "mode": "shadow", "share": 0.5},
                 {"version": "4", "mode": "canary", "share": 0.1},
                 {"version": None},
+                {"version": None, "reset": True},
             ]
         },
     )
@@ -326,6 +327,11 @@ class ChallengerRequest(BaseModel):
     )
     mode: Literal["shadow", "canary"] = "shadow"
     share: float = Field(0.1, ge=0, le=1, description="shadow: the share of requests; canary: of customers (by id).")
+    reset: bool = Field(
+        False,
+        description="Drop the admin's challenger setting (version is then ignored): follow the deployment config and "
+        "the registry's @rollout version again.",
+    )
 
 
 class ChallengerResult(BaseModel):

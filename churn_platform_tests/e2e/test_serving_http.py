@@ -575,6 +575,33 @@ def test_a_challenger_in_shadow_then_canary_is_logged_and_answers_its_customers_
     assert shadowed & set(shadow["request_id"])
 
 
+def test_a_version_the_gate_staged_as_rollout_is_served_as_the_challenger_its_tags_describe(url, spare_versions):
+    """The registry's @rollout (what the gate sets under policy.rollout) is followed unless an admin
+    decided otherwise; an admin's reset hands control back to it; removing the alias ends it."""
+    client, same, _ = spare_versions
+    client.set_model_version_tag(REGISTERED_MODEL_NAME, same, "rollout_mode", "canary")
+    client.set_model_version_tag(REGISTERED_MODEL_NAME, same, "rollout_share", "0.3")
+    client.set_registered_model_alias(REGISTERED_MODEL_NAME, "rollout", same)
+    try:
+        r = httpx.post(f"{url}/v1/admin/challenger", json={"version": None, "reset": True}, headers=admin())
+        assert r.status_code == 200, r.text
+        shown = wait_for(
+            lambda: (c := httpx.get(f"{url}/v1/model").json()["challenger"]) and c["loaded"] and c,
+            what="the @rollout version as the challenger",
+        )
+        assert (shown["version"], shown["mode"], shown["share"]) == (same, "canary", 0.3)
+        # An admin's rollback holds even though the alias is still there.
+        r = httpx.post(f"{url}/v1/admin/challenger", json={"version": None}, headers=admin())
+        assert r.status_code == 200 and r.json()["challenger"] is None
+        time.sleep(1.0)
+        assert httpx.get(f"{url}/v1/model").json()["challenger"] is None
+        httpx.post(f"{url}/v1/admin/challenger", json={"version": None, "reset": True}, headers=admin())
+        wait_for(lambda: httpx.get(f"{url}/v1/model").json()["challenger"], what="the rollout to be followed again")
+    finally:
+        client.delete_registered_model_alias(REGISTERED_MODEL_NAME, "rollout")
+    wait_for(lambda: httpx.get(f"{url}/v1/model").json()["challenger"] is None, what="the rollout's end")
+
+
 def test_fuzzing_the_openapi_schema_gives_no_server_error(url):
     """Schemathesis generates valid and invalid requests for every operation of /openapi.json;
     none may get a 5xx. (Schemathesis' pytest loader does not support pytest 9 yet, so the

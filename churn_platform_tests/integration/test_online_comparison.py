@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from churn_platform.defs.monitoring import online_comparison
-from churn_platform.defs.resources import DuckDBWarehouseResource, MonitoringPolicy
+from churn_platform.defs.resources import DuckDBWarehouseResource, MLflowResource, MonitoringPolicy, Notifier
 from churn_platform.monitoring.online import MIN_LABELLED_PAIRS, compare_online, pairs_of
 
 
@@ -68,13 +68,20 @@ def test_the_versions_are_compared_on_the_same_records_and_on_their_outcomes():
     assert compare_online(log[log["arm"] == "champion"]) == []
 
 
-def materialize(tmp_path, log, outcomes):
+def materialize(tmp_path, log, outcomes, mlflow_store=None):
     warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
     warehouse.write_table("monitoring", "prediction_log", log)
     warehouse.write_table("monitoring", "churn_outcomes", outcomes)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     result = dg.materialize(
         [online_comparison],
-        resources={"warehouse": warehouse, "policy": MonitoringPolicy()},
+        resources={
+            "warehouse": warehouse,
+            "policy": MonitoringPolicy(),
+            "mlflow_store": mlflow_store
+            or MLflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment_name="online"),
+            "notifier": Notifier(),
+        },
         instance=dg.DagsterInstance.ephemeral(),
     )
     (check,) = result.get_asset_check_evaluations()
@@ -99,3 +106,47 @@ def test_a_challenger_as_good_passes_and_no_rollout_says_so(tmp_path):
     _, check, warehouse = materialize(tmp_path / "none", log[log["arm"] == "champion"], outcomes)
     assert check.passed and check.description == "no challenger in the prediction log"
     assert warehouse.read_table("monitoring", "online_comparison").empty
+
+
+def registry_with_a_rollout(tmp_path, mode: str = "shadow"):
+    """A registry whose churn_model has version 1 @champion and version 2 @rollout (tagged as the gate
+    stages it); the versions' artifacts are never loaded here."""
+    from mlflow import MlflowClient
+
+    store = MLflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment_name="online")
+    store.location.activate()
+    client = MlflowClient()
+    client.create_registered_model(store.registered_model_name)
+    for _ in range(2):
+        client.create_model_version(store.registered_model_name, source=str(tmp_path))
+    client.set_registered_model_alias(store.registered_model_name, "champion", "1")
+    client.set_registered_model_alias(store.registered_model_name, "rollout", "2")
+    client.set_model_version_tag(store.registered_model_name, "2", "rollout_mode", mode)
+    client.set_model_version_tag(store.registered_model_name, "2", "rollout_share", "0.5")
+    return store, client
+
+
+def aliases(client, name: str = "churn_model") -> dict[str, str]:
+    return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
+
+
+@pytest.mark.parametrize(
+    ("noise", "matured", "expected", "aliases_after"),
+    [
+        (0.05, 2_000, "promote", {"champion": "2"}),
+        (2.0, 2_000, "roll back", {"champion": "1", "challenger": "2"}),
+        (0.05, 100, "wait", {"champion": "1", "rollout": "2"}),
+    ],
+)
+def test_a_staged_rollout_is_promoted_rolled_back_or_kept_waiting(tmp_path, noise, matured, expected, aliases_after):
+    store, client = registry_with_a_rollout(tmp_path)
+    log, outcomes = rollout_log(challenger_noise=noise, seed=2)
+    meta, _, _ = materialize(tmp_path, log, outcomes.head(matured), mlflow_store=store)
+    assert meta["rollout"].value == f"version 2: {expected}", meta["rollout_reason"].value
+    assert aliases(client) == aliases_after
+    if expected != "wait":
+        tags = client.get_model_version("churn_model", "2").tags
+        assert tags["rollout_decision"] == ("promoted" if expected == "promote" else "rolled back")
+        assert "live ROC-AUC" in tags["rollout_reason"]
+    else:
+        assert "100 of 200" in meta["rollout_reason"].value

@@ -167,3 +167,23 @@ def test_expected_profit_rewards_a_better_ranking():
     blind, _ = economics.empc(churned, rng.random(truth.size))
     assert informed > blind and 0 < share <= 1
     assert ChurnEconomics.of(Retention(), [0.0, 0.0]) is None  # no revenue to value customers by
+
+
+def test_with_a_rollout_policy_a_version_that_passes_is_served_beside_the_champion_first(registry, webhook):
+    location, resources = registry
+    resources["policy"] = MonitoringPolicy(rollout="canary", rollout_share=0.25)
+    frame = make_training_set(rows_per_snapshot=800, seed=1)
+    first = _train(resources, frame)
+    assert first.get_asset_materialization_events()[0].materialization.metadata["alias"].value == "champion"
+    second = _train(resources, frame)
+    meta = second.get_asset_materialization_events()[0].materialization.metadata
+    assert second.success and _gate(second).passed
+    assert meta["alias"].value == "rollout" and "served in canary (25%) beside champion version 1" in (
+        meta["gate_reason"].value
+    )
+    client = MlflowClient(location.tracking_uri)
+    aliases = {a: str(v) for a, v in client.get_registered_model("churn_model").aliases.items()}
+    assert aliases == {"champion": "1", "rollout": "2"}
+    tags = client.get_model_version("churn_model", "2").tags
+    assert tags["rollout_mode"] == "canary" and tags["rollout_share"] == "0.25"
+    assert webhook.kinds() == ["promotion", "rollout"]
