@@ -32,6 +32,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
     from churn_platform.defs.decisions import campaign_effect, retention_worklist, uplift_model
     from churn_platform.defs.ml import churn_model
     from churn_platform.defs.monitoring import (
+        estimated_performance,
         feature_drift_report,
         model_performance,
         online_comparison,
@@ -68,6 +69,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
         prediction_drift_report,
         model_performance,
         online_comparison,
+        estimated_performance,
         business_health,
         # Measured only where the business records its contacts.
         *([campaign_effect, uplift_model] if "actions" in declaration.present else []),

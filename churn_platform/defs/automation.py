@@ -162,12 +162,20 @@ def _metadata_value(event: dg.EventLogEntry, name: str) -> float | None:
         return None
 
 
+def _metadata_text(event: dg.EventLogEntry, name: str) -> str | None:
+    materialization = event.asset_materialization
+    if materialization is None or name not in materialization.metadata:
+        return None
+    return str(materialization.metadata[name].value)
+
+
 def drift_share_of(event: dg.EventLogEntry) -> float | None:
     return _metadata_value(event, "drift_share")
 
 
 DRIFT_REPORT_KEY = dg.AssetKey("feature_drift_report")
 PERFORMANCE_KEY = dg.AssetKey("model_performance")
+ESTIMATE_KEY = dg.AssetKey("estimated_performance")
 
 
 def _read_cursor(raw: str | None) -> dict[str, int]:
@@ -179,10 +187,11 @@ def _read_cursor(raw: str | None) -> dict[str, int]:
 
 
 def build_retrain_on_drift(threshold: float, performance_floor: float = policy.ROC_AUC_FLOOR) -> dg.SensorDefinition:
-    """A sensor that reads new drift reports and new matured-performance results after its cursor
-    (a storage id per asset) and asks for one retraining when the latest new drift report is over
-    ``threshold`` or the latest new performance result is below ``performance_floor``. The run
-    key names the events that triggered it, so an event never triggers twice."""
+    """A sensor that reads new drift reports, matured-performance results and performance estimates
+    after its cursor (a storage id per asset) and asks for one retraining when the latest new drift
+    report is over ``threshold``, or the latest new performance result or estimate (of a month whose
+    outcomes have not matured) is below ``performance_floor``. The run key names the events that
+    triggered it, so an event never triggers twice."""
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"the drift threshold is a share between 0 and 1, got {threshold}")
     if not 0.0 <= performance_floor <= 1.0:
@@ -195,13 +204,14 @@ def build_retrain_on_drift(threshold: float, performance_floor: float = policy.R
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             f"Retrains the churn model when a drift report's drift share exceeds {threshold:.2f}, "
-            f"or when matured predictions' ROC-AUC falls below {performance_floor:.2f}."
+            f"or when matured predictions' ROC-AUC, or the ROC-AUC estimated before they mature, falls below "
+            f"{performance_floor:.2f}."
         ),
     )
     def retrain_on_drift(context: dg.SensorEvaluationContext):
         cursor = _read_cursor(context.cursor)
         new = {}
-        for key in (DRIFT_REPORT_KEY, PERFORMANCE_KEY):
+        for key in (DRIFT_REPORT_KEY, PERFORMANCE_KEY, ESTIMATE_KEY):
             name = key.to_user_string()
             new[name] = context.instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=key, after_storage_id=cursor.get(name)), limit=1000, ascending=True
@@ -209,7 +219,9 @@ def build_retrain_on_drift(threshold: float, performance_floor: float = policy.R
             if new[name]:
                 cursor[name] = new[name][-1].storage_id
         if not any(new.values()):
-            return dg.SkipReason("no new feature_drift_report or model_performance since the last evaluation")
+            return dg.SkipReason(
+                "no new feature_drift_report, model_performance or estimated_performance since the last evaluation"
+            )
         context.update_cursor(json.dumps(cursor, sort_keys=True))
         drifted = [
             (r, v)
@@ -221,7 +233,12 @@ def build_retrain_on_drift(threshold: float, performance_floor: float = policy.R
             for r in new["model_performance"]
             if (v := _metadata_value(r.event_log_entry, "roc_auc")) is not None and v < performance_floor
         ]
-        if not drifted and not decayed:
+        estimated = [
+            (r, v)
+            for r in new["estimated_performance"]
+            if (v := _metadata_value(r.event_log_entry, "estimated_roc_auc")) is not None and v < performance_floor
+        ]
+        if not drifted and not decayed and not estimated:
             shares = ", ".join(
                 "none" if (v := drift_share_of(r.event_log_entry)) is None else f"{v:.2f}"
                 for r in new["feature_drift_report"]
@@ -239,6 +256,10 @@ def build_retrain_on_drift(threshold: float, performance_floor: float = policy.R
                 parts.append(
                     f"{len(new['model_performance'])} new performance result(s), ROC-AUC {aucs} at or above {performance_floor:.2f}"
                 )
+            if new["estimated_performance"]:
+                parts.append(
+                    f"{len(new['estimated_performance'])} new performance estimate(s), none below {performance_floor:.2f}"
+                )
             return dg.SkipReason("; ".join(parts))
         keys, tags, reasons = [], {}, []
         if drifted:
@@ -251,8 +272,22 @@ def build_retrain_on_drift(threshold: float, performance_floor: float = policy.R
             keys.append(f"model_performance:{record.storage_id}")
             tags["churn_platform/matured_roc_auc"] = f"{auc:.4f}"
             reasons.append(f"matured ROC-AUC {auc:.3f} is below {performance_floor:.2f}")
+        if estimated:
+            record, auc = estimated[-1]
+            # One retraining per month and model version estimated low: a new estimate of the same
+            # scores (every run re-estimates) asks for nothing more.
+            month = _metadata_text(record.event_log_entry, "month")
+            version = _metadata_text(record.event_log_entry, "model_version")
+            keys.append(
+                f"estimated_performance:{month}:v{version}" if month else f"estimated_performance:{record.storage_id}"
+            )
+            tags["churn_platform/estimated_roc_auc"] = f"{auc:.4f}"
+            reasons.append(f"estimated ROC-AUC {auc:.3f} is below {performance_floor:.2f} (outcomes not matured yet)")
         trigger = "+".join(
-            k.split(":")[0].replace("feature_drift_report", "drift").replace("model_performance", "performance")
+            k.split(":")[0]
+            .replace("feature_drift_report", "drift")
+            .replace("model_performance", "performance")
+            .replace("estimated_performance", "estimate")
             for k in keys
         )
         context.log.info("; ".join(reasons) + ": requesting retraining")

@@ -473,3 +473,102 @@ def decide_rollout(context, comparisons, policy: MonitoringPolicy, mlflow_store:
         "rollout_pairs": match.pairs if match else 0,
         "rollout_matured_pairs": match.labelled_pairs if match else 0,
     }
+
+
+ESTIMATE_CHECK = "estimated_performance_above_floor"
+
+
+def latest_scores(history):
+    """Each snapshot's scores by the version that scored it last (after a retraining, the new
+    champion's), as customer_id, as_of, churn_probability and model_version."""
+    if history.empty:
+        return pd.DataFrame(columns=["customer_id", "as_of", "churn_probability", "model_version"])
+    last = history.sort_values("scored_at").groupby("snapshot_date")["model_version"].last()
+    chosen = history.merge(last.rename("last_version"), left_on="snapshot_date", right_index=True)
+    chosen = chosen[chosen["model_version"].astype(str) == chosen["last_version"].astype(str)]
+    return chosen.rename(columns={"snapshot_date": "as_of"})[
+        ["customer_id", "as_of", "churn_probability", "model_version"]
+    ]
+
+
+@monitoring_asset(
+    deps=[dg.AssetKey("churn_scores"), dg.AssetKey("churn_outcomes")],
+    kinds={"python"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            ESTIMATE_CHECK,
+            asset="estimated_performance",
+            description=(
+                "Warns when the latest month whose outcomes have not matured has an estimated ROC-AUC below the "
+                "promotion floor: the model has likely decayed, a month before the labels could say so."
+            ),
+        )
+    ],
+    description=(
+        "Each month's ROC-AUC and churn rate estimated from the batch scores alone (confidence-based performance "
+        "estimation: calibrated probabilities give the expected ROC curve), before the outcomes mature; beside each "
+        "month whose outcomes have matured, the realised values and the estimate's error. Table "
+        "`monitoring.estimated_performance`; the retrain sensor acts on an estimate below the floor."
+    ),
+)
+def estimated_performance(context: dg.AssetExecutionContext, warehouse: Warehouse, policy: MonitoringPolicy):
+    from churn_platform.defs.scores import HISTORY_TABLE, SCORES_SCHEMA
+    from churn_platform.monitoring.estimation import estimate_by_month
+
+    history = warehouse.read_table(SCORES_SCHEMA, HISTORY_TABLE)
+    outcomes = warehouse.read_table("monitoring", "churn_outcomes")
+    scores = latest_scores(history)
+    estimates = estimate_by_month(scores, outcomes[outcomes["source"] == "batch"])
+    warehouse.write_table("monitoring", "estimated_performance", estimates)
+    realised = estimates[estimates["estimate_error"].notna()]
+    pending = estimates[estimates["estimate_error"].isna()]
+    latest = pending.iloc[-1] if len(pending) else None
+    for row in estimates.itertuples():
+        context.log.info(
+            f"{row.month:%Y-%m}: estimated ROC-AUC {row.estimated_roc_auc:.3f} from {row.scores:,} scores"
+            + (
+                f"; realised {row.realised_roc_auc:.3f} (error {row.estimate_error:+.3f})"
+                if row.estimate_error == row.estimate_error
+                else "; outcomes not matured yet"
+            )
+        )
+    table = (
+        estimates.assign(month=estimates["month"].dt.strftime("%Y-%m")).to_markdown(index=False, floatfmt=".3f")
+        if len(estimates)
+        else "no scores yet"
+    )
+    metadata: dict[str, object] = {
+        "dagster/row_count": len(estimates),
+        "table": "monitoring.estimated_performance",
+        "by_month": dg.MetadataValue.md(table),
+        "months_realised": len(realised),
+    }
+    if len(realised):
+        metadata["mean_abs_estimate_error"] = float(realised["estimate_error"].abs().mean())
+    if latest is not None:
+        metadata.update(
+            {
+                "month": f"{latest['month']:%Y-%m}",
+                "model_version": str(
+                    scores.loc[
+                        pd.to_datetime(scores["as_of"]).dt.to_period("M").dt.to_timestamp() == latest["month"],
+                        "model_version",
+                    ].iloc[0]
+                ),
+                "estimated_roc_auc": float(latest["estimated_roc_auc"]),
+                "estimated_churn_rate": float(latest["estimated_churn_rate"]),
+            }
+        )
+    yield dg.MaterializeResult(metadata=metadata)
+    floor = policy.roc_auc_floor
+    if latest is None:
+        passed, description = True, "no month awaits its outcomes"
+    else:
+        passed = bool(latest["estimated_roc_auc"] >= floor)
+        description = (
+            f"{latest['month']:%Y-%m}: estimated ROC-AUC {latest['estimated_roc_auc']:.3f} "
+            f"{'reaches' if passed else 'is below'} the floor {floor:.2f} (outcomes not matured yet)"
+        )
+    yield dg.AssetCheckResult(
+        check_name=ESTIMATE_CHECK, passed=passed, severity=dg.AssetCheckSeverity.WARN, description=description
+    )

@@ -1,5 +1,6 @@
 """A challenger against the champion on the same live records, from a prediction log with rollout
-arms, and the asset's check when a challenger ranks worse once outcomes mature."""
+arms, and the asset's check when a challenger ranks worse once outcomes mature; the performance
+estimated before outcomes mature, and its check."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_platform.defs.monitoring import online_comparison
+from churn_platform.defs.monitoring import ESTIMATE_CHECK, estimated_performance, online_comparison
 from churn_platform.defs.resources import DuckDBWarehouseResource, MLflowResource, MonitoringPolicy, Notifier
 from churn_platform.monitoring.online import MIN_LABELLED_PAIRS, compare_online, pairs_of
 
@@ -150,3 +151,56 @@ def test_a_staged_rollout_is_promoted_rolled_back_or_kept_waiting(tmp_path, nois
         assert "live ROC-AUC" in tags["rollout_reason"]
     else:
         assert "100 of 200" in meta["rollout_reason"].value
+
+
+def test_the_estimate_of_a_month_without_outcomes_warns_below_the_floor(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 3_000
+    ids = [f"c{i}" for i in range(n)]
+    months = ("2025-09-01", "2025-10-01", "2025-11-01")
+    # September and October are scored well; November's scores are nearly uninformative.
+    spreads = (1.4, 1.4, 0.2)
+    history, outcomes = [], []
+    for month, spread in zip(months, spreads):
+        p = 1 / (1 + np.exp(-rng.normal(-1.8, spread, n)))
+        history.append(
+            pd.DataFrame(
+                {
+                    "customer_id": ids,
+                    "snapshot_date": pd.Timestamp(month),
+                    "churn_probability": p,
+                    "model_version": "2",
+                    "scored_at": pd.Timestamp(month) + pd.Timedelta(hours=6),
+                }
+            )
+        )
+        matured = month != "2025-11-01"
+        outcomes.append(
+            pd.DataFrame(
+                {
+                    "source": "batch",
+                    "customer_id": ids,
+                    "as_of": pd.Timestamp(month),
+                    "model_version": "2",
+                    "churn_probability": p,
+                    "matured": matured,
+                    "churned": (rng.random(n) < p) if matured else None,
+                }
+            )
+        )
+    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
+    warehouse.write_table("scores", "churn_scores_history", pd.concat(history, ignore_index=True))
+    warehouse.write_table("monitoring", "churn_outcomes", pd.concat(outcomes, ignore_index=True))
+    result = dg.materialize(
+        [estimated_performance],
+        resources={"warehouse": warehouse, "policy": MonitoringPolicy(roc_auc_floor=0.7)},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == ESTIMATE_CHECK and not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert "2025-11: estimated ROC-AUC" in check.description and "is below the floor 0.70" in check.description
+    assert meta["month"].value == "2025-11" and meta["model_version"].value == "2"
+    assert meta["months_realised"].value == 2 and meta["mean_abs_estimate_error"].value < 0.03
+    table = warehouse.read_table("monitoring", "estimated_performance")
+    assert len(table) == 3 and table["estimate_error"].notna().sum() == 2

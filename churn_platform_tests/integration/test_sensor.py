@@ -7,7 +7,7 @@ import json
 import dagster as dg
 import pytest
 
-from churn_platform.defs.automation import DRIFT_REPORT_KEY, PERFORMANCE_KEY, build_retrain_on_drift
+from churn_platform.defs.automation import DRIFT_REPORT_KEY, ESTIMATE_KEY, PERFORMANCE_KEY, build_retrain_on_drift
 
 
 @pytest.fixture
@@ -99,3 +99,28 @@ def test_a_cursor_of_the_earlier_format_is_still_read(instance):
     first = tick(sensor, instance, None)
     old_style = str(json.loads(first.cursor)["feature_drift_report"])
     assert tick(sensor, instance, old_style).run_requests == []
+
+
+def report_estimate(instance: dg.DagsterInstance, roc_auc: float, month: str = "2025-11", version: str = "3") -> None:
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            ESTIMATE_KEY, metadata={"estimated_roc_auc": roc_auc, "month": month, "model_version": version}
+        )
+    )
+
+
+def test_an_estimate_below_the_floor_requests_one_retraining_per_month_and_version(instance):
+    sensor = build_retrain_on_drift(0.3, performance_floor=0.7)
+    report_estimate(instance, 0.78)
+    healthy = tick(sensor, instance, None)
+    assert healthy.run_requests == [] and "none below 0.70" in healthy.skip_message
+    report_estimate(instance, 0.64)
+    (request,) = tick(sensor, instance, healthy.cursor).run_requests
+    assert request.run_key == "estimated_performance:2025-11:v3"
+    assert request.tags["churn_platform/trigger"] == "estimate"
+    assert request.tags["churn_platform/estimated_roc_auc"] == "0.6400"
+    assert "outcomes not matured yet" in request.tags["churn_platform/reason"]
+    # The same month and version estimated low again has the same run key: Dagster starts it once.
+    report_estimate(instance, 0.63)
+    (again,) = tick(sensor, instance, None).run_requests
+    assert again.run_key == request.run_key

@@ -50,6 +50,7 @@ EXPECTED_GROUPS = {
     "churn_outcomes": "monitoring",
     "model_performance": "monitoring",
     "online_comparison": "monitoring",
+    "estimated_performance": "monitoring",
     "business_metrics_monthly": "business",
     "business_health": "business",
 }
