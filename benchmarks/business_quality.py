@@ -75,8 +75,9 @@ label: {horizon_days: 30, cancellation: subscriptions}
 """
 
 
-def build_and_train(declaration: Declaration, sources: Path, work: Path) -> dict:
-    """Load, build `training_set`, train; the selected model's and the oracle's ROC-AUC."""
+def build_training_set(declaration: Declaration, sources: Path, work: Path):
+    """Load the sources through their contracts and build `training_set` with dbt: the frame, the
+    catalogue and the seconds each step took."""
     started = time.perf_counter()
     warehouse_path = work / f"{declaration.business}.duckdb"
     warehouse = DuckDBWarehouseResource(path=str(warehouse_path))
@@ -107,7 +108,13 @@ def build_and_train(declaration: Declaration, sources: Path, work: Path) -> dict
         check=True,
     )
     built = time.perf_counter()
-    frame = warehouse.read_table("marts", "training_set")
+    return warehouse.read_table("marts", "training_set"), catalogue, {"load": loaded - started, "dbt": built - loaded}
+
+
+def build_and_train(declaration: Declaration, sources: Path, work: Path) -> dict:
+    """Load, build `training_set`, train; the selected model's and the oracle's ROC-AUC."""
+    frame, catalogue, seconds = build_training_set(declaration, sources, work)
+    built = time.perf_counter()
     split, results = train_candidates(frame, catalogue)
     best = select_best(results)
     selected = calibrate_best(split, best, catalogue)
@@ -122,11 +129,7 @@ def build_and_train(declaration: Declaration, sources: Path, work: Path) -> dict
         "oracle_roc_auc": oracle["oracle_roc_auc"],
         "model_over_oracle": oracle["model_over_oracle"],
         "candidates": {r.name: r.test_metrics["roc_auc"] for r in results},
-        "seconds": {
-            "load": loaded - started,
-            "dbt": built - loaded,
-            "train": time.perf_counter() - built,
-        },
+        "seconds": {**seconds, "train": time.perf_counter() - built},
     }
 
 

@@ -64,3 +64,24 @@ def test_each_month_is_estimated_and_put_beside_its_outcome_once_matured():
     # Too few scores: no estimate.
     assert estimate_by_month(scores.head(MIN_SCORES - 1)).empty
     assert estimate_by_month(scores.head(0)).empty
+
+
+def test_miscalibrated_scores_are_recalibrated_on_the_latest_matured_month():
+    rng = np.random.default_rng(9)
+    frames, outcomes = [], []
+    for month in ("2025-08-01", "2025-09-01"):
+        truth = 1 / (1 + np.exp(-rng.normal(-2.0, 1.2, 6_000)))
+        churned = rng.random(truth.size) < truth
+        ids = [f"{month}-{i}" for i in range(truth.size)]
+        # Over-confident scores: the same ranking, probabilities pushed apart.
+        frames.append(pd.DataFrame({"customer_id": ids, "as_of": pd.Timestamp(month), "churn_probability": truth**1.6}))
+        outcomes.append(
+            pd.DataFrame({"customer_id": ids, "as_of": pd.Timestamp(month), "matured": True, "churned": churned})
+        )
+    frame = estimate_by_month(pd.concat(frames), pd.concat(outcomes))
+    first, second = frame.iloc[0], frame.iloc[1]
+    assert first["calibrated_on"] == "none" and second["calibrated_on"] == "2025-08"
+    # Without a matured month before it the estimate is biased; recalibrated on August, September's is not.
+    assert abs(first["estimate_error"]) > 0.02
+    assert abs(second["estimate_error"]) < 0.01
+    assert abs(second["estimated_churn_rate"] - second["realised_churn_rate"]) < 0.01
