@@ -302,6 +302,14 @@ ERROR_RESPONSES = {
 }
 
 
+ADMIN_VERSION_RESPONSES: dict = {
+    401: ERROR_RESPONSES[401],
+    403: {"description": "Admin API disabled."},
+    404: {"description": "No such version."},
+}
+"""The errors of an admin call that names a registered version."""
+
+
 def _check_token(request: Request, expected: str | None, what: str) -> None:
     if expected is None:
         return
@@ -1111,11 +1119,7 @@ class ChurnPredictor:
     @api.post(
         "/v1/admin/model",
         response_model=AdminResult,
-        responses={
-            401: ERROR_RESPONSES[401],
-            403: {"description": "Admin API disabled."},
-            404: {"description": "No such version."},
-        },
+        responses=ADMIN_VERSION_RESPONSES,
         summary="Pin a registered version (null follows the alias again)",
     )
     async def admin_switch(self, request: Request, body: SwitchRequest) -> AdminResult:
@@ -1131,11 +1135,7 @@ class ChurnPredictor:
     @api.post(
         "/v1/admin/challenger",
         response_model=ChallengerResult,
-        responses={
-            401: ERROR_RESPONSES[401],
-            403: {"description": "Admin API disabled."},
-            404: {"description": "No such version."},
-        },
+        responses=ADMIN_VERSION_RESPONSES,
         summary="Serve a challenger beside the champion, in shadow or canary (null version removes it)",
     )
     async def admin_challenger(self, request: Request, body: ChallengerRequest) -> ChallengerResult:
