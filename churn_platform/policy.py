@@ -20,6 +20,12 @@ DRIFT_THRESHOLD = 0.3
 """The share of drifted features above which the drift check warns and the sensor retrains
 (``CHURN_PLATFORM_DRIFT_THRESHOLD`` overrides it)."""
 
+ATTRIBUTION_DRIFT_THRESHOLD = 0.1
+"""The total variation distance between the model's attribution shares on the training rows and on
+the latest rows above which what the model leans on has changed (``segment_drift_report`` warns)."""
+ATTRIBUTION_SAMPLE_ROWS = 2_000
+"""The rows of each side whose contributions are computed for the attribution drift (seeded sample)."""
+
 DRIFT_SAMPLE_ROWS = 100_000
 """The most rows of each side (the training set, the latest features) the drift report compares: a
 larger side is compared through a seeded random sample of this many rows. Evidently's cost grows

@@ -38,6 +38,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
         online_comparison,
         prediction_drift_report,
         prediction_log,
+        segment_drift_report,
     )
     from churn_platform.defs.partitions import partition_bounds, usage_partitions
     from churn_platform.defs.resources import (
@@ -70,6 +71,7 @@ def build_definitions(settings: Settings, declaration, source=None, ground_truth
         model_performance,
         online_comparison,
         estimated_performance,
+        segment_drift_report,
         business_health,
         # Measured only where the business records its contacts.
         *([campaign_effect, uplift_model] if "actions" in declaration.present else []),

@@ -572,3 +572,145 @@ def estimated_performance(context: dg.AssetExecutionContext, warehouse: Warehous
     yield dg.AssetCheckResult(
         check_name=ESTIMATE_CHECK, passed=passed, severity=dg.AssetCheckSeverity.WARN, description=description
     )
+
+
+SEGMENT_CHECK = "segments_within_threshold"
+ATTRIBUTION_CHECK = "attributions_stable"
+
+
+@monitoring_asset(
+    deps=[dg.AssetKey("training_set"), dg.AssetKey("scoring_features"), dg.AssetKey("churn_model")],
+    kinds={"python"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            SEGMENT_CHECK,
+            asset="segment_drift_report",
+            description="Warns when a segment's drift share is above the drift threshold.",
+        ),
+        dg.AssetCheckSpec(
+            ATTRIBUTION_CHECK,
+            asset="segment_drift_report",
+            description="Warns when the features the champion's scores rest on have changed between training and now.",
+        ),
+    ],
+    description=(
+        "Drift per segment of customers (each value of a categorical attribute, and each risk tier by the champion's "
+        "scores), training rows against the latest `scoring_features`, and attribution drift: each feature's share of "
+        "the champion's explanations (TreeSHAP, linear terms or occlusion) on the training rows against the latest "
+        "rows. Table `monitoring.segment_drift`."
+    ),
+)
+def segment_drift_report(
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    policy: MonitoringPolicy,
+    business: BusinessResource,
+    mlflow_store: MLflowResource,
+):
+    from churn_platform import policy as thresholds
+    from churn_platform.ml.registry import load_by_alias
+    from churn_platform.ml.scoring import RiskTiers, explain_records, reference_values
+    from churn_platform.ml.training import features_frame
+    from churn_platform.monitoring.drift import sample_rows
+    from churn_platform.monitoring.segments import attribution_drift, risk_tiers, segment_drift
+    from churn_platform.settings import CHAMPION_ALIAS
+
+    catalogue = business.catalogue(warehouse)
+    reference = sample_rows(warehouse.read_table("marts", "training_set"), policy.drift_sample_rows).reset_index(
+        drop=True
+    )
+    current = sample_rows(warehouse.read_table("marts", "scoring_features"), policy.drift_sample_rows).reset_index(
+        drop=True
+    )
+    champion = load_by_alias(
+        mlflow_store.location, mlflow_store.registered_model_name, CHAMPION_ALIAS
+    ).with_compiled_scorer()
+    model_catalogue = champion.catalogue or catalogue
+    ref_p = champion.predict_proba(reference)
+    cur_p = champion.predict_proba(current)
+    cutoffs = RiskTiers().cutoffs(ref_p)
+    segments = {name: (reference[name], current[name]) for name in catalogue.categorical}
+    segments["risk_tier"] = (risk_tiers(ref_p, cutoffs), risk_tiers(cur_p, cutoffs))
+    results = segment_drift(reference, current, catalogue, segments)
+    table = pd.DataFrame(
+        [
+            {
+                "attribute": r.attribute,
+                "value": r.value,
+                "reference_rows": r.reference_rows,
+                "current_rows": r.current_rows,
+                "drift_share": r.drift_share,
+                "drifted_features": ", ".join(r.drifted),
+            }
+            for r in results
+        ],
+        columns=["attribute", "value", "reference_rows", "current_rows", "drift_share", "drifted_features"],
+    ).sort_values("drift_share", ascending=False, ignore_index=True)
+    warehouse.write_table("monitoring", "segment_drift", table)
+
+    # What the champion leans on, training rows against the latest rows (the same seeded samples).
+    typical = reference_values(reference, model_catalogue)
+
+    def contributions(frame):
+        rows = sample_rows(frame, thresholds.ATTRIBUTION_SAMPLE_ROWS)
+        records = features_frame(rows, model_catalogue, fill_missing=True).to_dict("records")
+        return explain_records(champion.model, records, typical, champion.scorer, model_catalogue)[1]
+
+    attributions = attribution_drift(contributions(reference), contributions(current), model_catalogue.names)
+    worst = table.head(1)
+    context.log.info(
+        f"{len(table)} segments compared; "
+        + (
+            f"the most drifted: {worst['attribute'].iloc[0]}={worst['value'].iloc[0]} "
+            f"({worst['drift_share'].iloc[0]:.2f})"
+            if len(worst)
+            else "none had enough rows"
+        )
+        + f"; attribution drift {attributions.distance:.3f}"
+    )
+    moved = "\n".join(f"| {name} | {before:.3f} | {after:.3f} |" for name, before, after in attributions.changes())
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(table),
+            "table": "monitoring.segment_drift",
+            "segments": len(table),
+            "max_segment_drift_share": float(table["drift_share"].max()) if len(table) else 0.0,
+            "by_segment": dg.MetadataValue.md(
+                table.head(20).to_markdown(index=False, floatfmt=".2f") if len(table) else "no segment had enough rows"
+            ),
+            "attribution_drift": attributions.distance,
+            "attribution_changes": dg.MetadataValue.md(
+                "| feature | share in training | share now |\n|---|---|---|\n" + moved
+            ),
+            "champion_version": champion.version,
+        }
+    )
+    over = table[table["drift_share"] > policy.drift_threshold]
+    yield dg.AssetCheckResult(
+        check_name=SEGMENT_CHECK,
+        passed=over.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "drifted segments: "
+            + "; ".join(
+                f"{r.attribute}={r.value} ({r.drift_share:.2f}: {r.drifted_features})"
+                for r in over.head(5).itertuples()
+            )
+            if len(over)
+            else f"{len(table)} segments, none with a drift share above {policy.drift_threshold:.2f}"
+        ),
+        metadata={"drifted_segments": len(over), "threshold": policy.drift_threshold},
+    )
+    stable = attributions.distance <= thresholds.ATTRIBUTION_DRIFT_THRESHOLD
+    yield dg.AssetCheckResult(
+        check_name=ATTRIBUTION_CHECK,
+        passed=stable,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"attribution drift {attributions.distance:.3f} "
+            + ("within" if stable else "above")
+            + f" {thresholds.ATTRIBUTION_DRIFT_THRESHOLD}; moved most: "
+            + ", ".join(f"{n} {a:.2f} → {b:.2f}" for n, a, b in attributions.changes(3))
+        ),
+        metadata={"attribution_drift": attributions.distance},
+    )

@@ -153,9 +153,9 @@ FULL_PARSES_PER_NEW_HOME = 1
 """Only a home's first dbt invocation parses the project; the others reuse its saved parse."""
 EVENTS_PER_PARTITION = 3
 """A materialization per usage partition of the events source and of the two daily dbt models."""
-EVENTS_BESIDES_PARTITIONS = 446
+EVENTS_BESIDES_PARTITIONS = 462
 """Everything else a run writes: planned events, steps, outputs, checks, the other assets (the
-survival model and its dbt table, the online comparison and the estimated performance among them), logs."""
+survival model and its dbt table, the online comparison, the estimated performance and the segment drift among them), logs."""
 
 
 def test_a_run_stays_within_its_dbt_parse_and_event_budget(e2e):

@@ -51,6 +51,7 @@ EXPECTED_GROUPS = {
     "model_performance": "monitoring",
     "online_comparison": "monitoring",
     "estimated_performance": "monitoring",
+    "segment_drift_report": "monitoring",
     "business_metrics_monthly": "business",
     "business_health": "business",
 }
