@@ -6,6 +6,10 @@ orchestrator knows, so that one Grafana dashboard shows both:
 - ``churn_platform_drift_share``: share of drifted features in the latest feature drift report
   (and ``churn_platform_drift_threshold``, above which the retrain sensor fires);
 - ``churn_platform_prediction_drift_score``: the latest served-vs-holdout probability drift;
+- ``churn_platform_estimated_roc_auc``: the ROC-AUC estimated from the scores of the latest month
+  whose outcomes have not matured (``estimated_performance``);
+- ``churn_platform_max_segment_drift_share`` and ``churn_platform_attribution_drift``: the most
+  drifted segment's drift share and the attribution drift (``segment_drift_report``);
 - ``churn_platform_model_roc_auc{version}``: the holdout ROC-AUC, at its training, of the model
   version that the registry's ``champion`` alias points to (what is served);
 - ``churn_platform_latest_candidate_roc_auc{version,decision}``: the same for the latest trained
@@ -37,6 +41,9 @@ METRIC_NAMES = (
     "churn_platform_drift_share",
     "churn_platform_drift_threshold",
     "churn_platform_prediction_drift_score",
+    "churn_platform_estimated_roc_auc",
+    "churn_platform_max_segment_drift_share",
+    "churn_platform_attribution_drift",
     "churn_platform_model_roc_auc",
     "churn_platform_latest_candidate_roc_auc",
     "churn_platform_asset_last_materialization_timestamp_seconds",
@@ -154,6 +161,21 @@ class DagsterCollector:
                     "Drift score of served probabilities against the holdout's",
                     "prediction_drift_report",
                     "drift_score",
+                ),
+                "churn_platform_estimated_roc_auc": (
+                    "ROC-AUC estimated from the scores of the latest month awaiting its outcomes",
+                    "estimated_performance",
+                    "estimated_roc_auc",
+                ),
+                "churn_platform_max_segment_drift_share": (
+                    "Drift share of the most drifted segment of customers",
+                    "segment_drift_report",
+                    "max_segment_drift_share",
+                ),
+                "churn_platform_attribution_drift": (
+                    "Total variation distance between the champion's attribution shares in training and now",
+                    "segment_drift_report",
+                    "attribution_drift",
                 ),
             }
             for name, (documentation, asset, field) in single.items():
