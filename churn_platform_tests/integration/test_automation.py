@@ -198,7 +198,13 @@ def test_a_new_day_of_usage_is_followed_once_and_nothing_else_starts(home):
 
 
 def test_the_prediction_log_is_reloaded_hourly_and_its_readers_follow_new_predictions(home):
-    readers = {"prediction_drift_report", "churn_outcomes", "model_performance"}
+    readers = {
+        "prediction_drift_report",
+        "churn_outcomes",
+        "model_performance",
+        "online_comparison",
+        "estimated_performance",
+    }
     with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
         start = dt.datetime.now(dt.UTC).replace(minute=10, second=0, microsecond=0) + dt.timedelta(hours=1)
         auto = Automation(home, instance, Clock(start))
