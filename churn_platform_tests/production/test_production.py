@@ -240,7 +240,13 @@ def test_the_daemon_automates_what_follows_new_predictions(production: Productio
     from churn_platform.defs.automation import AUTOMATION_SENSOR
 
     assert production.prediction_log_run, "the monitoring test ran first"
-    readers = {"prediction_drift_report", "churn_outcomes", "model_performance"}
+    readers = {
+        "prediction_drift_report",
+        "churn_outcomes",
+        "model_performance",
+        "online_comparison",
+        "estimated_performance",
+    }
     deadline = time.monotonic() + 300
     with environment(production.stack.env), dg.DagsterInstance.get() as instance:
         loaded = instance.get_run_record_by_id(production.prediction_log_run)
