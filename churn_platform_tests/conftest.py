@@ -20,6 +20,15 @@ E2E_SEED = 11
 E2E_FAULT_RATE = 0.01
 
 
+PREDICTION_LOG_READERS = (
+    "prediction_drift_report",
+    "online_comparison",
+    "churn_outcomes",
+    "model_performance",
+    "estimated_performance",
+)
+"""What automation rebuilds after the hourly reload of the prediction log brought new predictions."""
+
 TIERS = ("unit", "integration", "e2e", "production")
 """The test folders, each its marker: ``pytest -m unit`` is the fast lane of ``make check``."""
 

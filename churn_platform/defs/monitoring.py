@@ -229,7 +229,9 @@ def prediction_drift_report(
     reference = pd.Series(champion.predict_proba(holdout))
     served = warehouse.read_table("monitoring", "prediction_log")
     if "arm" in served.columns:  # the champion's scores only: a challenger's are another model's
-        served = served[served["arm"].fillna("champion") == "champion"]
+        from churn_platform.serving.rollout import CHAMPION
+
+        served = served[served["arm"].fillna(CHAMPION) == CHAMPION]
     result = prediction_drift(reference, served["churn_probability"], reports.path_for("prediction_drift_report.html"))
     if result.score is None:
         context.log.info(f"no prediction drift verdict: {result.note}")

@@ -24,10 +24,8 @@ import numpy as np
 import pandas as pd
 
 from churn_platform.ml.training import evaluate, expected_calibration_error
+from churn_platform.serving.rollout import CANARY, CHAMPION, SHADOW
 
-CHAMPION_ARM = "champion"
-CHALLENGER_ARMS = ("shadow", "canary")
-"""The prediction log's ``arm`` values (``serving.rollout``'s)."""
 MIN_LABELLED_PAIRS = 200
 """The fewest matured pairs, with churners and stayers, before the versions' performance is compared."""
 
@@ -84,8 +82,8 @@ def pairs_of(log: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     rows = log[log["customer_id"].notna()]
     keys = ["request_id", "customer_id"]
-    challenger = rows[rows["arm"].isin(CHALLENGER_ARMS)]
-    champion = rows[rows["arm"] == CHAMPION_ARM].drop_duplicates(keys)
+    challenger = rows[rows["arm"].isin((SHADOW, CANARY))]
+    champion = rows[rows["arm"] == CHAMPION].drop_duplicates(keys)
     joined = challenger.merge(champion, on=keys, suffixes=("_x", "_c"))
     return pd.DataFrame(
         {

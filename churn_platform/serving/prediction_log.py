@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churn_platform.business.catalogue import Catalogue
+from churn_platform.serving.rollout import CHAMPION
 
 log = logging.getLogger("ray.serve")
 
@@ -177,6 +178,6 @@ def read_prediction_log(directory: str | os.PathLike) -> pd.DataFrame:
     if "logged_at" in frame.columns:
         frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True)
     # Written before rollouts: every row was the champion's answer.
-    frame["arm"] = frame["arm"].fillna("champion") if "arm" in frame.columns else "champion"
+    frame["arm"] = frame["arm"].fillna(CHAMPION) if "arm" in frame.columns else CHAMPION
     frame["served"] = frame["served"].fillna(True).astype(bool) if "served" in frame.columns else True
     return frame

@@ -25,6 +25,7 @@ from churn_platform.serving.prediction_log import PredictionLogWriter
 from churn_platform.settings import Settings
 from churn_platform.simulation.generator import DEFAULT_START, GeneratorConfig, generate, write_sources
 from churn_platform_tests.business import CATALOGUE
+from churn_platform_tests.conftest import PREDICTION_LOG_READERS
 from churn_platform_tests.integration.test_prediction_log_asset import log_rows
 
 pytestmark = pytest.mark.slow
@@ -198,13 +199,7 @@ def test_a_new_day_of_usage_is_followed_once_and_nothing_else_starts(home):
 
 
 def test_the_prediction_log_is_reloaded_hourly_and_its_readers_follow_new_predictions(home):
-    readers = {
-        "prediction_drift_report",
-        "churn_outcomes",
-        "model_performance",
-        "online_comparison",
-        "estimated_performance",
-    }
+    readers = set(PREDICTION_LOG_READERS)
     with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
         start = dt.datetime.now(dt.UTC).replace(minute=10, second=0, microsecond=0) + dt.timedelta(hours=1)
         auto = Automation(home, instance, Clock(start))

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_platform_tests.conftest import run_cli
+from churn_platform_tests.conftest import PREDICTION_LOG_READERS, run_cli
 from churn_platform_tests.production.conftest import DAYS, SEED, ProductionRun, environment
 from churn_platform_tests.production.stack import BUCKET, free_port, s3_client
 
@@ -240,13 +240,7 @@ def test_the_daemon_automates_what_follows_new_predictions(production: Productio
     from churn_platform.defs.automation import AUTOMATION_SENSOR
 
     assert production.prediction_log_run, "the monitoring test ran first"
-    readers = {
-        "prediction_drift_report",
-        "churn_outcomes",
-        "model_performance",
-        "online_comparison",
-        "estimated_performance",
-    }
+    readers = set(PREDICTION_LOG_READERS)
     deadline = time.monotonic() + 300
     with environment(production.stack.env), dg.DagsterInstance.get() as instance:
         loaded = instance.get_run_record_by_id(production.prediction_log_run)
