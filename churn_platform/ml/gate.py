@@ -30,6 +30,8 @@ from churn_platform.settings import CHAMPION_ALIAS as CHAMPION
 CHALLENGER = "challenger"
 ROLLOUT = "rollout"
 """The alias of a version that passed the gate and is served beside the champion until decided."""
+ROLLOUT_MODE_TAG, ROLLOUT_SHARE_TAG = "rollout_mode", "rollout_share"
+"""The version tags that tell the API how to serve a rollout."""
 DEFAULT_FLOOR = policy.ROC_AUC_FLOOR
 DEFAULT_TOLERANCE = policy.GATE_TOLERANCE
 METRICS = ("roc_auc", "empc")
@@ -57,7 +59,9 @@ class GateDecision:
     def tags(self) -> dict[str, str]:
         """The decision as MLflow model-version tags (a rollout's mode and share are what the API reads)."""
         rollout = (
-            {"rollout_mode": self.rollout_mode, "rollout_share": f"{self.rollout_share:g}"} if self.rollout_mode else {}
+            {ROLLOUT_MODE_TAG: self.rollout_mode, ROLLOUT_SHARE_TAG: f"{self.rollout_share:g}"}
+            if self.rollout_mode
+            else {}
         )
         return {
             **rollout,

@@ -38,6 +38,7 @@ from ray import serve
 
 from churn_platform.business.catalogue import ID_COLUMN, TIME_COLUMN, Catalogue
 from churn_platform.ml.gate import ROLLOUT as ROLLOUT_ALIAS
+from churn_platform.ml.gate import ROLLOUT_MODE_TAG, ROLLOUT_SHARE_TAG
 from churn_platform.ml.registry import (
     SURVIVAL_MODEL_NAME,
     UPLIFT_MODEL_NAME,
@@ -361,7 +362,9 @@ class ChampionPointer:
                 return None
             version, tags = found
             return Rollout(
-                version=version, mode=tags.get("rollout_mode", "shadow"), share=float(tags.get("rollout_share", 0.5))
+                version=version,
+                mode=tags.get(ROLLOUT_MODE_TAG, "shadow"),
+                share=float(tags.get(ROLLOUT_SHARE_TAG, 0.5)),
             )
         except Exception as exc:  # an unreadable rollout is no rollout; the champion is unaffected
             log.warning("cannot read models:/%s@%s: %s", self._name, ROLLOUT_ALIAS, exc)
