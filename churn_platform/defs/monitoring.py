@@ -551,12 +551,7 @@ def estimated_performance(context: dg.AssetExecutionContext, warehouse: Warehous
         metadata.update(
             {
                 "month": f"{latest['month']:%Y-%m}",
-                "model_version": str(
-                    scores.loc[
-                        pd.to_datetime(scores["as_of"]).dt.to_period("M").dt.to_timestamp() == latest["month"],
-                        "model_version",
-                    ].iloc[0]
-                ),
+                "model_version": str(latest["model_version"]),
                 "estimated_roc_auc": float(latest["estimated_roc_auc"]),
                 "estimated_churn_rate": float(latest["estimated_churn_rate"]),
             }

@@ -63,12 +63,14 @@ def estimated_roc_auc(probabilities) -> float:
 
 
 def estimate_by_month(scores: pd.DataFrame, outcomes: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per month of ``scores`` (customer_id, as_of, churn_probability): the estimated ROC-AUC and churn
+    """Per month of ``scores`` (customer_id, as_of, churn_probability, optionally the model_version
+    that scored them): the estimated ROC-AUC and churn
     rate, and, where ``outcomes`` (customer_id, as_of, matured, churned) have matured for the month's
     customers, the realised ROC-AUC, churn rate and the estimate's error."""
     columns = [
         "month",
         "scores",
+        "model_version",
         "calibrated_on",
         "estimated_roc_auc",
         "estimated_churn_rate",
@@ -110,6 +112,7 @@ def estimate_by_month(scores: pd.DataFrame, outcomes: pd.DataFrame | None = None
             {
                 "month": month,
                 "scores": len(g),
+                "model_version": str(g["model_version"].iloc[0]) if "model_version" in g else None,
                 "calibrated_on": reference_month,
                 "estimated_roc_auc": estimate,
                 "estimated_churn_rate": float(expected.mean()),
