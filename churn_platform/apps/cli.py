@@ -354,6 +354,75 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollout(args: argparse.Namespace) -> int:
+    """Show, stage, change or end a rollout in the registry; the API follows within its poll interval."""
+    from churn_platform.ml import gate
+    from churn_platform.ml.registry import (
+        MLflowLocation,
+        alias_version,
+        alias_with_tags,
+        change_rollout,
+        settle_rollout,
+        stage_rollout,
+    )
+
+    settings = dataclasses.replace(Settings.from_env(), home=Path(args.home).resolve())
+    location = MLflowLocation(settings.mlflow_tracking_uri, "")
+    name = REGISTERED_MODEL_NAME
+    if alias_version(settings.mlflow_tracking_uri, name, gate.CHAMPION) is None:
+        print(
+            f"error: {name} has no champion in {settings.mlflow_tracking_uri}: run the pipeline first", file=sys.stderr
+        )
+        return 2
+    if args.end and (args.version or args.mode or args.share is not None):
+        print("error: --end takes no --version, --mode or --share", file=sys.stderr)
+        return 2
+    try:
+        if args.end:
+            found = alias_with_tags(location, name, gate.ROLLOUT)
+            if found is None:
+                print(f"error: {name} has no @{gate.ROLLOUT} version to end", file=sys.stderr)
+                return 2
+            promote = args.end == "promote"
+            settle_rollout(location, name, found[0], promote, f"ended by an operator: {args.end}")
+        elif args.version:
+            stage_rollout(
+                location,
+                name,
+                args.version,
+                args.mode or "shadow",
+                0.5 if args.share is None else args.share,
+                args.reason,
+            )
+        elif args.mode or args.share is not None:
+            found = alias_with_tags(location, name, gate.ROLLOUT)
+            if found is None:
+                print(f"error: {name} has no @{gate.ROLLOUT} version: stage one with --version", file=sys.stderr)
+                return 2
+            tags = found[1]
+            change_rollout(
+                location,
+                name,
+                args.mode or tags.get(gate.ROLLOUT_MODE_TAG, "shadow"),
+                float(tags.get(gate.ROLLOUT_SHARE_TAG, 0.5)) if args.share is None else args.share,
+            )
+    except (ValueError, LookupError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the registry's own errors (an unknown version) name what is wrong
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    champion = alias_version(settings.mlflow_tracking_uri, name, gate.CHAMPION)
+    found = alias_with_tags(location, name, gate.ROLLOUT)
+    rollout = (
+        f"version {found[0]} in {found[1].get(gate.ROLLOUT_MODE_TAG, '?')} ({found[1].get(gate.ROLLOUT_SHARE_TAG, '?')})"
+        if found
+        else "none"
+    )
+    print(f"{name}@{gate.CHAMPION}: version {champion}; @{gate.ROLLOUT}: {rollout}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from churn_platform.apps import serve_local as runner
     from churn_platform.ml.registry import alias_version
@@ -428,11 +497,35 @@ def cmd_campaign_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollout_demo(args: argparse.Namespace) -> int:
+    from churn_platform.apps.pipeline import PipelineFailed
+    from churn_platform.apps.rollout import RolloutPlan, run_rollout_scenario, summary
+
+    home = Path(args.home).resolve()
+    if home.exists() and not args.keep_home:
+        print(f"Resetting the demo home {home}")
+        shutil.rmtree(home)
+    plan = RolloutPlan(business=args.business, customers=args.customers or 4_000, days=args.days, seed=args.seed)
+    try:
+        report = run_rollout_scenario(plan, home, port=args.port)
+    except (PipelineFailed, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("\n[6/6] " + summary(report))
+    print(f"\nRollout demo finished in {report.seconds:.0f}s. Figures in {home / 'rollout_report.json'}")
+    if report.failed_requests:
+        print(f"error: {report.failed_requests} requests failed under load: {report.failures[:3]}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import httpx
 
     if args.scenario == "campaign":
         return cmd_campaign_demo(args)
+    if args.scenario == "rollout":
+        return cmd_rollout_demo(args)
     args.customers = args.customers or 2_000
 
     from churn_platform.apps import serve_local as runner
@@ -779,6 +872,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser(
+        "rollout",
+        help="show, stage, change or end the rollout of a version beside the champion (the API follows the registry)",
+        description=(
+            "Without options: the champion and the version rolled out (@rollout) with its mode and share. "
+            "--version N [--mode] [--share]: serve version N beside the champion (default shadow, 0.5), without the gate. "
+            "--mode/--share alone: change the rollout in progress. --end promote|roll-back: decide it now "
+            "(online_comparison decides it otherwise, from its matured live scores)."
+        ),
+    )
+    p.add_argument("--home", required=True)
+    p.add_argument("--version", help="the registered version to roll out")
+    p.add_argument("--mode", choices=["shadow", "canary"])
+    p.add_argument("--share", type=float, help="shadow: share of requests; canary: share of customers (0 to 1]")
+    p.add_argument("--end", choices=["promote", "roll-back"])
+    p.add_argument("--reason", default="staged by an operator", help="kept in the version's tags")
+    p.set_defaults(func=cmd_rollout)
+
     p = sub.add_parser("serve", help="serve the home's champion model with Ray Serve until interrupted")
     p.add_argument("--home", required=True)
     p.add_argument("--host", default="127.0.0.1")
@@ -797,7 +908,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--customers",
         type=int,
         default=None,
-        help="customers simulated (default 2,000; 20,000 in the campaign scenario)",
+        help="customers simulated (default 2,000; 20,000 in the campaign scenario, 4,000 in the rollout scenario)",
     )
     p.add_argument("--days", type=int, default=365)
     p.add_argument("--seed", type=int, default=7)
@@ -806,12 +917,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-home", action="store_true", help="reuse the demo home instead of starting afresh")
     p.add_argument(
         "--scenario",
-        choices=["default", "drift", "campaign"],
+        choices=["default", "drift", "campaign", "rollout"],
         default="default",
         help=(
             "drift: generate usage drift at the end of the window, then show the closed loop (sensor, retraining, "
             "gate, hot swap); campaign: two retention campaigns on simulated time, by risk then by uplift, each "
-            "measured against its controls and compared with the oracle's best targeting"
+            "measured against its controls and compared with the oracle's best targeting; rollout: a retrained version "
+            "in shadow, then canary, promoted on its live comparison, then a broken version rolled back, under load"
         ),
     )
     p.add_argument(

@@ -367,9 +367,11 @@ def online_comparison(
 ):
     from churn_platform.monitoring.online import compare_online, comparisons_frame
 
-    comparisons = compare_online(
-        warehouse.read_table("monitoring", "prediction_log"), warehouse.read_table("monitoring", "churn_outcomes")
+    log, outcomes = (
+        warehouse.read_table("monitoring", "prediction_log"),
+        warehouse.read_table("monitoring", "churn_outcomes"),
     )
+    comparisons = compare_online(log, outcomes)
     table = comparisons_frame(comparisons)
     warehouse.write_table("monitoring", "online_comparison", table)
     for c in comparisons:
@@ -399,7 +401,8 @@ def online_comparison(
             "roc_auc_challenger",
         ]
     ]
-    rollout = decide_rollout(context, comparisons, policy, mlflow_store, notifier)
+    # A rollout is judged on all its pairs, in shadow and canary alike.
+    rollout = decide_rollout(context, compare_online(log, outcomes, by_mode=False), policy, mlflow_store, notifier)
     yield dg.MaterializeResult(
         metadata={
             **rollout,
@@ -443,6 +446,7 @@ def decide_rollout(context, comparisons, policy: MonitoringPolicy, mlflow_store:
 
     location, name = mlflow_store.location, mlflow_store.registered_model_name
     found = alias_with_tags(location, name, gate.ROLLOUT)
+    # ``comparisons`` pool each version's modes (``compare_online(by_mode=False)``): one per pair of versions.
     if found is None:
         return {"rollout": "none"}
     version, tags = found

@@ -161,13 +161,21 @@ def decide(
     )
 
 
+ROLLOUT_MODES = ("shadow", "canary")
+
+
+def check_rollout(mode: str, share: float) -> None:
+    """Raise ``ValueError`` unless ``mode`` is shadow or canary and ``share`` lies in (0, 1]."""
+    if mode not in ROLLOUT_MODES or not 0 < share <= 1:
+        raise ValueError(f"a rollout is shadow or canary with a share in (0, 1], not {mode!r} with {share}")
+
+
 def stage(decision: GateDecision, mode: str, share: float) -> GateDecision:
     """A promoted decision turned into a rollout (``mode`` shadow or canary, with ``share``): alias
     ``rollout`` instead of ``champion``. A first version, a refused one, or mode ``none`` is unchanged."""
     if mode == "none" or not decision.promoted or decision.champion_version is None:
         return decision
-    if mode not in ("shadow", "canary") or not 0 < share <= 1:
-        raise ValueError(f"a rollout is shadow or canary with a share in (0, 1], not {mode!r} with {share}")
+    check_rollout(mode, share)
     return dataclasses.replace(
         decision,
         alias=ROLLOUT,

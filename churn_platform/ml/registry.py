@@ -527,6 +527,48 @@ def settle_rollout(location: MLflowLocation, name: str, version: str, promote: b
     client.delete_registered_model_alias(name, ROLLOUT)
 
 
+def stage_rollout(location: MLflowLocation, name: str, version: str, mode: str, share: float, reason: str) -> None:
+    """Serve ``version`` beside the champion as ``@rollout`` in ``mode`` (shadow or canary) with
+    ``share``, as the gate does under ``policy.rollout``: here by an operator's decision, recorded in
+    the version's tags. A rollout in progress is replaced; the champion cannot be rolled out."""
+    from mlflow import MlflowClient
+
+    from churn_platform.ml.gate import CHAMPION, ROLLOUT, ROLLOUT_MODE_TAG, ROLLOUT_SHARE_TAG, check_rollout
+
+    check_rollout(mode, share)
+    location.activate_registry()
+    client = MlflowClient()
+    mv = client.get_model_version(name, str(version))  # an unknown version raises, naming it
+    if CHAMPION in (mv.aliases or []):
+        raise ValueError(f"{name} version {version} is the champion: only another version can be rolled out")
+    for key, value in {
+        ROLLOUT_MODE_TAG: mode,
+        ROLLOUT_SHARE_TAG: f"{share:g}",
+        "rollout_staged_by": "operator",
+        "rollout_staged_reason": reason[:5000],
+    }.items():
+        client.set_model_version_tag(name, str(version), key, value)
+    client.set_registered_model_alias(name, ROLLOUT, str(version))
+
+
+def change_rollout(location: MLflowLocation, name: str, mode: str, share: float) -> str:
+    """Serve the ``@rollout`` version in ``mode`` with ``share`` from now on (every replica follows
+    within its poll interval); returns the version. ``LookupError`` when nothing is rolled out."""
+    from mlflow import MlflowClient
+
+    from churn_platform.ml.gate import ROLLOUT, ROLLOUT_MODE_TAG, ROLLOUT_SHARE_TAG, check_rollout
+
+    check_rollout(mode, share)
+    found = alias_with_tags(location, name, ROLLOUT)
+    if found is None:
+        raise LookupError(f"{name} has no @{ROLLOUT} version to change")
+    version = found[0]
+    client = MlflowClient()
+    client.set_model_version_tag(name, version, ROLLOUT_MODE_TAG, mode)
+    client.set_model_version_tag(name, version, ROLLOUT_SHARE_TAG, f"{share:g}")
+    return version
+
+
 def load_uplift(location: MLflowLocation, alias: str | None, version: str | None = None):
     """The uplift model behind ``churn_uplift@alias`` (or version ``version``) and its version, or
     (None, None) when there is none."""

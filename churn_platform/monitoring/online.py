@@ -106,13 +106,20 @@ def _top_decile_agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float((top_a & top_b).sum() / either.sum()) if either.any() else 1.0
 
 
-def compare_online(log: pd.DataFrame, outcomes: pd.DataFrame | None = None) -> list[OnlineComparison]:
+def compare_online(
+    log: pd.DataFrame, outcomes: pd.DataFrame | None = None, by_mode: bool = True
+) -> list[OnlineComparison]:
     """Each challenger version against the champion version it was paired with, in each mode, from
     the prediction log; with matured ``outcomes`` (``churn_outcomes``: customer_id, as_of, matured,
-    churned), also their ROC-AUC and calibration on the same labelled customers."""
+    churned), also their ROC-AUC and calibration on the same labelled customers. With ``by_mode``
+    false, a version's shadow and canary pairs are pooled (mode ``canary+shadow``): what a rollout
+    that went from one to the other is judged on."""
     from scipy.stats import ks_2samp, spearmanr
 
     pairs = pairs_of(log)
+    if not by_mode and len(pairs):
+        versions = ["challenger_version", "champion_version"]
+        pairs["mode"] = pairs.groupby(versions)["mode"].transform(lambda m: "+".join(sorted(set(m))))
     labels = None
     if outcomes is not None and len(outcomes):
         matured = outcomes[outcomes["matured"].astype(bool)]

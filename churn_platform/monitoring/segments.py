@@ -8,10 +8,12 @@ compared on its own, training rows against the latest scoring rows.
 Per feature the test is Evidently's default, computed directly so that dozens of segments stay
 cheap. Above 1,000 rows a side: the Wasserstein distance normed by the reference's standard
 deviation for a numeric feature, the Jensen-Shannon distance of the category shares for a
-categorical one, drifted above 0.1. At 1,000 rows or fewer, where those distances are mostly
-sampling noise: the two-sample Kolmogorov-Smirnov test, or the chi-squared test of the category
-counts, drifted below p = 0.05. A segment's drift share is its drifted features over those
-compared.
+categorical one, drifted above 0.1. At 1,000 rows or fewer a side those distances are inflated by
+sampling noise, so a feature drifted only when the two-sample Kolmogorov-Smirnov test (or the
+chi-squared test of the category counts) also finds the difference real, below p = 0.05. (The test
+alone, Evidently's small-sample default, finds the small real shifts that every month brings,
+such as usage a few percent up, and warned of segments the whole population showed no more drift
+in.) A segment's drift share is its drifted features over those compared.
 
 Attribution drift compares what the model leans on: each feature's share of the mean absolute
 contribution (TreeSHAP for LightGBM, the linear terms of a logistic regression, occlusion for a
@@ -31,7 +33,7 @@ from churn_platform.business.catalogue import Catalogue
 FEATURE_THRESHOLD = 0.1
 """A feature's distance above which it has drifted (Evidently's default for large samples)."""
 SMALL_SAMPLE_ROWS = 1_000
-"""At most this many rows on a side, a feature is judged by a statistical test instead (as Evidently does)."""
+"""At most this many rows on a side, a feature's distance must also pass a statistical test."""
 P_VALUE = 0.05
 MIN_SEGMENT_ROWS = 200
 """The fewest rows a segment needs on each side to be compared."""
@@ -128,7 +130,9 @@ def segment_drift(
                 if d is None:
                     continue
                 distances[name] = d
-                judged[name] = small_sample_drift(ref[name], cur[name], categorical) if small else d > FEATURE_THRESHOLD
+                judged[name] = d > FEATURE_THRESHOLD and (
+                    not small or bool(small_sample_drift(ref[name], cur[name], categorical))
+                )
             if not distances:
                 continue
             drifted = sorted((n for n, moved in judged.items() if moved), key=lambda n: -distances[n])

@@ -69,6 +69,25 @@ def test_the_versions_are_compared_on_the_same_records_and_on_their_outcomes():
     assert compare_online(log[log["arm"] == "champion"]) == []
 
 
+def test_a_rollout_is_judged_on_its_shadow_and_canary_pairs_pooled():
+    """A version first in shadow, then in canary: reported by mode, and judged on both together,
+    each customer and day once (the latest score)."""
+    shadow, outcomes = rollout_log(1_000, seed=1, mode="shadow")
+    canary, _ = rollout_log(1_000, seed=1, mode="canary")
+    canary = canary.assign(
+        request_id=canary["request_id"] + "-canary", logged_at=pd.Timestamp("2025-10-02 10:00", tz="UTC")
+    )
+    log = pd.concat([shadow, canary], ignore_index=True)
+    by_mode = compare_online(log, outcomes)
+    assert sorted((c.mode, c.pairs) for c in by_mode) == [("canary", 1_000), ("shadow", 1_000)]
+    (pooled,) = compare_online(log, outcomes, by_mode=False)
+    assert (pooled.challenger_version, pooled.mode, pooled.pairs) == ("2", "canary+shadow", 2_000)
+    assert pooled.customers == 1_000 and pooled.labelled_pairs == 1_000
+    # The latest pair of each customer and day is the one judged: the canary's.
+    canary_only = next(c for c in by_mode if c.mode == "canary")
+    assert pooled.roc_auc_challenger == pytest.approx(canary_only.roc_auc_challenger)
+
+
 def materialize(tmp_path, log, outcomes, mlflow_store=None):
     warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
     warehouse.write_table("monitoring", "prediction_log", log)

@@ -33,3 +33,22 @@ def test_a_rollout_is_checked():
     for bad in ({"version": "3", "share": 1.5}, {"version": "3", "mode": "blue"}, {"version": ""}):
         with pytest.raises(ValidationError):
             Rollout.model_validate(bad)
+
+
+def test_the_rollout_scenario_needs_months_its_scores_can_mature_in():
+    from churn_platform.apps.rollout import RolloutPlan
+
+    plan = RolloutPlan()
+    assert [d.isoformat() for d in plan.month_starts(30)] == ["2025-09-01", "2025-10-01", "2025-11-01", "2025-12-01"]
+    # With 60 days to mature, a month is too short to decide a rollout by the next one.
+    with pytest.raises(ValueError, match="shorter than the label horizon"):
+        plan.month_starts(60)
+    # Ending on 1 March 2026: the February scores would not have matured by then.
+    with pytest.raises(ValueError, match="2026-02-01 is 28 days"):
+        RolloutPlan(days=425).month_starts(30)
+    with pytest.raises(ValueError, match="at least 240 days"):
+        RolloutPlan(days=300).month_starts(30)
+    with pytest.raises(ValueError, match="share in"):
+        RolloutPlan(canary_share=0)
+    with pytest.raises(ValueError, match="at least 1,000 customers"):
+        RolloutPlan(customers=500)

@@ -82,7 +82,7 @@ def test_attribution_drift_is_the_distance_between_attribution_shares():
     assert first[0] in {"sessions", "tenure"} and sum(drift.current_shares.values()) == pytest.approx(1)
 
 
-def test_a_small_segment_is_judged_by_tests_not_by_noisy_distances():
+def test_a_small_segment_drifts_when_its_test_and_its_distance_agree():
     # 300 rows a side of the same population: distances of noise, but no test below 0.05 for most.
     reference, current = population(3_000, 4), population(3_000, 5)
     segments = {"region": (reference["region"], current["region"])}
@@ -95,3 +95,17 @@ def test_a_small_segment_is_judged_by_tests_not_by_noisy_distances():
         if r.value == "eu"
     )
     assert "sessions" in eu.drifted
+
+
+def test_a_small_real_shift_below_the_distance_threshold_is_not_drift():
+    """900 rows whose usage is 1% up: the test finds it real, but the distance is below 0.1, as it is
+    for the same month's shift of the whole population; not a drifted segment."""
+    rng = np.random.default_rng(2)
+    reference = pd.DataFrame({"region": "eu", "plan": "basic", "sessions": rng.normal(10, 2, 8_000), "seats": 5.0})
+    current = pd.DataFrame({"region": "eu", "plan": "basic", "sessions": rng.normal(10.12, 2, 900), "seats": 5.0})
+    from scipy.stats import ks_2samp
+
+    assert ks_2samp(reference["sessions"], current["sessions"]).pvalue < 0.05
+    assert numeric_distance(reference["sessions"], current["sessions"]) < 0.1
+    (eu,) = segment_drift(reference, current, CATALOGUE, {"region": (reference["region"], current["region"])})
+    assert eu.drifted == [] and eu.drift_share == 0
