@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churn_platform.apps.simulated_time import SimulatedBusiness
 from churn_platform.business.declaration import TREATED
 from churn_platform.decisions.effect import CampaignEffect
 from churn_platform.decisions.targeting import TargetingPolicy, expected_benefit
@@ -43,13 +44,10 @@ RISK, UPLIFT = "risk", "uplift"
 
 
 @dataclasses.dataclass(frozen=True)
-class CampaignPlan:
+class CampaignPlan(SimulatedBusiness):
     """The scenario's settings: the simulated business, each campaign's budget and control shares."""
 
-    business: str = "saas_b2b"
     customers: int = 20_000
-    days: int = 365
-    seed: int = 7
     contacts: int = 2_000
     """Each campaign's budget in contacts (treated and control)."""
     learning_control_share: float = 0.5
@@ -66,22 +64,10 @@ class CampaignPlan:
             if not 0.05 <= getattr(self, name) <= 0.5:
                 raise ValueError(f"{name} must lie in [0.05, 0.5], got {getattr(self, name)}")
 
-    @property
-    def start(self) -> dt.date:
-        from churn_platform.simulation.generator import DEFAULT_START
-
-        return DEFAULT_START
-
     def month_starts(self) -> tuple[dt.date, dt.date, dt.date]:
         """The first campaign's day, the second's, and the day after the last one the sources know: the
         window's last month start and every two months before it."""
-        end = self.start + dt.timedelta(days=self.days - 1)
-        last = pd.Timestamp(end.replace(day=1))
-        return tuple((last - pd.DateOffset(months=k)).date() for k in (4, 2, 0))  # type: ignore[return-value]
-
-    def until_day(self, month_start: dt.date) -> int:
-        """The generator's ``until_day`` that lands the business as known on the eve of ``month_start``."""
-        return (month_start - self.start).days
+        return tuple(self.last_month_starts(3, every=2))  # type: ignore[return-value]
 
 
 @dataclasses.dataclass
@@ -226,7 +212,6 @@ def run_campaign_scenario(
     from churn_platform.apps.pipeline import WAREHOUSE_SELECTION, materialize_selection, run_pipeline
     from churn_platform.defs.scores import HISTORY_TABLE, SCORES_SCHEMA
     from churn_platform.simulation import retention
-    from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
 
     started = time.monotonic()
     declaration = retention.declaration_of(plan.business)
@@ -235,16 +220,7 @@ def run_campaign_scenario(
     sources = home / "sources"
 
     def land(until: dt.date, actions: pd.DataFrame | None, folder: Path):
-        config = GeneratorConfig(
-            customers=plan.customers,
-            days=plan.days,
-            seed=plan.seed,
-            business=plan.business,
-            until_day=plan.until_day(until),
-        )
-        data = generate(config, actions=actions)
-        write_sources(data, folder)
-        return data
+        return plan.land(until, folder, actions)
 
     def settings_for(root: Path, folder: Path) -> Settings:
         return Settings(home=root, sources=str(folder), days=plan.days, business=plan.business)

@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from churn_platform.apps.simulated_time import SimulatedBusiness
 from churn_platform.settings import REGISTERED_MODEL_NAME, Settings
 
 ONLINE_SELECTION = (
@@ -45,13 +46,9 @@ outcomes and the comparison (no retraining: a rollout is in progress)."""
 
 
 @dataclasses.dataclass(frozen=True)
-class RolloutPlan:
+class RolloutPlan(SimulatedBusiness):
     """The scenario's settings: the simulated business, the rollout's shares and the load."""
 
-    business: str = "saas_b2b"
-    customers: int = 4_000
-    days: int = 365
-    seed: int = 7
     shadow_share: float = 0.5
     """The share of requests the staged version also scores in shadow."""
     canary_share: float = 0.3
@@ -78,19 +75,11 @@ class RolloutPlan:
         if not 1 <= self.clients <= 16 or not 1 <= self.batch <= 500:
             raise ValueError("the load generator takes 1 to 16 clients and 1 to 500 customers per request")
 
-    @property
-    def start(self) -> dt.date:
-        from churn_platform.simulation.generator import DEFAULT_START
-
-        return DEFAULT_START
-
     def month_starts(self, label_horizon_days: int) -> tuple[dt.date, dt.date, dt.date, dt.date]:
         """The window's last four month starts. The data of each phase ends on the eve of one; the
         outcomes of a month's scores have matured by the next when the month is at least the label
         horizon long."""
-        end = self.start + dt.timedelta(days=self.days - 1)
-        last = pd.Timestamp(end.replace(day=1))
-        starts = tuple((last - pd.DateOffset(months=k)).date() for k in (3, 2, 1, 0))
+        starts = tuple(self.last_month_starts(4))
         for a, b in itertools.pairwise(starts[1:]):
             if (b - a).days < label_horizon_days:
                 raise ValueError(
@@ -102,9 +91,6 @@ class RolloutPlan:
                 f"the rollout scenario needs at least 240 days before its first month, got --days {self.days}"
             )
         return starts  # type: ignore[return-value]
-
-    def until_day(self, month_start: dt.date) -> int:
-        return (month_start - self.start).days
 
 
 class LoadGenerator:
@@ -361,7 +347,6 @@ def run_rollout_scenario(
     from churn_platform.ml.gate import ROLLOUT
     from churn_platform.ml.registry import MLflowLocation, change_rollout, stage_rollout
     from churn_platform.simulation import retention
-    from churn_platform.simulation.generator import GeneratorConfig, generate, write_sources
 
     started = time.monotonic()
     horizon = retention.declaration_of(plan.business).label.horizon_days
@@ -372,15 +357,22 @@ def run_rollout_scenario(
     steps: list[RolloutStep] = []
 
     def land(until: dt.date) -> None:
-        config = GeneratorConfig(
-            customers=plan.customers,
-            days=plan.days,
-            seed=plan.seed,
-            business=plan.business,
-            until_day=plan.until_day(until),
-        )
-        write_sources(generate(config), sources)
+        plan.land(until, sources)
         _declaration_with_rollout(sources, plan)
+
+    def decide(load: LoadGenerator, url: str, until: dt.date, version: str, expected: str, champion: str) -> dict:
+        """A month more of data and the online comparison, under load: ``version``'s rollout must end
+        ``expected`` (promoted, rolled back) and ``champion`` then answer every customer alone."""
+        land(until)
+        load.use(None, f"deciding v{version}")
+        run_id = materialize_selection(settings, ONLINE_SELECTION, "rollout-scenario", log_level)
+        state = _registry_state(settings, version)
+        say(f"  run {run_id[:8]}: v{version} {state['decision'] or 'not decided'}: {state['reason']}")
+        if state["decision"] != expected:
+            raise RuntimeError(f"version {version} should have been {expected} on its live comparison: {state}")
+        _wait(lambda: _served_as(url, champion, None), f"v{champion} alone, v{version} {expected}")
+        load.use(_scoring_ids(settings)[0], expected)
+        return state
 
     def stable(load: LoadGenerator, phase: str, until: dt.date, version: str, what: str, rounds: float) -> RolloutStep:
         """Score the customers ``rounds`` times in a phase where nothing changes; record it."""
@@ -465,16 +457,8 @@ def run_rollout_scenario(
 
             # 3. Its outcomes matured: compared online and promoted; then a broken version in canary.
             say(f"\n[3/6] {third}: the scores of {as_of} have matured; online_comparison decides v{v2}")
-            land(third)
-            load.use(None, f"deciding v{v2}")
-            run_id = materialize_selection(settings, ONLINE_SELECTION, "rollout-scenario", log_level)
-            state = _registry_state(settings, v2)
-            say(f"  run {run_id[:8]}: v{v2} {state['decision'] or 'not decided'}: {state['reason']}")
-            if state["decision"] != "promoted":
-                raise RuntimeError(f"version {v2} should have been promoted on its live comparison: {state}")
-            _wait(lambda: _served_as(url, v2, None), f"v{v2} served as champion")
+            state = decide(load, url, third, v2, "promoted", v2)
             ids, as_of = _scoring_ids(settings)
-            load.use(ids, "promoted")
             stable(load, "promoted", third, v2, f"v{v2} promoted: {state['reason']}; every customer answered by it", 1)
 
             say("\n[4/6] a broken version (labels shuffled) is registered and put in canary by hand")
@@ -501,16 +485,7 @@ def run_rollout_scenario(
 
             # 4. Its outcomes matured: rolled back.
             say(f"\n[5/6] {end}: the scores of {as_of} have matured; online_comparison decides v{bad}")
-            land(end)
-            load.use(None, f"deciding v{bad}")
-            run_id = materialize_selection(settings, ONLINE_SELECTION, "rollout-scenario", log_level)
-            state = _registry_state(settings, bad)
-            say(f"  run {run_id[:8]}: v{bad} {state['decision'] or 'not decided'}: {state['reason']}")
-            if state["decision"] != "rolled back":
-                raise RuntimeError(f"version {bad} should have been rolled back on its live comparison: {state}")
-            _wait(lambda: _served_as(url, v2, None), f"v{bad} removed from serving")
-            ids, _ = _scoring_ids(settings)
-            load.use(ids, "rolled back")
+            state = decide(load, url, end, bad, "rolled back", v2)
             stable(
                 load,
                 "rolled back",
