@@ -428,7 +428,9 @@ def run_rollout_scenario(
             )
             if alias != ROLLOUT:
                 raise RuntimeError(
-                    f"version {v2} should have passed the gate and been staged as @{ROLLOUT}, it is @{alias}"
+                    f"the retrained version {v2} did not pass the gate, so there is nothing to roll out (it is @{alias}: "
+                    f"{report.model.get('gate_reason', '')}); on a business this small the holdouts are noisy: try "
+                    "more --customers or another --seed"
                 )
             _wait(lambda: _served_as(url, v1, (v2, "shadow", plan.shadow_share)), f"v{v2} in shadow beside v{v1}")
             ids, as_of = _scoring_ids(settings)
