@@ -157,18 +157,20 @@ class LoadGenerator:
                     )
                 except httpx.HTTPError as exc:
                     self._failed(phase, None, f"{type(exc).__name__}: {exc}")
-                    continue
-                if r.status_code != 200:
-                    self._failed(phase, r.status_code, r.text[:300])
-                    continue
-                found = [x for x in r.json()["results"] if x["found"]]
-                with self._lock:
-                    self.requests += 1
-                    self.scored += len(ids)
-                    self.answers.update((phase, x["model_version"], x["arm"]) for x in found)
-                    for x in found:
-                        self._answered_by[phase, x["customer_id"]].add((x["model_version"], x["arm"]))
+                else:
+                    if r.status_code == 200:
+                        self._answered(phase, ids, [x for x in r.json()["results"] if x["found"]])
+                    else:
+                        self._failed(phase, r.status_code, r.text[:300])
                 self._stop.wait(self.pause_s)
+
+    def _answered(self, phase: str, ids: list[str], found: list[dict]) -> None:
+        with self._lock:
+            self.requests += 1
+            self.scored += len(ids)
+            self.answers.update((phase, x["model_version"], x["arm"]) for x in found)
+            for x in found:
+                self._answered_by[phase, x["customer_id"]].add((x["model_version"], x["arm"]))
 
     def _failed(self, phase: str, status: int | None, detail: str) -> None:
         with self._lock:
@@ -183,7 +185,8 @@ class LoadGenerator:
         while self.scored < target:
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"the load generator scored {self.scored:,} of {target:,.0f} customers in {timeout_s:.0f}s"
+                    f"the load generator scored {self.scored:,} of {target:,.0f} customers in {timeout_s:.0f}s; "
+                    f"{len(self.failures)} requests failed, the last: {self.failures[-1] if self.failures else 'none'}"
                 )
             time.sleep(0.2)
 
