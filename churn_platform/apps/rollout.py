@@ -34,13 +34,11 @@ from typing import Any
 
 import pandas as pd
 
+from churn_platform.apps.pipeline import WAREHOUSE_SELECTION
 from churn_platform.apps.simulated_time import SimulatedBusiness
 from churn_platform.settings import REGISTERED_MODEL_NAME, Settings
 
-ONLINE_SELECTION = (
-    "group:sources or (kind:dbt and not group:monitoring) or key:prediction_log or key:churn_outcomes "
-    "or key:online_comparison"
-)
+ONLINE_SELECTION = f"({WAREHOUSE_SELECTION}) or key:prediction_log or key:churn_outcomes or key:online_comparison"
 """What a month's new data needs for the online comparison: the warehouse, the prediction log, the
 outcomes and the comparison (no retraining: a rollout is in progress)."""
 
@@ -288,6 +286,7 @@ def _served_as(url: str, version: str, challenger: tuple[str, str, float] | None
 def _registry_state(settings: Settings, version: str) -> dict[str, str]:
     from mlflow import MlflowClient
 
+    from churn_platform.ml.gate import ROLLOUT_DECISION_TAG, ROLLOUT_REASON_TAG
     from churn_platform.ml.registry import MLflowLocation
 
     MLflowLocation(settings.mlflow_tracking_uri, "").activate_registry()
@@ -295,8 +294,8 @@ def _registry_state(settings: Settings, version: str) -> dict[str, str]:
     tags = mv.tags or {}
     return {
         "aliases": ", ".join(mv.aliases or []) or "none",
-        "decision": tags.get("rollout_decision", ""),
-        "reason": tags.get("rollout_reason", ""),
+        "decision": tags.get(ROLLOUT_DECISION_TAG, ""),
+        "reason": tags.get(ROLLOUT_REASON_TAG, ""),
     }
 
 
@@ -363,9 +362,12 @@ def run_rollout_scenario(
         plan.land(until, sources)
         _declaration_with_rollout(sources, plan)
 
-    def decide(load: LoadGenerator, url: str, until: dt.date, version: str, expected: str, champion: str) -> dict:
+    def decide(
+        load: LoadGenerator, url: str, until: dt.date, version: str, expected: str, champion: str
+    ) -> tuple[dict, list[str], dt.date]:
         """A month more of data and the online comparison, under load: ``version``'s rollout must end
-        ``expected`` (promoted, rolled back) and ``champion`` then answer every customer alone."""
+        ``expected`` (promoted, rolled back) and ``champion`` then answer every customer alone. Returns
+        the decision, and the new snapshot's customers and day, which the load then scores."""
         land(until)
         load.use(None, f"deciding v{version}")
         run_id = materialize_selection(settings, ONLINE_SELECTION, "rollout-scenario", log_level)
@@ -374,8 +376,9 @@ def run_rollout_scenario(
         if state["decision"] != expected:
             raise RuntimeError(f"version {version} should have been {expected} on its live comparison: {state}")
         _wait(lambda: _served_as(url, champion, None), f"v{champion} alone, v{version} {expected}")
-        load.use(_scoring_ids(settings)[0], expected)
-        return state
+        ids, as_of = _scoring_ids(settings)
+        load.use(ids, expected)
+        return state, ids, as_of
 
     def stable(load: LoadGenerator, phase: str, until: dt.date, version: str, what: str, rounds: float) -> RolloutStep:
         """Score the customers ``rounds`` times in a phase where nothing changes; record it."""
@@ -462,8 +465,7 @@ def run_rollout_scenario(
 
             # 3. Its outcomes matured: compared online and promoted; then a broken version in canary.
             say(f"\n[3/6] {third}: the scores of {as_of} have matured; online_comparison decides v{v2}")
-            state = decide(load, url, third, v2, "promoted", v2)
-            ids, as_of = _scoring_ids(settings)
+            state, ids, as_of = decide(load, url, third, v2, "promoted", v2)
             stable(load, "promoted", third, v2, f"v{v2} promoted: {state['reason']}; every customer answered by it", 1)
 
             say("\n[4/6] a broken version (labels shuffled) is registered and put in canary by hand")
@@ -490,7 +492,7 @@ def run_rollout_scenario(
 
             # 4. Its outcomes matured: rolled back.
             say(f"\n[5/6] {end}: the scores of {as_of} have matured; online_comparison decides v{bad}")
-            state = decide(load, url, end, bad, "rolled back", v2)
+            state, _, _ = decide(load, url, end, bad, "rolled back", v2)
             stable(
                 load,
                 "rolled back",

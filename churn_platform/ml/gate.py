@@ -32,6 +32,8 @@ ROLLOUT = "rollout"
 """The alias of a version that passed the gate and is served beside the champion until decided."""
 ROLLOUT_MODE_TAG, ROLLOUT_SHARE_TAG = "rollout_mode", "rollout_share"
 """The version tags that tell the API how to serve a rollout."""
+ROLLOUT_DECISION_TAG, ROLLOUT_REASON_TAG = "rollout_decision", "rollout_reason"
+"""The version tags that keep how a rollout ended (promoted, rolled back) and why."""
 DEFAULT_FLOOR = policy.ROC_AUC_FLOOR
 DEFAULT_TOLERANCE = policy.GATE_TOLERANCE
 METRICS = ("roc_auc", "empc")

@@ -517,12 +517,12 @@ def settle_rollout(location: MLflowLocation, name: str, version: str, promote: b
     Either way the ``rollout`` alias is removed and the decision kept in the version's tags."""
     from mlflow import MlflowClient
 
-    from churn_platform.ml.gate import CHALLENGER, CHAMPION, ROLLOUT
+    from churn_platform.ml.gate import CHALLENGER, CHAMPION, ROLLOUT, ROLLOUT_DECISION_TAG, ROLLOUT_REASON_TAG
 
     location.activate_registry()
     client = MlflowClient()
-    client.set_model_version_tag(name, version, "rollout_decision", "promoted" if promote else "rolled back")
-    client.set_model_version_tag(name, version, "rollout_reason", reason[:5000])
+    client.set_model_version_tag(name, version, ROLLOUT_DECISION_TAG, "promoted" if promote else "rolled back")
+    client.set_model_version_tag(name, version, ROLLOUT_REASON_TAG, reason[:5000])
     client.set_registered_model_alias(name, CHAMPION if promote else CHALLENGER, str(version))
     client.delete_registered_model_alias(name, ROLLOUT)
 
